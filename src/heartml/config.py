@@ -1,0 +1,84 @@
+"""Experiment parameters: configs/pipeline.yaml validated into a typed, hashable model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "svm"]
+ALGORITHMS: tuple[str, ...] = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
+
+ParamValue = int | float | str | bool | None
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    test_size: float = Field(0.2, gt=0.05, lt=0.5)
+
+
+class EvaluationConfig(_Strict):
+    cv_folds: int = Field(5, ge=2, le=20)
+    cv_repeats: int = Field(10, ge=1, le=50)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    permutation_repeats: int = Field(10, ge=1, le=100)
+    calibration_bins: int = Field(8, ge=3, le=20)
+
+
+class TuningConfig(_Strict):
+    cv_folds: int = Field(5, ge=2, le=20)
+    cv_repeats: int = Field(2, ge=1, le=20)
+    scoring: Literal["roc_auc", "average_precision", "neg_log_loss", "accuracy", "f1"] = "roc_auc"
+
+
+class ModelConfig(_Strict):
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    search_space: dict[str, list[ParamValue]] = Field(default_factory=dict)
+
+
+class PipelineConfig(_Strict):
+    seed: int = Field(42, ge=0)
+    split: SplitConfig = SplitConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    tuning: TuningConfig = TuningConfig()
+    models: dict[Algorithm, ModelConfig]
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON form: equal configs hash equally, whatever the YAML layout."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    return f"{where} = {error.get('input')!r}: {error['msg']}"
+
+
+def parse_config(raw: Any, source: str = "config") -> PipelineConfig:
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: {_describe(first)}{more}") from None
+
+
+def load_config(path: Path) -> PipelineConfig:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return parse_config(raw, source=str(path))

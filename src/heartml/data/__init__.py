@@ -1,0 +1,1 @@
+"""Task 1: acquire, parse, validate and describe the raw data."""

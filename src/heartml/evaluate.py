@@ -1,0 +1,141 @@
+"""Metrics, confidence intervals and diagnostic curves. Pure functions of labels and probabilities."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+METRICS: tuple[str, ...] = (
+    "roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier", "log_loss",
+)
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """Every metric we report, from true labels and predicted probabilities of class 1."""
+    predicted = (p >= threshold).astype(int)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "accuracy": float(accuracy_score(y, predicted)),
+        "precision": float(precision_score(y, predicted, zero_division=0)),
+        "recall": float(recall_score(y, predicted, zero_division=0)),
+        "f1": float(f1_score(y, predicted, zero_division=0)),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+    }
+
+
+def corrected_std_error(values: np.ndarray, test_fraction: float) -> float:
+    """Standard error of a repeated-CV mean with the Nadeau-Bengio correction.
+
+    Folds of repeated CV share training rows, so the plain std/sqrt(n) is far too small; the
+    correction (1/n + n_test/n_train) keeps the interval honest.
+    """
+    n = len(values)
+    if n < 2:
+        return math.nan
+    variance = float(np.var(values, ddof=1))
+    return math.sqrt((1.0 / n + test_fraction / (1.0 - test_fraction)) * variance)
+
+
+def summarize_folds(values: list[float], test_fraction: float) -> dict[str, float]:
+    """mean, std and a corrected 95% t-interval of one metric over repeated-CV folds."""
+    array = np.asarray(values, dtype=float)
+    mean = float(array.mean())
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    error = corrected_std_error(array, test_fraction)
+    half = float(stats.t.ppf(0.975, len(array) - 1) * error) if len(array) > 1 else 0.0
+    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def corrected_paired_t_test(
+    a: list[float], b: list[float], test_fraction: float
+) -> dict[str, float]:
+    """Is `a` better than `b` on the same folds? One-sided corrected resampled t-test."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    error = corrected_std_error(diff, test_fraction)
+    mean = float(diff.mean())
+    if not error or math.isnan(error):
+        return {"mean_difference": mean, "t": math.nan, "p_value": 1.0 if mean <= 0 else 0.0}
+    t = mean / error
+    return {"mean_difference": mean, "t": float(t), "p_value": float(stats.t.sf(t, len(diff) - 1))}
+
+
+def bootstrap_ci(
+    y: np.ndarray, p: np.ndarray, threshold: float, seed: int, n_boot: int = 500
+) -> dict[str, dict[str, float]]:
+    """95% percentile bootstrap interval of every metric on one fixed set (the test split)."""
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {name: [] for name in METRICS}
+    n = len(y)
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        if len(np.unique(y[idx])) < 2:
+            continue
+        for name, value in classification_metrics(y[idx], p[idx], threshold).items():
+            samples[name].append(value)
+    return {
+        name: {
+            "ci_low": float(np.percentile(values, 2.5)),
+            "ci_high": float(np.percentile(values, 97.5)),
+        }
+        for name, values in samples.items()
+    }
+
+
+def curves(y: np.ndarray, p: np.ndarray, threshold: float, bins: int) -> dict[str, Any]:
+    """ROC, PR and calibration curves and the confusion matrix, as plain lists (JSON-ready)."""
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+    matrix = confusion_matrix(y, (p >= threshold).astype(int), labels=[0, 1])
+    return {
+        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+        "pr": {"precision": precision.tolist(), "recall": recall.tolist()},
+        "calibration": {"predicted": predicted.tolist(), "observed": observed.tolist()},
+        "confusion_matrix": {
+            "threshold": threshold,
+            "labels": ["no disease", "disease"],
+            "matrix": matrix.tolist(),  # rows: true class, columns: predicted class
+        },
+    }
+
+
+def subgroup_metrics(
+    y: np.ndarray, p: np.ndarray, groups: dict[str, np.ndarray], threshold: float
+) -> dict[str, dict[str, float | int | None]]:
+    """Metrics within each subgroup (e.g. sex=female); AUC is None where one class is absent."""
+    result: dict[str, dict[str, float | int | None]] = {}
+    for name, mask in groups.items():
+        if mask.sum() == 0:
+            continue
+        ys, ps = y[mask], p[mask]
+        predicted = (ps >= threshold).astype(int)
+        both = len(np.unique(ys)) == 2
+        result[name] = {
+            "n": int(mask.sum()),
+            "prevalence": float(ys.mean()),
+            "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
+            "accuracy": float(accuracy_score(ys, predicted)),
+            "recall": float(recall_score(ys, predicted, zero_division=0)),
+            "precision": float(precision_score(ys, predicted, zero_division=0)),
+            "brier": float(brier_score_loss(ys, ps)),
+        }
+    return result

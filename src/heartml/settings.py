@@ -1,0 +1,98 @@
+"""Infrastructure settings: one object, read from HEARTML_* variables (and MLFLOW_TRACKING_URI).
+
+Nothing here touches the file system at import time; directories are created by the stage that
+writes into them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+UCI_CLEVELAND_URL = (
+    "https://archive.ics.uci.edu/ml/machine-learning-databases/heart-disease/"
+    "processed.cleveland.data"
+)
+UCI_CLEVELAND_SHA256 = "a74b7efa387bc9d108d7d0115d831fe9b414b29ae7124f331b622b4efa0427c8"
+
+
+def _default_root() -> Path:
+    # The project root is the working directory: the seed's commands are run from there.
+    return Path.cwd()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEARTML_", extra="ignore")
+
+    root: Path = Field(default_factory=_default_root, description="Project root directory")
+    config_path: Path | None = Field(
+        default=None, description="Experiment parameters (default: <root>/configs/pipeline.yaml)"
+    )
+
+    data_url: str = UCI_CLEVELAND_URL
+    data_sha256: str = UCI_CLEVELAND_SHA256
+    download_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    offline: bool = Field(default=False, description="Skip the download, use the shipped copy")
+
+    # MLflow: the usual variable wins; the embedded default is a SQLite file in the project root,
+    # which is also where MLflow's own default (sqlite:///mlflow.db in the working dir) looks.
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "HEARTML_MLFLOW_TRACKING_URI"),
+    )
+    mlflow_experiment: str = "heart-disease"
+    mlflow_timeout_s: float = Field(default=20.0, gt=0)
+    model_name_prefix: str = "heart_disease"
+    champion_alias: str = "champion"
+
+    @cached_property
+    def resolved_root(self) -> Path:
+        return self.root.resolve()
+
+    @property
+    def pipeline_config_path(self) -> Path:
+        return self.config_path or self.resolved_root / "configs" / "pipeline.yaml"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.resolved_root / "data" / "raw"
+
+    @property
+    def raw_data_path(self) -> Path:
+        return self.raw_dir / "processed.cleveland.data"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.resolved_root / "data" / "processed"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.resolved_root / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.resolved_root / "reports"
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.resolved_root / "packages"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{self.resolved_root / 'mlflow.db'}"
+
+    @property
+    def embedded_tracking(self) -> bool:
+        return self.mlflow_tracking_uri is None
+
+    @property
+    def embedded_artifact_root(self) -> Path:
+        return self.resolved_root / "mlartifacts"
+
+    def registered_model_name(self, algorithm: str) -> str:
+        return f"{self.model_name_prefix}_{algorithm}"

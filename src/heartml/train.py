@@ -1,0 +1,252 @@
+"""Task 2 core: tune each model on the training split, evaluate it honestly, fit the final pipeline.
+
+Pure: DataFrames and a config in, a TrainingResult out. No files, no tracking, no printing; the
+caller may pass a progress callback.
+
+Honesty rules:
+- the grid search sees only the training split (its own inner CV folds);
+- repeated stratified K-fold on the training split measures the tuned configuration (intervals
+  use the Nadeau-Bengio correction); because the grid was chosen on the same rows, these CV
+  numbers lean slightly optimistic, which is why
+- the held-out test split, never used to choose anything, is reported beside them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.inspection import permutation_importance
+from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from heartml.coding import AGE_GROUP_EDGES, AGE_GROUP_LABELS, RAW_FEATURES, TARGET
+from heartml.config import ALGORITHMS, PipelineConfig
+from heartml.evaluate import (
+    METRICS,
+    bootstrap_ci,
+    classification_metrics,
+    curves,
+    subgroup_metrics,
+    summarize_folds,
+)
+from heartml.features import ALL_FEATURES, build_pipeline
+from heartml.models import core_estimator, make_estimator, search_grid, strip_prefix
+
+Progress = Callable[[str], None]
+N_JOBS = -1  # folds in parallel on every core; each estimator itself stays single-threaded
+
+
+@dataclass
+class ModelResult:
+    algorithm: str
+    pipeline: Pipeline
+    best_params: dict[str, Any]
+    tuning: dict[str, Any]
+    cv_fold_metrics: dict[str, list[float]]
+    cv_metrics: dict[str, dict[str, float]]
+    test_metrics: dict[str, float]
+    test_ci: dict[str, dict[str, float]]
+    oof_curves: dict[str, Any]
+    test_curves: dict[str, Any]
+    subgroups: dict[str, Any]
+    permutation_importance: dict[str, dict[str, float]]
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the fitted object: what evaluation_results.json and MLflow record."""
+        return {
+            "algorithm": self.algorithm,
+            "estimator": type(core_estimator(self.pipeline.named_steps["model"])).__name__,
+            "best_params": self.best_params,
+            "estimator_params": _plain(
+                core_estimator(self.pipeline.named_steps["model"]).get_params()
+            ),
+            "tuning": self.tuning,
+            "cv_metrics": self.cv_metrics,
+            "cv_fold_metrics": self.cv_fold_metrics,
+            "test_metrics": self.test_metrics,
+            "test_ci": self.test_ci,
+            "oof_curves": self.oof_curves,
+            "test_curves": self.test_curves,
+            "subgroups": self.subgroups,
+            "permutation_importance": self.permutation_importance,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class TrainingResult:
+    models: dict[str, ModelResult]
+    config: PipelineConfig
+    data_sha256: str
+    n_train: int
+    n_test: int
+    feature_names: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def best_algorithm(self) -> str:
+        """Chosen on repeated-CV ROC-AUC of the training split, never on the test split."""
+        return max(self.models, key=lambda name: self.models[name].cv_metrics["roc_auc"]["mean"])
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
+            for k, v in params.items()}
+
+
+def age_groups(age: np.ndarray) -> np.ndarray:
+    return np.digitize(age, AGE_GROUP_EDGES, right=True)
+
+
+def _subgroup_masks(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    sex = frame["sex"].to_numpy()
+    groups = age_groups(frame["age"].to_numpy())
+    masks = {"sex=female": sex == 0, "sex=male": sex == 1}
+    for code, label in enumerate(AGE_GROUP_LABELS):
+        masks[f"age_group={label}"] = groups == code
+    return masks
+
+
+def _fit_fold(
+    pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray
+) -> np.ndarray:
+    fitted = clone(pipeline).fit(X.iloc[train_idx], y[train_idx])
+    return np.asarray(fitted.predict_proba(X.iloc[test_idx])[:, 1])
+
+
+def train_model(
+    algorithm: str,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    config: PipelineConfig,
+    progress: Progress | None = None,
+) -> ModelResult:
+    started = time.perf_counter()
+    report = progress or (lambda _message: None)
+    model_config = config.models[algorithm]  # type: ignore[index]
+    X_train, y_train = train.loc[:, list(RAW_FEATURES)], train[TARGET].to_numpy()
+    X_test, y_test = test.loc[:, list(RAW_FEATURES)], test[TARGET].to_numpy()
+    threshold = config.evaluation.threshold
+
+    pipeline = build_pipeline(make_estimator(algorithm, model_config, config.seed))
+    grid = search_grid(algorithm, model_config)
+    report(f"{algorithm}: tuning")
+    if grid:
+        search = GridSearchCV(
+            pipeline,
+            grid,
+            scoring=config.tuning.scoring,
+            cv=RepeatedStratifiedKFold(
+                n_splits=config.tuning.cv_folds,
+                n_repeats=config.tuning.cv_repeats,
+                random_state=config.seed + 1,  # other folds than the evaluation's
+            ),
+            n_jobs=N_JOBS,
+            refit=True,
+        )
+        search.fit(X_train, y_train)
+        best_params = strip_prefix(algorithm, search.best_params_)
+        tuned: Pipeline = search.best_estimator_
+        tuning = {
+            "scoring": config.tuning.scoring,
+            "cv_folds": config.tuning.cv_folds,
+            "cv_repeats": config.tuning.cv_repeats,
+            "candidates": len(search.cv_results_["params"]),
+            "best_inner_score": float(search.best_score_),
+        }
+    else:
+        tuned = clone(pipeline).fit(X_train, y_train)
+        best_params, tuning = {}, {"candidates": 0}
+
+    report(f"{algorithm}: repeated CV")
+    splitter = RepeatedStratifiedKFold(
+        n_splits=config.evaluation.cv_folds,
+        n_repeats=config.evaluation.cv_repeats,
+        random_state=config.seed,
+    )
+    splits = list(splitter.split(X_train, y_train))
+    unfitted = clone(tuned)
+    fold_probabilities = Parallel(n_jobs=N_JOBS)(
+        delayed(_fit_fold)(unfitted, X_train, y_train, tr, te) for tr, te in splits
+    )
+    fold_metrics: dict[str, list[float]] = {name: [] for name in METRICS}
+    oof_sum = np.zeros(len(y_train))
+    for (_, test_idx), probabilities in zip(splits, fold_probabilities, strict=True):
+        for name, value in classification_metrics(
+            y_train[test_idx], probabilities, threshold
+        ).items():
+            fold_metrics[name].append(value)
+        oof_sum[test_idx] += probabilities
+    oof = oof_sum / config.evaluation.cv_repeats  # each row is held out once per repeat
+    test_fraction = 1.0 / config.evaluation.cv_folds
+
+    report(f"{algorithm}: test split and importance")
+    p_test = tuned.predict_proba(X_test)[:, 1]
+    importance = permutation_importance(
+        tuned,
+        X_test,
+        y_test,
+        scoring="roc_auc",
+        n_repeats=config.evaluation.permutation_repeats,
+        random_state=config.seed,
+        n_jobs=1,
+    )
+    bins = config.evaluation.calibration_bins
+    return ModelResult(
+        algorithm=algorithm,
+        pipeline=tuned,
+        best_params=best_params,
+        tuning=tuning,
+        cv_fold_metrics=fold_metrics,
+        cv_metrics={n: summarize_folds(v, test_fraction) for n, v in fold_metrics.items()},
+        test_metrics=classification_metrics(y_test, p_test, threshold),
+        test_ci=bootstrap_ci(y_test, p_test, threshold, config.seed),
+        oof_curves=curves(y_train, oof, threshold, bins),
+        test_curves=curves(y_test, p_test, threshold, bins),
+        subgroups={
+            "cv_out_of_fold": subgroup_metrics(y_train, oof, _subgroup_masks(train), threshold),
+            "test": subgroup_metrics(y_test, p_test, _subgroup_masks(test), threshold),
+        },
+        permutation_importance={
+            name: {
+                "mean": float(importance.importances_mean[i]),
+                "std": float(importance.importances_std[i]),
+            }
+            for i, name in enumerate(RAW_FEATURES)
+        },
+        seconds=time.perf_counter() - started,
+    )
+
+
+def train_all(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    config: PipelineConfig,
+    data_sha256: str,
+    algorithms: tuple[str, ...] | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    chosen = algorithms or tuple(a for a in ALGORITHMS if a in config.models)
+    models = {name: train_model(name, train, test, config, progress) for name in chosen}
+    any_pipeline = next(iter(models.values())).pipeline
+    from heartml.features import model_input_names
+
+    return TrainingResult(
+        models=models,
+        config=config,
+        data_sha256=data_sha256,
+        n_train=len(train),
+        n_test=len(test),
+        feature_names={
+            "raw": list(RAW_FEATURES),
+            "engineered": list(ALL_FEATURES),
+            "model_inputs": model_input_names(any_pipeline),
+        },
+    )
