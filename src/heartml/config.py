@@ -60,7 +60,7 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "(top level)"
     return f"{where} = {error.get('input')!r}: {error['msg']}"
 

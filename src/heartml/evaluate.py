@@ -23,7 +23,14 @@ from sklearn.metrics import (
 )
 
 METRICS: tuple[str, ...] = (
-    "roc_auc", "pr_auc", "accuracy", "precision", "recall", "f1", "brier", "log_loss",
+    "roc_auc",
+    "pr_auc",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "brier",
+    "log_loss",
 )
 
 

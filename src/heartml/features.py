@@ -46,7 +46,7 @@ def engineer(raw: np.ndarray) -> np.ndarray:
     )
 
 
-class FeatureEngineer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class FeatureEngineer(TransformerMixin, BaseEstimator):
     """Adds the six engineered features to the 13 raw UCI columns: 13 in, 19 out (float64).
 
     Accepts a DataFrame with the raw columns (by name, any order, extra columns ignored) or an
@@ -88,9 +88,7 @@ NUMERIC_INDICES = [i for i in range(len(ALL_FEATURES)) if i not in ONE_HOT_INDIC
 
 def build_preprocessor() -> ColumnTransformer:
     """Impute + scale numeric/ordinal/binary columns; impute + one-hot the coded categoricals."""
-    numeric = Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-    )
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     categorical = Pipeline(
         [
             ("impute", SimpleImputer(strategy="most_frequent")),
@@ -106,7 +104,11 @@ def build_preprocessor() -> ColumnTransformer:
 
 def build_pipeline(estimator: BaseEstimator) -> Pipeline:
     return Pipeline(
-        [("features", FeatureEngineer()), ("preprocess", build_preprocessor()), ("model", estimator)]
+        [
+            ("features", FeatureEngineer()),
+            ("preprocess", build_preprocessor()),
+            ("model", estimator),
+        ]
     )
 
 

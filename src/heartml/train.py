@@ -97,8 +97,10 @@ class TrainingResult:
 
 
 def _plain(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
-            for k, v in params.items()}
+    return {
+        k: v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
+        for k, v in params.items()
+    }
 
 
 def age_groups(age: np.ndarray) -> np.ndarray:

@@ -38,14 +38,6 @@ def sha256_bytes(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(url: str, timeout_s: float) -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": "heartml"})
     with urllib.request.urlopen(request, timeout=timeout_s) as response:

@@ -84,8 +84,18 @@ def _column_schema(name: str) -> pa.Column:
             spec.minimum, spec.maximum, error=f"plausible range: {spec.allowed}"
         )
     # age, sex, cp, ... are never missing in UCI's files; ca/thal/chol/trestbps may be.
-    nullable = name in {"ca", "thal", "chol", "trestbps", "fbs", "restecg", "slope",
-                        "thalach", "exang", "oldpeak"}
+    nullable = name in {
+        "ca",
+        "thal",
+        "chol",
+        "trestbps",
+        "fbs",
+        "restecg",
+        "slope",
+        "thalach",
+        "exang",
+        "oldpeak",
+    }
     return pa.Column(float, checks=check, nullable=nullable)
 
 
@@ -130,7 +140,11 @@ def _problems_from(failure_cases: pd.DataFrame, frame: pd.DataFrame) -> list[dic
     problems = []
     for case in failure_cases.itertuples(index=False):
         index = case.index
-        row = None if index is None or (isinstance(index, float) and math.isnan(index)) else int(index)
+        row = (
+            None
+            if index is None or (isinstance(index, float) and math.isnan(index))
+            else int(index)
+        )
         value = case.failure_case
         if isinstance(value, float | np.floating) and math.isnan(value):
             value = None

@@ -1,0 +1,3 @@
+from heartml.cli import run
+
+run()

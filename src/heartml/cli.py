@@ -1,0 +1,198 @@
+"""The `heartml` command line: one subcommand per stage.
+
+Settings and logging are built here (in the callback), never at import time. Known failures end
+with one line on stderr and exit code 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
+from heartml.settings import Settings
+
+app = typer.Typer(
+    name="heartml",
+    help="MLOps pipeline for tabular clinical risk models (UCI heart disease).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True)
+
+
+class State:
+    settings: Settings
+    config_path: Path | None = None
+
+    def config(self) -> PipelineConfig:
+        return load_config(self.config_path or self.settings.pipeline_config_path)
+
+
+state = State()
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from heartml.artifacts import ArtifactError
+    from heartml.data.acquire import AcquisitionError
+    from heartml.data.schema import StructuralError
+
+    return (ConfigError, AcquisitionError, StructuralError, ArtifactError, FileNotFoundError)
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Turn the failures a user can act on into one line and exit code 2."""
+    try:
+        yield
+    except _known_errors() as exc:
+        fail(str(exc))
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Experiment parameters (YAML)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        state.settings = Settings()
+    except Exception as exc:  # pydantic's message names the variable and the value
+        fail(f"settings: {exc}".replace("\n", " "))
+    state.config_path = config
+
+
+def _load_config() -> PipelineConfig:
+    try:
+        return state.config()
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def data(
+    offline: Annotated[
+        bool, typer.Option(help="Skip the download and use the shipped copy")
+    ] = False,
+) -> None:
+    """Task 1: acquire (download or shipped copy), validate, split, quality and EDA reports."""
+    from heartml.stages import run_data
+
+    config = _load_config()
+    settings = state.settings.model_copy(update={"offline": True}) if offline else state.settings
+    with clear_errors(), console.status("acquiring, validating and describing the data"):
+        result = run_data(settings, config)
+    source = result.provenance
+    quality = result.quality
+    console.print(
+        f"data: {source['source']} ({source['location']}), sha256 {source['sha256'][:12]}…"
+    )
+    for note in source.get("notes", []):
+        console.print(f"  note: {note}")
+    console.print(
+        f"rows: {quality['rows']} parsed, {quality['rows_kept']} kept, "
+        f"{quality['rows_rejected']} rejected; train {source['rows_train']}, "
+        f"test {source['rows_test']}; prevalence {quality['class_balance']['prevalence']:.1%}"
+    )
+    console.print(f"processed data: {result.processed_dir}")
+    console.print(f"quality report: {result.processed_dir / 'data_quality_report.json'}")
+    console.print(f"EDA report:     {result.eda_report}")
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[str], None]]:
+    with Progress(
+        TextColumn("[bold]{task.description:<40}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("training", total=total)
+
+        def advance(message: str) -> None:
+            bar.update(task, advance=1, description=message)
+
+        yield advance
+        bar.update(task, description="training done")
+
+
+def _metrics_table(results: dict[str, Any]) -> Table:
+    table = Table(title="Models (repeated CV on the training split; test split held out)")
+    for column in ("model", "CV ROC-AUC (95% CI)", "CV PR-AUC", "CV Brier", "test ROC-AUC"):
+        table.add_column(column)
+    for name, model in results["models"].items():
+        auc = model["cv_metrics"]["roc_auc"]
+        star = " *" if name == results["best_algorithm"] else ""
+        table.add_row(
+            name + star,
+            f"{auc['mean']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f})",
+            f"{model['cv_metrics']['pr_auc']['mean']:.3f}",
+            f"{model['cv_metrics']['brier']['mean']:.3f}",
+            f"{model['test_metrics']['roc_auc']:.3f}",
+        )
+    return table
+
+
+@app.command()
+def train(
+    algorithm: Annotated[
+        list[str] | None,
+        typer.Option("--algorithm", "-a", help=f"Only these ({', '.join(ALGORITHMS)})"),
+    ] = None,
+) -> None:
+    """Task 2: tune and evaluate the four models locally (no tracking)."""
+    from heartml.stages import run_train
+
+    config = _load_config()
+    chosen = tuple(algorithm) if algorithm else tuple(a for a in ALGORITHMS if a in config.models)
+    unknown = [a for a in chosen if a not in config.models]
+    if unknown:
+        fail(f"--algorithm {unknown[0]!r}: allowed: {', '.join(config.models)}")
+    started = time.perf_counter()
+    with clear_errors(), _progress_bar(total=3 * len(chosen)) as advance:
+        result = run_train(state.settings, config, chosen, progress=advance)
+    console.print(_metrics_table(result.results))
+    console.print(f"best model (by CV ROC-AUC): {result.results['best_algorithm']}")
+    console.print(f"models:            {result.models_dir}/<algorithm>/")
+    console.print(f"evaluation:        {result.models_dir / 'evaluation_results.json'}")
+    console.print(f"evaluation report: {result.evaluation_report}")
+    console.print(f"took {time.perf_counter() - started:.1f} s")
+
+
+@app.command()
+def pipeline() -> None:
+    """Run every stage in order on the current settings."""
+    data(offline=False)
+    train(algorithm=None)
+
+
+def run() -> None:
+    """Entry point for `python -m heartml` and the seed scripts."""
+    app(prog_name="heartml")
+
+
+if __name__ == "__main__":
+    run()
