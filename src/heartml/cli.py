@@ -52,8 +52,18 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from heartml.artifacts import ArtifactError
     from heartml.data.acquire import AcquisitionError
     from heartml.data.schema import StructuralError
+    from heartml.packaging import PackagingError
+    from heartml.tracking import TrackingError
 
-    return (ConfigError, AcquisitionError, StructuralError, ArtifactError, FileNotFoundError)
+    return (
+        ConfigError,
+        AcquisitionError,
+        StructuralError,
+        ArtifactError,
+        TrackingError,
+        PackagingError,
+        FileNotFoundError,
+    )
 
 
 @contextmanager
@@ -183,10 +193,164 @@ def train(
 
 
 @app.command()
+def track(
+    force_champion: Annotated[
+        bool, typer.Option("--force-champion", help="Promote this run's best model regardless")
+    ] = False,
+) -> None:
+    """Task 3: log, register one new version of each model, decide the champion (MLflow)."""
+    from heartml.stages import run_track
+
+    config = _load_config()
+    console.print(f"tracking store: {state.settings.tracking_uri}")
+    with clear_errors(), console.status("tracking") as status:
+        result = run_track(
+            state.settings, config, force_champion, progress=lambda m: status.update(m)
+        )
+    if result.reused_training:
+        console.print("reused the Task 2 models (same data and config hash)")
+    for version in result.versions:
+        console.print(
+            f"registered {version.model_name} version {version.version} "
+            f"(CV ROC-AUC {version.cv_roc_auc:.4f}, run {version.run_id[:8]})"
+        )
+    verdict = "promoted" if result.decision.promote else "kept"
+    console.print(f"champion decision: {verdict} - {result.decision.reason}")
+    _print_champion(result.champion)
+
+
+def _print_champion(champion: Any) -> None:
+    if champion is None:
+        console.print("no champion")
+        return
+    console.print(
+        f"champion: {champion.model_name} version {champion.version} "
+        f"(CV ROC-AUC {champion.roc_auc:.4f}) -> {champion.model_uri}"
+    )
+
+
+def _client() -> Any:
+    from heartml import tracking
+
+    return tracking.connect(state.settings)
+
+
+@app.command()
+def champion(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show the current champion (name, version, CV ROC-AUC, URI)."""
+    import json
+
+    from heartml import tracking
+
+    with clear_errors():
+        found = tracking.find_champion(_client(), state.settings)
+    if found is None:
+        fail("no champion yet: run python src/experiment_tracking.py first")
+    if as_json:
+        console.print_json(json.dumps(found.as_dict()))
+    else:
+        _print_champion(found)
+
+
+@app.command()
+def rollback() -> None:
+    """Give the champion alias back to the previous champion."""
+    from heartml import tracking
+
+    with clear_errors():
+        client = _client()
+        decision = tracking.rollback(client, state.settings)
+        found = tracking.find_champion(client, state.settings)
+    console.print(f"rolled back: {decision.reason}")
+    _print_champion(found)
+
+
+@app.command()
+def registry() -> None:
+    """List every registered version of the four models with its aliases."""
+    from heartml import tracking
+
+    with clear_errors():
+        listing = tracking.registry_state(_client(), state.settings)
+    table = Table(title=f"Registry at {state.settings.tracking_uri}")
+    for column in ("model", "version", "aliases", "CV ROC-AUC", "run"):
+        table.add_column(column)
+    for name, versions in listing.items():
+        for item in versions:
+            table.add_row(
+                name,
+                item["version"],
+                ", ".join(item["aliases"]),
+                str(item["cv_roc_auc"]),
+                str(item["run_id"])[:8],
+            )
+    console.print(table)
+
+
+package_app = typer.Typer(
+    help="Task 4: package the champion (ONNX, MLflow, joblib, model card, manifest).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(package_app, name="package")
+
+
+@package_app.callback()
+def package(ctx: typer.Context) -> None:
+    """Build packages/heart_disease_model_<algorithm>_v<version>/ from the champion and verify it."""
+    if ctx.invoked_subcommand is None:
+        _package()
+
+
+def _package() -> None:
+    from heartml.stages import run_package
+
+    with clear_errors(), console.status("packaging the champion") as status:
+        built, verification = run_package(state.settings, progress=lambda m: status.update(m))
+    manifest = built.manifest
+    console.print(
+        f"package: {built.directory}\n"
+        f"champion: {manifest['model_name']} version {manifest['version']} "
+        f"(CV ROC-AUC {manifest['cv_roc_auc']:.4f})\n"
+        f"files: {len(manifest['files'])} (sha256 in MANIFEST.json)\n"
+        + "parity on "
+        + f"{verification.rows} rows: "
+        + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in verification.formats.items())
+    )
+
+
+@package_app.command("verify")
+def package_verify(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Package folder (default: newest)")
+    ] = None,
+) -> None:
+    """Check every checksum, load every format, re-run the parity check."""
+    from heartml.packaging import newest_package, verify_package
+
+    target = directory or newest_package(state.settings.packages_dir)
+    if target is None:
+        fail(f"no package under {state.settings.packages_dir}: run heartml package first")
+    if not target.is_dir():
+        fail(f"{target}: not a package folder")
+    with clear_errors(), console.status(f"verifying {target.name}"):
+        result = verify_package(target, state.settings.resolved_root)
+    console.print(
+        f"OK {target}: {len(result.manifest['files'])} files match MANIFEST.json; "
+        + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
+        + f" over {result.rows} rows"
+    )
+
+
+@app.command()
 def pipeline() -> None:
     """Run every stage in order on the current settings."""
     data(offline=False)
     train(algorithm=None)
+    track(force_champion=False)
+    _package()
 
 
 def run() -> None:

@@ -79,3 +79,93 @@ def run_train(
     results = save_training(result, settings.models_dir, settings.resolved_root)
     report = write_evaluation_report(results, settings.reports_dir / "evaluation")
     return TrainStageResult(results, settings.models_dir, report)
+
+
+def _reusable_training(settings: Settings, config: PipelineConfig) -> dict[str, Any] | None:
+    """The saved Task 2 results, if they were made from this data and this config."""
+    from heartml.artifacts import RESULTS_FILE, ArtifactError, load_verified_pipeline
+    from heartml.provenance import read_json
+
+    path = settings.models_dir / RESULTS_FILE
+    if not path.is_file():
+        return None
+    results: dict[str, Any] = read_json(path)
+    if (
+        results.get("data_sha256") != processed_data_sha256(settings)
+        or results.get("config_hash") != config.config_hash()
+        or set(results.get("models", {})) != set(config.models)
+    ):
+        return None
+    try:
+        pipelines = {a: load_verified_pipeline(settings.models_dir / a) for a in results["models"]}
+    except ArtifactError:
+        return None
+    results["pipelines"] = pipelines
+    return results
+
+
+@dataclass(frozen=True)
+class TrackStageResult:
+    parent_run_id: str
+    versions: list[Any]
+    decision: Any
+    champion: Any
+    reused_training: bool
+
+
+def run_track(
+    settings: Settings,
+    config: PipelineConfig,
+    force_champion: bool = False,
+    progress: Progress | None = None,
+) -> TrackStageResult:
+    """Task 3: register one new version of each model and let the gate decide the champion."""
+    from heartml import tracking
+    from heartml.data.prepare import read_split
+    from heartml.provenance import read_json
+
+    report = progress or (lambda _m: None)
+    # Fail fast on an unreachable server, before any training or writing.
+    client = tracking.connect(settings)
+    if not (settings.processed_dir / "provenance.json").is_file():
+        report("preparing data")
+        run_data(settings, config)
+    reused = _reusable_training(settings, config)
+    if reused is None:
+        run_train(settings, config, progress=report)
+        reused = _reusable_training(settings, config)
+        assert reused is not None, "training just ran; its outputs must be reusable"
+        reused_training = False
+    else:
+        reused_training = True
+    pipelines = reused.pop("pipelines")
+    train, _ = read_split(settings.processed_dir)
+    artifacts = {
+        "evaluation": settings.models_dir / "evaluation_results.json",
+        "evaluation_report": settings.reports_dir / "evaluation",
+        "data_quality": settings.processed_dir / "data_quality_report.json",
+        "eda_report": settings.reports_dir / "eda",
+    }
+    provenance = read_json(settings.processed_dir / "provenance.json")
+    run_id, versions = tracking.log_pipeline_execution(
+        client, settings, reused, pipelines, train.head(5), artifacts, provenance, report
+    )
+    best = next(v for v in versions if v.algorithm == reused["best_algorithm"])
+    current = tracking.find_champion(client, settings)
+    decision = tracking.decide(
+        best, tracking.version_tags(client, settings, best), current, force_champion
+    )
+    if decision.promote:
+        tracking.apply_promotion(client, settings, decision)
+    tracking.record_decision(client, settings, run_id, decision)
+    champion = tracking.find_champion(client, settings)
+    return TrackStageResult(run_id, versions, decision, champion, reused_training)
+
+
+def run_package(settings: Settings, progress: Progress | None = None) -> Any:
+    """Task 4: package the champion, then verify the result as a user would."""
+    from heartml.packaging import build_package, verify_package
+
+    built = build_package(settings, progress)
+    verification = verify_package(built.directory, settings.resolved_root)
+    return built, verification

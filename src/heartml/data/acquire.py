@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ def acquire(
     if url:
         try:
             content = download(url, timeout_s)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        # HTTPException: a truncated body (IncompleteRead) or a garbled status line.
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             notes.append(f"download from {url} failed ({reason}); using the shipped copy")
         else:

@@ -50,6 +50,7 @@ def parse_uci(content: bytes | str) -> pd.DataFrame:
     """
     text = content.decode("utf-8") if isinstance(content, bytes) else content
     rows: list[list[float]] = []
+    lines: list[int] = []
     for line_number, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not fields or all(not f.strip() for f in fields):
             continue
@@ -61,9 +62,12 @@ def parse_uci(content: bytes | str) -> pd.DataFrame:
         rows.append(
             [_parse_number(f, line_number, c) for f, c in zip(fields, FILE_COLUMNS, strict=True)]
         )
+        lines.append(line_number)
     if not rows:
         raise StructuralError("the file has no data rows")
-    frame = pd.DataFrame(rows, columns=list(FILE_COLUMNS), dtype="float64")
+    # Index = file line - 1, so "line = row + 1" stays true when blank lines are skipped.
+    index = pd.RangeIndex(len(rows)) if lines[-1] == len(lines) else pd.Index(lines) - 1
+    frame = pd.DataFrame(rows, columns=list(FILE_COLUMNS), index=index, dtype="float64")
     for column in RAW_COLUMNS:
         if column.missing_zero:
             frame.loc[frame[column.name] == 0, column.name] = np.nan
@@ -126,7 +130,8 @@ def validate(frame: pd.DataFrame) -> ValidationResult:
     if any(p["row"] is None for p in problems):
         # A column-level failure (missing or extra column, wrong dtype) is structural.
         first = next(p for p in problems if p["row"] is None)
-        raise StructuralError(f"column '{first['column']}': {first['rule']}")
+        found = "" if first["value"] is None else f", found {first['value']}"
+        raise StructuralError(f"column '{first['column']}': {first['rule']}{found}")
     rejected = frame.loc[bad_rows].copy()
     rejected.insert(0, "line", [r + 1 for r in bad_rows])
     rejected["reasons"] = [
@@ -134,6 +139,13 @@ def validate(frame: pd.DataFrame) -> ValidationResult:
         for r in bad_rows
     ]
     return ValidationResult(frame.drop(index=bad_rows), rejected, problems)
+
+
+_FRAME_CHECKS = {
+    "column_in_dataframe": "missing from the data",
+    "column_in_schema": "not a UCI column",
+    "column_ordered": f"out of order (expected {', '.join((*FILE_COLUMNS, TARGET))})",
+}
 
 
 def _problems_from(failure_cases: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, object]]:
@@ -146,7 +158,13 @@ def _problems_from(failure_cases: pd.DataFrame, frame: pd.DataFrame) -> list[dic
             else int(index)
         )
         value = case.failure_case
-        if isinstance(value, float | np.floating) and math.isnan(value):
+        column, rule = case.column, str(case.check)
+        if column is None:
+            # A frame-level check (missing, extra, misordered column) names the column as its
+            # failure case.
+            column, value = str(value), None
+            rule = _FRAME_CHECKS.get(rule, rule)
+        elif isinstance(value, float | np.floating) and math.isnan(value):
             value = None
         elif isinstance(value, np.generic):
             value = value.item()
@@ -154,9 +172,9 @@ def _problems_from(failure_cases: pd.DataFrame, frame: pd.DataFrame) -> list[dic
             {
                 "row": row,
                 "line": None if row is None else row + 1,
-                "column": case.column if case.column is not None else case.schema_context,
+                "column": column,
                 "value": value,
-                "rule": str(case.check),
+                "rule": rule,
             }
         )
     return problems

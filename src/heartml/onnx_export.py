@@ -1,0 +1,366 @@
+"""Exporting a fitted heartml pipeline to ONNX, with scikit-learn parity checks.
+
+The exported graph takes the 13 raw UCI columns (RAW_FEATURES order, NaN for missing) as one
+input `input` [None, 13] of float64, and returns `label` [None] (int64) and `probabilities`
+[None, 2] (float64, no ZipMap).
+
+Why float64 input (measured on the 303 Cleveland rows, max |Δp| against sklearn):
+
+    input      random_forest  logistic_regression  gradient_boosting  svm (Platt)
+    float32    3.3e-02        1.2e-07              1.0e-07            2.5e-07
+    float64    ~1e-08         ~2e-16               ~6e-08             ~2e-07
+
+With float32 input the features are computed in float32 while sklearn computes them in float64;
+a tree split sitting between two neighbouring training values then goes the other way for some
+rows (a whole tree's vote, 1/n_estimators). Casting raw values to float32 also changes them
+(oldpeak 2.3 -> 2.2999999523), so float64 is the only input type that keeps the model's inputs
+exact. The price is small: onnxruntime's ai.onnx.ml `Imputer` has no float64 kernel, so
+SimpleImputer is converted here with IsNaN/Where instead.
+
+sklearn's own trees compare float32(X) with their thresholds, and skl2onnx's float32 tree
+converters reproduce exactly that comparison, whereas feeding them float64 does not (their
+thresholds are stored as float32). So the graph is built from two conversions joined by a Cast:
+preprocessing in float64 (bit-exact), then the estimator in the dtype sklearn itself predicts in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
+
+from heartml import __version__
+from heartml.coding import AGE_GROUP_EDGES, ENGINEERED_FEATURES, RAW_FEATURES
+from heartml.features import ALL_FEATURES, FeatureEngineer
+from heartml.onnx_runtime import (
+    INPUT_COLUMNS_KEY,
+    INPUT_NAME,
+    LABEL_OUTPUT,
+    PROBABILITIES_OUTPUT,
+    OnnxModel,
+)
+
+# ai.onnx 21 is the newest opset that every onnxruntime the project allows (>= 1.18) executes;
+# skl2onnx only needs ai.onnx.ml <= 3 for the operators used here.
+TARGET_OPSET: dict[str, int] = {"": 21, "ai.onnx.ml": 3}
+
+_FEATURE_ENGINEER_ALIAS = "HeartmlFeatureEngineer"
+# The converter below writes the engineered columns in this order; features.py owns the list.
+_CONVERTED_ENGINEERED = (
+    "age_group",
+    "chol_age_ratio",
+    "heart_rate_reserve",
+    "risk_score",
+    "age_sex_interaction",
+    "cp_exang_interaction",
+)
+# Estimators that cast X to float32 before comparing it with their split thresholds.
+_FLOAT32_ESTIMATORS = (
+    DecisionTreeClassifier,
+    ExtraTreeClassifier,
+    RandomForestClassifier,
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+)
+
+_registered = False
+
+
+# --- FeatureEngineer converter -------------------------------------------------------------
+
+
+def _tensor_type(variable_type: Any) -> tuple[type[np.floating[Any]], int]:
+    """numpy dtype and ONNX element type of a skl2onnx float tensor type."""
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    if isinstance(variable_type, DoubleTensorType):
+        return np.float64, TensorProto.DOUBLE
+    if isinstance(variable_type, FloatTensorType):
+        return np.float32, TensorProto.FLOAT
+    raise TypeError(f"FeatureEngineer converts float or double tensors, not {variable_type}")
+
+
+def _parse_feature_engineer(
+    scope: Any, model: FeatureEngineer, inputs: list[Any], custom_parsers: Any = None
+) -> list[Any]:
+    """Declare the 19-column output at parse time: the ColumnTransformer after it selects
+    columns by index and needs a 2-D shape before shape calculators run."""
+    operator = scope.declare_local_operator(_FEATURE_ENGINEER_ALIAS, model)
+    operator.inputs = inputs
+    output_type = inputs[0].type.__class__([None, len(ALL_FEATURES)])
+    operator.outputs.append(scope.declare_local_variable("engineered", output_type))
+    return list(operator.outputs)
+
+
+def _feature_engineer_shape(operator: Any) -> None:
+    input_type = operator.inputs[0].type
+    _tensor_type(input_type)
+    width = input_type.shape[1] if len(input_type.shape) == 2 else None
+    if width is not None and width != len(RAW_FEATURES):
+        raise ValueError(
+            f"FeatureEngineer takes {len(RAW_FEATURES)} columns ({', '.join(RAW_FEATURES)}), "
+            f"the ONNX input has {width}"
+        )
+    operator.outputs[0].type = input_type.__class__([input_type.shape[0], len(ALL_FEATURES)])
+
+
+def _convert_feature_engineer(scope: Any, operator: Any, container: Any) -> None:
+    """features.engineer() as ONNX ops, in the same operation order so float64 is bit-exact."""
+    if ENGINEERED_FEATURES != _CONVERTED_ENGINEERED:
+        raise RuntimeError(
+            "heartml.coding.ENGINEERED_FEATURES changed; update _convert_feature_engineer to "
+            f"match: {ENGINEERED_FEATURES}"
+        )
+    dtype, element_type = _tensor_type(operator.inputs[0].type)
+    raw = operator.inputs[0].full_name
+
+    def constant(
+        name: str, values: Any, numpy_type: Any = dtype, onnx_type: int = element_type
+    ) -> str:
+        array = np.asarray(values, dtype=numpy_type)
+        unique = scope.get_unique_variable_name(name)
+        container.add_initializer(unique, onnx_type, list(array.shape), array.ravel().tolist())
+        return unique
+
+    def node(op_type: str, inputs: list[str], **attributes: Any) -> str:
+        output = scope.get_unique_variable_name(f"fe_{op_type.lower()}")
+        container.add_node(
+            op_type, inputs, [output], name=scope.get_unique_operator_name(op_type), **attributes
+        )
+        return output
+
+    column = {
+        name: node(
+            "Gather",
+            [raw, constant(f"fe_index_{name}", [i], np.int64, TensorProto.INT64)],
+            axis=1,  # indices of shape [1] keep the column 2-D: [N, 1]
+        )
+        for i, name in enumerate(RAW_FEATURES)
+    }
+    age = column["age"]
+
+    # age_group: how many edges age exceeds (right-closed bins); Greater(NaN, x) is false, so a
+    # missing age is put back as NaN explicitly, as engineer() does.
+    above = node("Greater", [age, constant("fe_age_edges", [list(AGE_GROUP_EDGES)])])
+    count = node(
+        "ReduceSum",
+        [
+            node("Cast", [above], to=element_type),
+            constant("fe_axis", [1], np.int64, TensorProto.INT64),
+        ],
+        keepdims=1,
+    )
+    age_group = node("Where", [node("IsNaN", [age]), constant("fe_nan", [[np.nan]]), count])
+
+    chol_age_ratio = node("Div", [column["chol"], age])
+    heart_rate_reserve = node(
+        "Sub", [column["thalach"], node("Sub", [constant("fe_220", [[220.0]]), age])]
+    )
+    # ((age*0.1 + chol*0.01) + trestbps*0.1) + oldpeak*10: numpy's left-to-right order.
+    risk_score = node("Mul", [age, constant("fe_0_1", [[0.1]])])
+    for name, weight in (("chol", 0.01), ("trestbps", 0.1), ("oldpeak", 10.0)):
+        term = node("Mul", [column[name], constant(f"fe_w_{name}", [[weight]])])
+        risk_score = node("Add", [risk_score, term])
+    age_sex = node("Mul", [age, column["sex"]])
+    cp_exang = node("Mul", [column["cp"], column["exang"]])
+
+    container.add_node(
+        "Concat",
+        [raw, age_group, chol_age_ratio, heart_rate_reserve, risk_score, age_sex, cp_exang],
+        [operator.outputs[0].full_name],
+        name=scope.get_unique_operator_name("Concat"),
+        axis=1,
+    )
+
+
+# --- SimpleImputer for any float type ------------------------------------------------------
+
+
+def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
+    """Where(IsNaN(x), statistic, x): onnxruntime's ai.onnx.ml Imputer only runs float32 (and
+    stores the statistics as float32), so the stock converter cannot serve a float64 graph."""
+    imputer: SimpleImputer = operator.raw_operator
+    if len(operator.inputs) != 1:
+        raise NotImplementedError("SimpleImputer with several ONNX inputs is not supported")
+    if imputer.add_indicator:
+        raise NotImplementedError("SimpleImputer(add_indicator=True) is not supported")
+    if not (isinstance(imputer.missing_values, float) and np.isnan(imputer.missing_values)):
+        raise NotImplementedError("only SimpleImputer(missing_values=np.nan) is supported")
+    statistics = np.asarray(imputer.statistics_, dtype=np.float64)
+    if np.isnan(statistics).any():
+        # sklearn drops all-missing columns then; the graph would keep them.
+        raise NotImplementedError("SimpleImputer saw a column with no values at fit time")
+    dtype, element_type = _tensor_type(operator.inputs[0].type)
+    source = operator.inputs[0].full_name
+    fill = scope.get_unique_variable_name("imputer_statistics")
+    container.add_initializer(
+        fill, element_type, [1, statistics.size], statistics.astype(dtype).tolist()
+    )
+    missing = scope.get_unique_variable_name("imputer_missing")
+    container.add_node("IsNaN", [source], [missing], name=scope.get_unique_operator_name("IsNaN"))
+    container.add_node(
+        "Where",
+        [missing, fill, source],
+        [operator.outputs[0].full_name],
+        name=scope.get_unique_operator_name("Where"),
+    )
+
+
+def register_converters() -> None:
+    """Teach skl2onnx about FeatureEngineer (once per process)."""
+    global _registered
+    if _registered:
+        return
+    from skl2onnx import update_registered_converter
+
+    update_registered_converter(
+        FeatureEngineer,
+        _FEATURE_ENGINEER_ALIAS,
+        _feature_engineer_shape,
+        _convert_feature_engineer,
+        parser=_parse_feature_engineer,
+    )
+    _registered = True
+
+
+# --- conversion ----------------------------------------------------------------------------
+
+
+def transformers_to_onnx(
+    transformers: BaseEstimator, dtype: type[np.floating[Any]] = np.float64
+) -> onnx.ModelProto:
+    """Fitted transformer(s) taking the 13 raw columns -> ONNX with input `input` [None, 13].
+
+    float64 by default (see the module docstring); float32 exists for comparisons.
+    """
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    register_converters()
+    tensor_type = DoubleTensorType if dtype == np.float64 else FloatTensorType
+    return convert_sklearn(
+        transformers,
+        initial_types=[(INPUT_NAME, tensor_type([None, len(RAW_FEATURES)]))],
+        target_opset=TARGET_OPSET,
+        # Per conversion, not registered: other skl2onnx users keep the stock imputer.
+        custom_conversion_functions={SimpleImputer: _convert_simple_imputer},
+    )
+
+
+def _predicts_in_float32(model: BaseEstimator) -> bool:
+    core = model.estimator if isinstance(model, CalibratedClassifierCV) else model
+    return isinstance(core, _FLOAT32_ESTIMATORS)
+
+
+def _estimator_to_onnx(model: BaseEstimator, n_features: int, float32: bool) -> onnx.ModelProto:
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    tensor_type = FloatTensorType if float32 else DoubleTensorType
+    return convert_sklearn(
+        model,
+        initial_types=[("features", tensor_type([None, n_features]))],
+        target_opset=TARGET_OPSET,
+        options={id(model): {"zipmap": False}},  # plain tensors; ZipMap gives lists of dicts
+    )
+
+
+def _join(front: onnx.ModelProto, back: onnx.ModelProto, float32: bool) -> onnx.ModelProto:
+    """front's single output feeds back's single input (cast to float32 for tree models)."""
+    back = onnx.compose.add_prefix(back, "model_")
+    (features_out,) = front.graph.output
+    (model_in,) = back.graph.input
+    label_out, probabilities_out = back.graph.output
+    nodes = [*front.graph.node]
+    if float32:
+        nodes.append(
+            helper.make_node("Cast", [features_out.name], [model_in.name], to=TensorProto.FLOAT)
+        )
+    else:
+        nodes.append(helper.make_node("Identity", [features_out.name], [model_in.name]))
+    nodes.extend(back.graph.node)
+    nodes.append(helper.make_node("Identity", [label_out.name], [LABEL_OUTPUT]))
+    # float64 probabilities whatever the estimator computed in, so callers see one type.
+    nodes.append(
+        helper.make_node(
+            "Cast", [probabilities_out.name], [PROBABILITIES_OUTPUT], to=TensorProto.DOUBLE
+        )
+    )
+    label_type = label_out.type.tensor_type.elem_type
+    graph = helper.make_graph(
+        nodes,
+        "heartml_pipeline",
+        inputs=list(front.graph.input),
+        outputs=[
+            helper.make_tensor_value_info(LABEL_OUTPUT, label_type, [None]),
+            helper.make_tensor_value_info(PROBABILITIES_OUTPUT, TensorProto.DOUBLE, [None, 2]),
+        ],
+        initializer=[*front.graph.initializer, *back.graph.initializer],
+    )
+    # Both halves were written for TARGET_OPSET; each declares the lowest version its nodes need.
+    opsets: dict[str, int] = {}
+    for entry in (*front.opset_import, *back.opset_import):
+        opsets[entry.domain] = max(opsets.get(entry.domain, 0), entry.version)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid(domain, v) for domain, v in sorted(opsets.items())],
+        producer_name="heartml",
+        producer_version=__version__,
+        doc_string="heartml pipeline: raw UCI columns (float64, NaN = missing) -> P(disease)",
+    )
+    model.ir_version = max(front.ir_version, back.ir_version)
+    helper.set_model_props(model, {INPUT_COLUMNS_KEY: ",".join(RAW_FEATURES)})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def pipeline_to_onnx(pipeline: Pipeline) -> onnx.ModelProto:
+    """A fitted [FeatureEngineer -> preprocess -> binary classifier] pipeline -> ONNX.
+
+    Input `input` [None, 13] float64 in RAW_FEATURES order; outputs `label` [None] and
+    `probabilities` [None, 2] (float64).
+    """
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
+        raise TypeError("expected a fitted sklearn Pipeline of transformers and a classifier")
+    transformers, model = pipeline[:-1], pipeline[-1]
+    if not hasattr(model, "classes_"):
+        raise ValueError("the pipeline is not fitted")
+    if len(model.classes_) != 2:
+        raise ValueError(f"expected a binary classifier, got classes {list(model.classes_)}")
+    front = transformers_to_onnx(transformers)
+    float32 = _predicts_in_float32(model)
+    back = _estimator_to_onnx(model, int(model.n_features_in_), float32)
+    return _join(front, back, float32)
+
+
+def parity(
+    pipeline: Pipeline, onnx_model: OnnxModel | onnx.ModelProto | bytes, frame: Any
+) -> float:
+    """max |Δp| between sklearn predict_proba[:, 1] and the ONNX model on frame's raw columns."""
+    if not isinstance(onnx_model, OnnxModel):
+        content = (
+            onnx_model.SerializeToString()
+            if isinstance(onnx_model, onnx.ModelProto)
+            else onnx_model
+        )
+        onnx_model = OnnxModel.from_bytes(content)
+    raw = frame.loc[:, list(RAW_FEATURES)]
+    if len(raw) == 0:
+        raise ValueError("parity needs at least one row")
+    expected = pipeline.predict_proba(raw)[:, 1]
+    actual = onnx_model.predict_proba(raw)
+    if not np.isfinite(actual).all():
+        return float("inf")
+    return float(np.max(np.abs(expected - actual)))

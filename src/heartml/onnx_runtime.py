@@ -1,0 +1,92 @@
+"""Scoring a packaged ONNX model with onnxruntime: the serving side of the ONNX export.
+
+Deliberately imports only numpy, onnxruntime and heartml.coding (no scikit-learn, no skl2onnx),
+so that the prediction service starts fast and ships without the training stack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from heartml.coding import RAW_FEATURES
+
+# The contract between onnx_export (which writes it) and this module (which reads it).
+INPUT_NAME = "input"
+LABEL_OUTPUT = "label"
+PROBABILITIES_OUTPUT = "probabilities"
+INPUT_COLUMNS_KEY = "heartml.input_columns"  # metadata_props entry: comma-separated column order
+
+_NUMPY_DTYPES: dict[str, type[np.floating[Any]]] = {
+    "tensor(double)": np.float64,
+    "tensor(float)": np.float32,
+}
+
+
+def raw_matrix(data: Any, dtype: type[np.floating[Any]] = np.float64) -> np.ndarray:
+    """A DataFrame (columns by name) or a 2-D array (RAW_FEATURES order) -> [n, 13] array.
+
+    Same rules and messages as FeatureEngineer, so that both paths reject the same inputs.
+    """
+    if hasattr(data, "columns") and hasattr(data, "loc"):  # a DataFrame, without importing pandas
+        missing = [name for name in RAW_FEATURES if name not in data.columns]
+        if missing:
+            raise ValueError(f"missing input columns: {', '.join(missing)}")
+        matrix = data.loc[:, list(RAW_FEATURES)].to_numpy(dtype=dtype, na_value=np.nan)
+    else:
+        matrix = np.asarray(data, dtype=dtype)
+    if matrix.ndim != 2 or matrix.shape[1] != len(RAW_FEATURES):
+        raise ValueError(
+            f"expected 2-D input with {len(RAW_FEATURES)} columns "
+            f"({', '.join(RAW_FEATURES)}), got shape {matrix.shape}"
+        )
+    return np.ascontiguousarray(matrix)
+
+
+class OnnxModel:
+    """An exported heartml pipeline loaded in onnxruntime (CPU): raw columns in, P(class=1) out."""
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        inputs, outputs = session.get_inputs(), [o.name for o in session.get_outputs()]
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            raise ValueError(f"expected one ONNX input named {INPUT_NAME!r}, got {inputs}")
+        if PROBABILITIES_OUTPUT not in outputs:
+            raise ValueError(f"ONNX model has no {PROBABILITIES_OUTPUT!r} output: {outputs}")
+        if inputs[0].type not in _NUMPY_DTYPES:
+            raise ValueError(f"unsupported ONNX input type {inputs[0].type}")
+        columns = session.get_modelmeta().custom_metadata_map.get(INPUT_COLUMNS_KEY)
+        if columns is not None and tuple(columns.split(",")) != RAW_FEATURES:
+            # A model exported for another column order would silently mis-score every row.
+            raise ValueError(
+                f"ONNX model expects columns {columns}, this code sends {RAW_FEATURES}"
+            )
+        self.session = session
+        self.dtype = _NUMPY_DTYPES[inputs[0].type]
+
+    @classmethod
+    def from_bytes(cls, content: bytes, *, intra_op_num_threads: int = 1) -> OnnxModel:
+        """Load from serialized ONNX.
+
+        One intra-op thread is the default because serving scores one row per request, where
+        thread start-up costs more than it saves; raise it for large batches.
+        """
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_num_threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            content, sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        return cls(session)
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, intra_op_num_threads: int = 1) -> OnnxModel:
+        return cls.from_bytes(Path(path).read_bytes(), intra_op_num_threads=intra_op_num_threads)
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """P(class=1) for each row, float64, shape [n]; NaN marks a missing input value."""
+        matrix = raw_matrix(data, self.dtype)
+        (probabilities,) = self.session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: matrix})
+        return np.asarray(probabilities, dtype=np.float64)[:, 1]

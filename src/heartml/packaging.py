@@ -1,0 +1,501 @@
+"""Task 4: the champion -> a self-describing, checksummed deployment package.
+
+packages/heart_disease_model_<algorithm>_v<version>/
+  model.onnx              the whole pipeline (engineered features included): what serving loads
+  mlflow_model/           MLflow pyfunc (signature, input example, skops weights)
+  model.joblib            the fitted sklearn Pipeline (a pickle: loaded only after its sha256)
+  requirements.txt conda.yaml environment.json     the training environment
+  model_config.yaml deployment_config.yaml reference_statistics.json
+  model_card.md model_card.html
+  MANIFEST.json           sha256 of every other file, champion identity, data hash, parity
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from heartml.coding import (
+    ENGINEERED_FEATURES,
+    ONE_HOT_FEATURES,
+    RAW_COLUMNS,
+    RAW_FEATURES,
+)
+from heartml.provenance import platform_info, read_json, sha256_file, write_json
+
+MANIFEST = "MANIFEST.json"
+ONNX_FILE = "model.onnx"
+JOBLIB_FILE = "model.joblib"
+MLFLOW_DIR = "mlflow_model"
+REFERENCE_FILE = "reference_statistics.json"
+MODEL_CONFIG = "model_config.yaml"
+PARITY_TOLERANCE = 1e-5
+REFERENCE_BINS = 10
+
+
+class PackagingError(RuntimeError):
+    """Packaging or verification failed; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    directory: Path
+    manifest: dict[str, Any]
+
+
+def package_dir_name(algorithm: str, version: str) -> str:
+    return f"heart_disease_model_{algorithm}_v{version}"
+
+
+# --------------------------------------------------------------------------------------------
+# Pure pieces
+
+
+def reference_statistics(train: pd.DataFrame) -> dict[str, Any]:
+    """Per raw feature, what the training data looked like: the baseline for drift monitoring.
+
+    Numeric features get decile bin edges with their proportions (for PSI) and 101 quantiles
+    (a compact sample for a KS test); coded features get the proportion of each code.
+    """
+    features: dict[str, Any] = {}
+    for column in RAW_COLUMNS:
+        values = train[column.name].to_numpy(dtype=float)
+        present = values[~np.isnan(values)]
+        entry: dict[str, Any] = {
+            "kind": column.kind,
+            "count": len(values),
+            "missing_fraction": float(np.isnan(values).mean()),
+        }
+        if column.codes:
+            codes = sorted(column.codes)
+            entry["codes"] = codes
+            entry["proportions"] = [float((present == code).mean()) for code in codes]
+        else:
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, REFERENCE_BINS + 1)))
+            inner = edges[1:-1]
+            counts = np.bincount(
+                np.searchsorted(inner, present, side="right"), minlength=len(inner) + 1
+            )
+            entry.update(
+                {
+                    "mean": float(present.mean()),
+                    "std": float(present.std(ddof=1)),
+                    "min": float(present.min()),
+                    "max": float(present.max()),
+                    "bin_edges": inner.tolist(),  # interior edges; bins are open at both ends
+                    "proportions": (counts / counts.sum()).tolist(),
+                    "quantiles": np.quantile(present, np.linspace(0, 1, 101)).tolist(),
+                }
+            )
+        features[column.name] = entry
+    return {"rows": len(train), "features": features}
+
+
+def model_config(
+    champion: dict[str, Any], metrics: dict[str, Any], threshold: float
+) -> dict[str, Any]:
+    return {
+        "model": {
+            "name": champion["model_name"],
+            "algorithm": champion["algorithm"],
+            "version": champion["version"],
+            "run_id": champion["run_id"],
+            "format": "onnx",
+            "file": ONNX_FILE,
+        },
+        "threshold": threshold,
+        "raw_feature_names": list(RAW_FEATURES),
+        "engineered_feature_names": [*RAW_FEATURES, *ENGINEERED_FEATURES],
+        "one_hot_features": list(ONE_HOT_FEATURES),
+        "input_coding": {
+            column.name: {
+                "description": column.description,
+                "kind": column.kind,
+                **(
+                    {"codes": {int(k): v for k, v in column.codes.items()}}
+                    if column.codes
+                    else {"minimum": column.minimum, "maximum": column.maximum, "unit": column.unit}
+                ),
+                "may_be_missing": column.missing_zero or column.name in ("ca", "thal"),
+            }
+            for column in RAW_COLUMNS
+        },
+        "metrics": metrics,
+    }
+
+
+def deployment_config(algorithm: str, version: str) -> dict[str, Any]:
+    return {
+        "service": {
+            "model_format": "onnx",
+            "model_file": ONNX_FILE,
+            "port": 8000,
+            "workers": 1,
+            "batch_limit": 1000,
+            "health_path": "/health",
+            "readiness_path": "/ready",
+            "metrics_path": "/metrics",
+        },
+        "resources": {
+            "cpu_request": "250m",
+            "cpu_limit": "1",
+            "memory_request": "256Mi",
+            "memory_limit": "512Mi",
+        },
+        "image_tag": f"{algorithm}-v{version}",
+    }
+
+
+def pinned_requirements() -> list[str]:
+    """name==version of every distribution in the training environment (sorted)."""
+    pins = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and name.lower() != "heartml":
+            pins.add(f"{name}=={dist.version}")
+    return sorted(pins, key=str.lower)
+
+
+def conda_environment(requirements: list[str], python_version: str) -> dict[str, Any]:
+    return {
+        "name": "heartml-model",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={python_version}", "pip", {"pip": requirements}],
+    }
+
+
+def _metric_row(name: str, cv: dict[str, float], test: float | None) -> str:
+    test_text = "" if test is None else f"{test:.3f}"
+    return (
+        f"| {name} | {cv['mean']:.3f} ± {cv['std']:.3f} "
+        f"[{cv['ci_low']:.3f}, {cv['ci_high']:.3f}] | {test_text} |"
+    )
+
+
+def model_card_markdown(
+    champion: dict[str, Any], summary: dict[str, Any], data: dict[str, Any]
+) -> str:
+    lines = [
+        f"# Model card: {champion['model_name']} v{champion['version']}",
+        "",
+        "## Intended use",
+        "Decision support for estimating the probability of angiographic coronary artery disease "
+        "(> 50% narrowing) from 13 routine clinical measurements, in the UCI Cleveland coding. "
+        "For research and education; it is not a medical device and must not replace a "
+        "clinician's judgement.",
+        "",
+        "## Model",
+        f"- Algorithm: {champion['algorithm']} ({summary.get('estimator', '')})",
+        f"- Tuned parameters: {summary.get('best_params', {})}",
+        f"- Registry: `{champion['model_uri']}` (run `{champion['run_id']}`)",
+        "- One sklearn Pipeline: 6 engineered features → imputation, scaling, one-hot → estimator; "
+        "exported whole to ONNX.",
+        "",
+        "## Data",
+        f"- UCI Heart Disease, Cleveland processed file (303 patients), sha256 `{data.get('sha256')}`.",
+        f"- Source used: {data.get('source')}; stratified split: {data.get('rows_train')} train / "
+        f"{data.get('rows_test')} test (seed {data.get('split', {}).get('seed')}).",
+        "- Licence CC BY 4.0; Janosi, Steinbrunn, Pfisterer, Detrano (1988), doi:10.24432/C52P4X.",
+        "",
+        "## Metrics",
+        "Repeated stratified CV on the training split (mean ± std [95% CI, Nadeau-Bengio "
+        "corrected]) and the held-out test split.",
+        "",
+        "| metric | CV | test |",
+        "|---|---|---|",
+    ]
+    for name, cv in summary.get("cv_metrics", {}).items():
+        lines.append(_metric_row(name, cv, summary.get("test_metrics", {}).get(name)))
+    lines += [
+        "",
+        "## Subgroups (cross-validated, out-of-fold)",
+        "",
+        "| group | n | prevalence | ROC-AUC | recall | precision |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group, values in summary.get("subgroups", {}).get("cv_out_of_fold", {}).items():
+        auc = values.get("roc_auc")
+        lines.append(
+            f"| {group} | {values['n']} | {values['prevalence']:.2f} | "
+            f"{'n/a' if auc is None else f'{auc:.3f}'} | {values['recall']:.3f} | "
+            f"{values['precision']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Limitations",
+        "- 303 patients from one centre (Cleveland Clinic, 1980s); performance on other "
+        "populations (see UCI's Hungarian, Swiss and VA files) is not established.",
+        "- Few women (about a third) and few patients under 40: subgroup estimates are uncertain.",
+        "- The label is angiographic narrowing, not a clinical outcome.",
+        "- Missing `ca`/`thal` values are imputed; predictions for such patients are flagged by "
+        "the batch scorer.",
+        "- Monitor input drift (`/monitoring/drift`) and recalibrate before use on new data.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def markdown_to_html(markdown: str, title: str) -> str:
+    """Just enough Markdown (headings, lists, tables, code) for the model card; no dependency."""
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;"
+        "line-height:1.45;color:#222}table{border-collapse:collapse}td,th{border:1px solid "
+        "#ccc;padding:.25em .6em}th{background:#f3f3f3}code{background:#f5f5f5}</style>"
+        "</head><body>",
+    ]
+    in_list = in_table = False
+
+    def inline(text: str) -> str:
+        parts = html.escape(text).split("`")
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    for line in markdown.splitlines():
+        if in_list and not line.startswith("- "):
+            out.append("</ul>")
+            in_list = False
+        if in_table and not line.startswith("|"):
+            out.append("</table>")
+            in_table = False
+        if line.startswith("# "):
+            out.append(f"<h1>{inline(line[2:])}</h1>")
+        elif line.startswith("## "):
+            out.append(f"<h2>{inline(line[3:])}</h2>")
+        elif line.startswith("- "):
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{inline(line[2:])}</li>")
+        elif line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= {"-"} for c in cells):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    if in_list:
+        out.append("</ul>")
+    if in_table:
+        out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Building and verifying
+
+
+def dataset_rows(root: Path) -> pd.DataFrame:
+    """Every row of the dataset (the parity set): the processed data, else the shipped raw file."""
+    processed = root / "data" / "processed" / "heart.parquet"
+    if processed.is_file():
+        return pd.read_parquet(processed)
+    from heartml.data.schema import parse_uci
+
+    return parse_uci((root / "data" / "raw" / "processed.cleveland.data").read_bytes())
+
+
+def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    files = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
+        files[path.relative_to(directory).as_posix()] = {
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+        }
+    manifest = {
+        **identity,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+    write_json(directory / MANIFEST, manifest)
+    return manifest
+
+
+def verify_checksums(directory: Path) -> dict[str, Any]:
+    """Every file listed matches its sha256 and nothing unlisted was added. Returns the manifest."""
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise PackagingError(f"{directory}: no {MANIFEST}")
+    manifest: dict[str, Any] = read_json(manifest_path)
+    listed = manifest.get("files", {})
+    for relative, expected in listed.items():
+        path = directory / relative
+        if not path.is_file():
+            raise PackagingError(f"{relative}: listed in {MANIFEST} but missing")
+        actual = sha256_file(path)
+        if actual != expected["sha256"]:
+            raise PackagingError(
+                f"{relative}: sha256 {actual} does not match {MANIFEST} ({expected['sha256']})"
+            )
+    extra = sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != MANIFEST and p.relative_to(directory).as_posix() not in listed
+    )
+    if extra:
+        raise PackagingError(f"{extra[0]}: present but not listed in {MANIFEST}")
+    return manifest
+
+
+def build_package(settings: Any, progress: Any = None) -> PackageResult:
+    """Resolve the champion, export every format, check parity, write the manifest, swap in."""
+    import joblib
+
+    from heartml import tracking
+    from heartml.onnx_export import parity, pipeline_to_onnx
+    from heartml.onnx_runtime import OnnxModel
+
+    report = progress or (lambda _m: None)
+    client = tracking.connect(settings)
+    champion = tracking.find_champion(client, settings)
+    if champion is None:
+        raise PackagingError(
+            "no champion in the registry: run python src/experiment_tracking.py first"
+        )
+    report(f"loading {champion.model_name} v{champion.version}")
+    pipeline = tracking.load_model_pipeline(
+        settings, f"models:/{champion.model_name}/{champion.version}"
+    )
+    summary = tracking.run_summary(settings, champion.run_id)
+    data_info = tracking.run_data_info(settings, champion.run_id)
+
+    final = settings.packages_dir / package_dir_name(champion.algorithm, champion.version)
+    settings.packages_dir.mkdir(parents=True, exist_ok=True)
+    staging = settings.packages_dir / f".staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        report("exporting ONNX")
+        onnx_proto = pipeline_to_onnx(pipeline)
+        (staging / ONNX_FILE).write_bytes(onnx_proto.SerializeToString())
+        rows = dataset_rows(settings.resolved_root)
+        max_delta = parity(pipeline, OnnxModel.from_path(staging / ONNX_FILE), rows)
+        if not max_delta <= PARITY_TOLERANCE:
+            raise PackagingError(
+                f"ONNX parity failed: max |Δp| {max_delta:.2e} > {PARITY_TOLERANCE:.0e} "
+                f"over {len(rows)} rows"
+            )
+        report("copying the MLflow model")
+        tracking.download_model(
+            settings, f"models:/{champion.model_name}/{champion.version}", staging / MLFLOW_DIR
+        )
+        joblib.dump(pipeline, staging / JOBLIB_FILE)
+
+        requirements = pinned_requirements()
+        environment = platform_info()
+        (staging / "requirements.txt").write_text("\n".join(requirements) + "\n")
+        (staging / "conda.yaml").write_text(
+            yaml.safe_dump(conda_environment(requirements, environment["python"]), sort_keys=False)
+        )
+        write_json(staging / "environment.json", environment)
+
+        threshold = float(summary.get("threshold", 0.5))
+        metrics = {
+            "cv": summary.get("cv_metrics", {}),
+            "test": summary.get("test_metrics", {}),
+            "test_ci": summary.get("test_ci", {}),
+            "subgroups": summary.get("subgroups", {}),
+        }
+        champion_dict = champion.as_dict()
+        (staging / MODEL_CONFIG).write_text(
+            yaml.safe_dump(model_config(champion_dict, metrics, threshold), sort_keys=False)
+        )
+        (staging / "deployment_config.yaml").write_text(
+            yaml.safe_dump(deployment_config(champion.algorithm, champion.version), sort_keys=False)
+        )
+        from heartml.data.prepare import read_split
+
+        train, _ = read_split(settings.processed_dir)
+        write_json(staging / REFERENCE_FILE, reference_statistics(train))
+        card = model_card_markdown(champion_dict, summary, data_info)
+        (staging / "model_card.md").write_text(card)
+        (staging / "model_card.html").write_text(
+            markdown_to_html(card, f"Model card: {champion.model_name} v{champion.version}")
+        )
+        manifest = write_manifest(
+            staging,
+            {
+                "package": final.name,
+                "model_name": champion.model_name,
+                "algorithm": champion.algorithm,
+                "version": champion.version,
+                "run_id": champion.run_id,
+                "model_uri": champion.model_uri,
+                "cv_roc_auc": champion.roc_auc,
+                "data_sha256": champion.data_sha256,
+                "config_hash": champion.config_hash,
+                "threshold": threshold,
+                "parity": {
+                    "rows": len(rows),
+                    "max_abs_difference": max_delta,
+                    "tolerance": PARITY_TOLERANCE,
+                },
+                "serving_file": ONNX_FILE,
+            },
+        )
+        previous = settings.packages_dir / f".previous-{uuid.uuid4().hex[:8]}"
+        if final.exists():
+            os.replace(final, previous)
+        os.replace(staging, final)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return PackageResult(final, manifest)
+
+
+@dataclass(frozen=True)
+class Verification:
+    directory: Path
+    manifest: dict[str, Any]
+    formats: dict[str, float]  # format -> max |Δp| against the joblib pipeline on every row
+    rows: int
+
+
+def verify_package(directory: Path, root: Path) -> Verification:
+    """Checksums, then every format loads, then parity of every format on every dataset row."""
+    import joblib
+
+    from heartml.onnx_runtime import OnnxModel
+
+    manifest = verify_checksums(directory)
+    rows = dataset_rows(root)
+    reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
+    expected = reference_pipeline.predict_proba(rows.loc[:, list(RAW_FEATURES)])[:, 1]
+    formats: dict[str, float] = {}
+    try:
+        onnx_p = OnnxModel.from_path(directory / ONNX_FILE).predict_proba(rows)
+    except Exception as exc:
+        raise PackagingError(f"{ONNX_FILE}: does not load or score ({exc})") from exc
+    formats["onnx"] = float(np.max(np.abs(onnx_p - expected)))
+    from heartml import tracking
+
+    try:
+        pyfunc_p = tracking.pyfunc_probabilities(directory / MLFLOW_DIR, rows)
+    except Exception as exc:
+        raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
+    formats["mlflow_pyfunc"] = float(np.max(np.abs(pyfunc_p - expected)))
+    for name, delta in formats.items():
+        if not delta <= PARITY_TOLERANCE:
+            raise PackagingError(
+                f"{name}: max |Δp| {delta:.2e} against the pipeline exceeds {PARITY_TOLERANCE:.0e}"
+            )
+    return Verification(directory, manifest, formats, len(rows))
+
+
+def newest_package(packages_dir: Path) -> Path | None:
+    candidates = [p for p in packages_dir.glob("heart_disease_model_*") if (p / MANIFEST).is_file()]
+    return max(candidates, key=lambda p: (p / MANIFEST).stat().st_mtime) if candidates else None

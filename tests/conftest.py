@@ -1,0 +1,118 @@
+"""Shared fixtures: the shipped Cleveland file, a throwaway project root, a fast config.
+
+Tests never touch the internet: HEARTML_OFFLINE is set for the whole session, before any
+Settings object can be built.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+os.environ["HEARTML_OFFLINE"] = "1"
+
+from heartml.config import PipelineConfig, parse_config  # noqa: E402
+from heartml.data.schema import parse_uci  # noqa: E402
+from heartml.settings import Settings  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RAW_FILE = REPO_ROOT / "data" / "raw" / "processed.cleveland.data"
+CONFIG_FILE = REPO_ROOT / "configs" / "pipeline.yaml"
+HEARTML_BIN = REPO_ROOT / ".venv" / "bin" / "heartml"
+
+
+@pytest.fixture(scope="session")
+def raw_bytes() -> bytes:
+    return RAW_FILE.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def _cleveland(raw_bytes: bytes) -> pd.DataFrame:
+    return parse_uci(raw_bytes)
+
+
+@pytest.fixture
+def cleveland(_cleveland: pd.DataFrame) -> pd.DataFrame:
+    # A fresh copy per test: tests may edit it.
+    return _cleveland.copy()
+
+
+def make_project(root: Path) -> Settings:
+    """A project root with its own data/raw and configs; data/processed, models, reports start
+    empty, so nothing a test runs can touch the real repository's outputs."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO_ROOT / "data" / "raw", root / "data" / "raw")
+    shutil.copytree(REPO_ROOT / "configs", root / "configs")
+    return Settings(root=root, offline=True)
+
+
+@pytest.fixture(scope="session")
+def project_factory() -> Callable[[Path], Settings]:
+    return make_project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Settings:
+    return make_project(tmp_path / "project")
+
+
+def shrink_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """The shipped config, made small enough for tests to train all four models in seconds."""
+    raw = dict(raw)
+    raw["evaluation"] = {**raw["evaluation"], "cv_folds": 3, "cv_repeats": 2}
+    raw["evaluation"]["permutation_repeats"] = 2
+    raw["tuning"] = {**raw["tuning"], "cv_folds": 3, "cv_repeats": 1}
+    models = {name: dict(spec) for name, spec in raw["models"].items()}
+    models["logistic_regression"]["search_space"] = {"C": [0.1, 1.0]}
+    models["random_forest"]["params"] = {**models["random_forest"]["params"], "n_estimators": 30}
+    models["random_forest"]["search_space"] = {"max_depth": [3, None]}
+    models["gradient_boosting"]["params"] = {
+        **models["gradient_boosting"]["params"],
+        "n_estimators": 30,
+    }
+    models["gradient_boosting"]["search_space"] = {"max_depth": [2, 3]}
+    models["svm"]["search_space"] = {"C": [0.3, 1.0]}
+    raw["models"] = models
+    return raw
+
+
+@pytest.fixture(scope="session")
+def small_config() -> PipelineConfig:
+    return parse_config(shrink_config(yaml.safe_load(CONFIG_FILE.read_text())))
+
+
+def cli_env(**overrides: str) -> dict[str, str]:
+    """The environment for a `heartml` subprocess: no HEARTML_* leaks from this session."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTML_")}
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def heartml_cli() -> Callable[..., Any]:
+    """Run the installed `heartml` console script in a project folder; returns CompletedProcess."""
+    import subprocess
+
+    def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> Any:
+        return subprocess.run(
+            [str(HEARTML_BIN), *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def make_cli_env() -> Callable[..., dict[str, str]]:
+    return cli_env
