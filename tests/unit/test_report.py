@@ -1,0 +1,423 @@
+"""The evaluation report: one self-contained HTML page comparing the models, figures embedded."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+import struct
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from heartml.evaluate import (
+    METRICS,
+    classification_metrics,
+    corrected_paired_t_test,
+    curves,
+    summarize_folds,
+)
+from heartml.report import write_evaluation_report
+
+pytestmark = pytest.mark.task2
+
+# Dict order differs from the expected page order on purpose: the best model must come first.
+MODEL_NAMES = ("logistic_regression", "random_forest", "gradient_boosting", "svm")
+BEST = "random_forest"
+SKILL = {"random_forest": 3, "svm": 2, "logistic_regression": 1, "gradient_boosting": 0}
+FIGURE_SECTIONS = (
+    "cv-folds",
+    "roc",
+    "pr",
+    "calibration",
+    "confusion",
+    "importance",
+    "subgroup-auc",
+)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DATA_URI = 'src="data:image/png;base64,'
+HOSTILE = '<script>alert("x")</script> & <b>'
+CV_FOLDS, CV_REPEATS, THRESHOLD = 5, 2, 0.5
+SUBGROUPS = ("sex=female", "sex=male", "age_group=young", "age_group=elderly")
+NO_AUC_GROUP = "age_group=young"  # only one class in the test split: AUC is None
+FEATURES = ("age", "sex", "cp", "thalach", "ca")
+
+
+# --- a synthetic results document, shaped like artifacts.evaluation_results ----------------
+
+
+def _subgroups(rng: np.random.Generator, split: str) -> dict[str, dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(SUBGROUPS):
+        groups[name] = {
+            "n": 10 + 17 * i,
+            "prevalence": float(rng.uniform(0.2, 0.6)),
+            "roc_auc": None
+            if split == "test" and name == NO_AUC_GROUP
+            else float(rng.uniform(0.7, 1)),
+            "accuracy": float(rng.uniform(0.6, 0.95)),
+            "recall": float(rng.uniform(0.6, 0.95)),
+            "precision": float(rng.uniform(0.6, 0.95)),
+            "brier": float(rng.uniform(0.05, 0.2)),
+        }
+    return groups
+
+
+def model_summary(algorithm: str) -> dict[str, Any]:
+    skill = SKILL[algorithm]
+    rng = np.random.default_rng(skill)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(0.5 + (y - 0.5) * (0.3 + 0.05 * skill) + rng.normal(0, 0.2, len(y)), 0.01, 0.99)
+    y_train, p_train, y_test, p_test = y[:150], p[:150], y[150:], p[150:]
+    folds = {
+        metric: [
+            float(v)
+            for v in np.clip(rng.normal(0.78 + 0.03 * skill, 0.04, CV_FOLDS * CV_REPEATS), 0, 1)
+        ]
+        for metric in METRICS
+    }
+    test_metrics = classification_metrics(y_test, p_test, THRESHOLD)
+    params: dict[str, Any] = {"C": 0.1 * (skill + 1)}
+    if algorithm == "svm":
+        params["gamma"] = "scale"
+    return {
+        "algorithm": algorithm,
+        "estimator": f"{algorithm.title().replace('_', '')}Classifier",
+        "best_params": params,
+        "estimator_params": {**params, "random_state": 7},
+        "tuning": {
+            "scoring": "roc_auc",
+            "cv_folds": 5,
+            "cv_repeats": 2,
+            "candidates": 4 + skill,
+            "best_inner_score": 0.8 + 0.01 * skill,
+        },
+        "cv_metrics": {m: summarize_folds(v, 1 / CV_FOLDS) for m, v in folds.items()},
+        "cv_fold_metrics": folds,
+        "test_metrics": test_metrics,
+        "test_ci": {
+            m: {"ci_low": v - 0.05 - 0.001 * skill, "ci_high": min(1.0, v + 0.04)}
+            for m, v in test_metrics.items()
+        },
+        "oof_curves": curves(y_train, p_train, THRESHOLD, 5),
+        "test_curves": curves(y_test, p_test, THRESHOLD, 5),
+        "subgroups": {
+            "cv_out_of_fold": _subgroups(rng, "cv_out_of_fold"),
+            "test": _subgroups(rng, "test"),
+        },
+        "permutation_importance": {
+            f: {"mean": float(rng.normal(0.02, 0.02)), "std": float(rng.uniform(0, 0.01))}
+            for f in FEATURES
+        },
+        "seconds": 1.5 + skill,
+    }
+
+
+def make_results() -> dict[str, Any]:
+    return {
+        "created_at": "2030-01-02T03:04:05+00:00",
+        "data_sha256": "d" * 10 + "e" * 54,
+        "config_hash": "c" * 8 + "f" * 56,
+        "config": {
+            "seed": 7,
+            "evaluation": {
+                "cv_folds": CV_FOLDS,
+                "cv_repeats": CV_REPEATS,
+                "threshold": THRESHOLD,
+                "calibration_bins": 5,
+            },
+        },
+        "seed": 7,
+        "n_train": 150,
+        "n_test": 50,
+        "threshold": THRESHOLD,
+        "best_algorithm": BEST,
+        "selection_rule": "highest mean repeated-CV ROC-AUC on the training split",
+        "feature_names": {"raw": list(FEATURES), "engineered": [*FEATURES, "age_group"]},
+        "library_versions": {"python": "3.11.7", "scikit-learn": "9.9.9"},
+        "git_commit": "0123456789abcdef",
+        "models": {name: model_summary(name) for name in MODEL_NAMES},
+    }
+
+
+# --- reading the page back -----------------------------------------------------------------
+
+
+class _Tables(HTMLParser):
+    """Rows of every table with an id: [{"attrs": tr attributes, "cells": [(attrs, text)]}]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[dict[str, Any]]] = {}
+        self._table: str | None = None
+        self._cell: tuple[dict[str, str | None], list[str]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table" and attributes.get("id"):
+            self._table = attributes["id"]
+            self.tables[self._table] = []
+        elif self._table and tag == "tr":
+            self.tables[self._table].append({"attrs": attributes, "cells": []})
+        elif self._table and tag in ("td", "th"):
+            self._cell = (attributes, [])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._table = None
+        elif self._table and tag in ("td", "th") and self._cell:
+            attributes, text = self._cell
+            self.tables[self._table][-1]["cells"].append((attributes, "".join(text)))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell:
+            self._cell[1].append(data)
+
+
+def tables(html: str) -> dict[str, list[dict[str, Any]]]:
+    parser = _Tables()
+    parser.feed(html)
+    return parser.tables
+
+
+def body_rows(html: str, table_id: str) -> dict[str, dict[str, Any]]:
+    """Rows of a comparison table by model name."""
+    return {
+        row["attrs"]["data-model"]: row
+        for row in tables(html)[table_id]
+        if row["attrs"].get("data-model")
+    }
+
+
+def squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def section(html: str, section_id: str) -> str:
+    match = re.search(rf'<section id="{section_id}">(.*?)</section>', html, re.DOTALL)
+    assert match, f"no section {section_id!r} in the report"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def results() -> dict[str, Any]:
+    document = make_results()
+    document["models"]["svm"]["best_params"]["kernel"] = HOSTILE
+    return document
+
+
+@pytest.fixture(scope="module")
+def report(results: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("evaluation") / "report"  # must be created
+    return write_evaluation_report(results, out_dir)
+
+
+@pytest.fixture(scope="module")
+def html(report: Path) -> str:
+    return report.read_text(encoding="utf-8")
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_returns_index_html_inside_out_dir(report: Path) -> None:
+    assert report.name == "index.html"
+    assert report.is_file()
+    assert report.read_text(encoding="utf-8").lstrip().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.parametrize("section_id", FIGURE_SECTIONS)
+def test_each_figure_section_embeds_a_png_data_uri(html: str, section_id: str) -> None:
+    assert DATA_URI in section(html, section_id)
+
+
+@pytest.mark.parametrize("section_id", FIGURE_SECTIONS)
+def test_each_figure_is_a_valid_png_file_identical_to_the_embedded_one(
+    report: Path, html: str, section_id: str
+) -> None:
+    png = (report.parent / f"{section_id}.png").read_bytes()
+    assert png.startswith(PNG_MAGIC)
+    width, height = struct.unpack(">II", png[16:24])  # IHDR: a real picture, not a stub
+    assert width > 300 and height > 200
+    embedded = re.search(r'data:image/png;base64,([A-Za-z0-9+/=]+)"', section(html, section_id))
+    assert embedded
+    assert base64.b64decode(embedded.group(1)) == png
+
+
+def test_html_loads_nothing_from_the_network(html: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
+    assert not re.search(r"url\(\s*['\"]?\s*(https?:)?//", html, re.IGNORECASE)
+    assert "@import" not in html
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+
+
+def test_header_states_choice_rule_provenance_and_honesty(html: str) -> None:
+    summary = re.sub(r"\s+", " ", section(html, "summary"))
+    assert f"Best model: {BEST}" in summary
+    assert "highest mean repeated-CV ROC-AUC on the training split" in summary
+    assert "never on the test split" in summary
+    assert "d" * 10 + "e" * 2 in summary  # the sha256, shortened
+    assert "d" * 10 + "e" * 54 not in summary
+    assert "c" * 8 + "f" * 4 in summary
+    assert "seed 7" in summary
+    assert "n_train = 150" in summary and "n_test = 50" in summary
+    assert "optimistic" in summary
+    assert "Nadeau-Bengio" in summary
+    assert "bootstrap" in summary
+    assert "5-fold CV repeated 2 times" in summary
+
+
+@pytest.mark.parametrize("table_id", ["metrics-probability", "metrics-threshold", "models-table"])
+def test_every_model_has_a_row_and_the_best_comes_first_marked(html: str, table_id: str) -> None:
+    rows = body_rows(html, table_id)
+    assert set(rows) == set(MODEL_NAMES)
+    assert next(iter(rows)) == BEST
+    for name, row in rows.items():
+        marked = "best" in (row["attrs"].get("class") or "").split()
+        assert marked == (name == BEST), name
+        assert ("best" in row["cells"][0][1]) == (name == BEST)  # the visible badge
+
+
+def test_metric_tables_show_the_results_numbers(html: str, results: dict[str, Any]) -> None:
+    seen: dict[str, set[tuple[str, str]]] = {name: set() for name in MODEL_NAMES}
+    for table_id in ("metrics-probability", "metrics-threshold"):
+        for name, row in body_rows(html, table_id).items():
+            model = results["models"][name]
+            for attributes, text in row["cells"][1:]:
+                metric, split = attributes["data-metric"], attributes["data-split"]
+                if split == "cv":
+                    cv = model["cv_metrics"][metric]
+                    expected = (
+                        f"{cv['mean']:.3f} ± {cv['std']:.3f}"
+                        f"[{cv['ci_low']:.3f}, {cv['ci_high']:.3f}]"
+                    )
+                else:
+                    ci = model["test_ci"][metric]
+                    expected = (
+                        f"{model['test_metrics'][metric]:.3f}"
+                        f"[{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
+                    )
+                assert squeeze(text) == squeeze(expected), (name, metric, split)
+                seen[name].add((metric, split))
+    every = {(metric, split) for metric in METRICS for split in ("cv", "test")}
+    assert all(cells == every for cells in seen.values())
+
+
+def test_best_value_of_a_column_is_emphasised(html: str, results: dict[str, Any]) -> None:
+    rows = body_rows(html, "metrics-probability")
+    top_cv = max(MODEL_NAMES, key=lambda n: results["models"][n]["cv_metrics"]["roc_auc"]["mean"])
+    lowest_brier = min(MODEL_NAMES, key=lambda n: results["models"][n]["test_metrics"]["brier"])
+    for name, row in rows.items():
+        cells = {
+            (a["data-metric"], a["data-split"]): a["class"].split() for a, _ in row["cells"][1:]
+        }
+        assert ("top" in cells["roc_auc", "cv"]) == (name == top_cv)
+        assert ("top" in cells["brier", "test"]) == (name == lowest_brier)  # lower is better
+
+
+def test_models_table_shows_params_and_the_corrected_test_against_the_best(
+    html: str, results: dict[str, Any]
+) -> None:
+    rows = body_rows(html, "models-table")
+    best_folds = results["models"][BEST]["cv_fold_metrics"]["roc_auc"]
+    for name, row in rows.items():
+        text = " ".join(t for _, t in row["cells"])
+        assert "C = " in text
+        if name == BEST:
+            continue
+        other = results["models"][name]["cv_fold_metrics"]["roc_auc"]
+        test = corrected_paired_t_test(best_folds, other, 1 / CV_FOLDS)
+        assert f"{test['mean_difference']:+.3f} (p = {test['p_value']:.2f})" in text
+
+
+def test_html_special_characters_in_model_params_are_escaped(html: str) -> None:
+    assert "&lt;script&gt;" in html
+    assert "&amp; &lt;b&gt;" in html
+    assert "<script>" not in html
+    assert "<b>" not in html
+
+
+def test_subgroup_tables_cover_both_splits_with_missing_auc_shown(
+    html: str, results: dict[str, Any]
+) -> None:
+    parsed = tables(html)
+    for split, table_id in (
+        ("cv_out_of_fold", "subgroups-cv_out_of_fold"),
+        ("test", "subgroups-test"),
+    ):
+        rows = [row for row in parsed[table_id] if row["attrs"].get("data-group")]
+        assert {(r["attrs"]["data-group"], r["attrs"]["data-model"]) for r in rows} == {
+            (group, name) for group in SUBGROUPS for name in MODEL_NAMES
+        }
+        for row in rows:
+            group, name = row["attrs"]["data-group"], row["attrs"]["data-model"]
+            entry = results["models"][name]["subgroups"][split][group]
+            values = [t for _, t in row["cells"]][
+                -5:
+            ]  # ROC-AUC, accuracy, recall, precision, Brier
+            expected_auc = "–" if entry["roc_auc"] is None else f"{entry['roc_auc']:.3f}"
+            assert values == [
+                expected_auc,
+                f"{entry['accuracy']:.3f}",
+                f"{entry['recall']:.3f}",
+                f"{entry['precision']:.3f}",
+                f"{entry['brier']:.3f}",
+            ]
+    labels = section(html, "subgroups")
+    assert "Sex: female" in labels
+    assert "Age ≤ 40 (young)" in labels
+
+
+def test_does_not_change_the_results_document(results: dict[str, Any], tmp_path: Path) -> None:
+    before = copy.deepcopy(results)
+    write_evaluation_report(results, tmp_path)
+    assert results == before
+
+
+def test_a_single_model_document_gives_a_full_report(tmp_path: Path) -> None:
+    document = make_results()
+    document["models"] = {BEST: document["models"][BEST]}
+    del document["config"]  # older documents: no fold count, so no paired test
+    page = write_evaluation_report(document, tmp_path).read_text(encoding="utf-8")
+    for section_id in FIGURE_SECTIONS:
+        assert DATA_URI in section(page, section_id)
+        assert (tmp_path / f"{section_id}.png").read_bytes().startswith(PNG_MAGIC)
+    rows = body_rows(page, "metrics-probability")
+    assert list(rows) == [BEST]
+    assert "best" in rows[BEST]["attrs"]["class"]
+    assert ' top"' not in page and " top " not in page  # nothing to beat with one model
+
+
+def test_no_subgroup_auc_at_all_still_renders_the_tables(tmp_path: Path) -> None:
+    document = make_results()
+    for model in document["models"].values():
+        for groups in model["subgroups"].values():
+            for entry in groups.values():
+                entry["roc_auc"] = None
+    page = write_evaluation_report(document, tmp_path).read_text(encoding="utf-8")
+    assert '<section id="subgroup-auc">' not in page  # an empty plot would say nothing
+    assert "subgroups-test" in page
+    assert DATA_URI in section(page, "roc")
+
+
+def test_a_document_without_models_is_refused(tmp_path: Path) -> None:
+    document = make_results()
+    document["models"] = {}
+    with pytest.raises(ValueError, match="no models"):
+        write_evaluation_report(document, tmp_path)
+
+
+def test_leaves_no_figures_open_and_no_global_style_change(
+    results: dict[str, Any], tmp_path: Path
+) -> None:
+    font_size = plt.rcParams["font.size"]
+    open_before = plt.get_fignums()
+    write_evaluation_report(results, tmp_path)
+    assert plt.get_fignums() == open_before
+    assert plt.rcParams["font.size"] == font_size
