@@ -18,9 +18,9 @@ import yaml
 
 os.environ["HEARTML_OFFLINE"] = "1"
 
-from heartml.config import PipelineConfig, parse_config  # noqa: E402
-from heartml.data.schema import parse_uci  # noqa: E402
-from heartml.settings import Settings  # noqa: E402
+from heartml.config import PipelineConfig, parse_config
+from heartml.data.schema import parse_uci
+from heartml.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_FILE = REPO_ROOT / "data" / "raw" / "processed.cleveland.data"

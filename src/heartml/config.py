@@ -80,5 +80,10 @@ def load_config(path: Path) -> PipelineConfig:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        # PyYAML's own message spans several lines (it quotes the source); keep it to one.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(problem).split())
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     return parse_config(raw, source=str(path))

@@ -89,6 +89,7 @@ def write_json(path: Path, payload: Any) -> None:
     ) as handle:
         json.dump(payload, handle, indent=2, sort_keys=False, default=_jsonable)
         handle.write("\n")
+    os.chmod(handle.name, 0o644)  # temp files are created private; outputs are for everyone
     os.replace(handle.name, path)
 
 

@@ -22,7 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from heartml.coding import AGE_GROUP_EDGES, AGE_GROUP_LABELS, COLUMNS_BY_NAME
-from heartml.data.eda import ReportFigure, _save_figure
+from heartml.data.eda import ReportFigure, save_figure
 from heartml.evaluate import METRICS, corrected_paired_t_test
 
 # Okabe-Ito, as in the EDA report: distinguishable with colour blindness. One colour per model,
@@ -78,7 +78,7 @@ def write_evaluation_report(results: dict, out_dir: Path) -> Path:
         }
     ):
         figures: list[ReportFigure] = [
-            _save_figure(out_dir, slug, title, caption, figure)
+            save_figure(out_dir, slug, title, caption, figure)
             for slug, title, caption, figure in _build_figures(results, models, split_names)
         ]
     versus_best = _versus_best(results, models)

@@ -111,7 +111,9 @@ def test_array_input_in_raw_order_equals_dataframe_input(cleveland: pd.DataFrame
 
 
 def test_wrong_column_count_is_a_clear_error(cleveland: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match=r"expected 2-D input with 13 columns .*got shape \(5, 12\)"):
+    with pytest.raises(
+        ValueError, match=r"expected 2-D input with 13 columns .*got shape \(5, 12\)"
+    ):
         FeatureEngineer().fit(cleveland[list(RAW_FEATURES[:12])].to_numpy()[:5])
     with pytest.raises(ValueError, match="got shape"):
         FeatureEngineer().fit(cleveland).transform(np.zeros(13))

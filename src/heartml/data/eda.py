@@ -61,7 +61,7 @@ def write_eda_report(frame: pd.DataFrame, quality: dict, out_dir: Path) -> Path:
         }
     ):
         figures = [
-            _save_figure(out_dir, slug, title, caption, figure)
+            save_figure(out_dir, slug, title, caption, figure)
             for slug, title, caption, figure in _build_figures(frame)
         ]
     html = _TEMPLATE.render(
@@ -207,7 +207,7 @@ def _build_figures(frame: pd.DataFrame) -> Iterator[tuple[str, str, str, Figure]
     )
 
 
-def _save_figure(
+def save_figure(
     out_dir: Path, slug: str, title: str, caption: str, figure: Figure
 ) -> ReportFigure:
     buffer = io.BytesIO()

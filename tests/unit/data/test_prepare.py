@@ -122,7 +122,9 @@ def test_write_processed_writes_every_output(prepared: PreparedData, tmp_path: P
         ]
     )
     train, test = read_split(out)
-    pd.testing.assert_frame_equal(train.reset_index(drop=True), prepared.train.reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        train.reset_index(drop=True), prepared.train.reset_index(drop=True)
+    )
     assert len(test) == 61
     assert json.loads((out / "data_quality_report.json").read_text()) == prepared.quality
     assert [p.name for p in out.parent.iterdir()] == ["processed"]
