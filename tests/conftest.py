@@ -60,7 +60,7 @@ def project_factory() -> Callable[[Path], Settings]:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Settings:
-    return make_project(tmp_path / "project")
+    return make_project(tmp_path)
 
 
 def shrink_config(raw: dict[str, Any]) -> dict[str, Any]:

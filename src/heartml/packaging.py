@@ -32,20 +32,24 @@ from heartml.coding import (
     RAW_COLUMNS,
     RAW_FEATURES,
 )
-from heartml.provenance import platform_info, read_json, sha256_file, write_json
 
-MANIFEST = "MANIFEST.json"
-ONNX_FILE = "model.onnx"
+# Verification lives in the light heartml.manifest (the server uses it without pandas);
+# re-exported here for the callers of heartml.packaging.
+from heartml.manifest import (
+    MANIFEST,
+    MODEL_CONFIG,
+    ONNX_FILE,
+    REFERENCE_FILE,
+    PackagingError,
+    verify_checksums,
+)
+from heartml.manifest import newest_package as newest_package
+from heartml.provenance import platform_info, sha256_file, write_json
+
 JOBLIB_FILE = "model.joblib"
 MLFLOW_DIR = "mlflow_model"
-REFERENCE_FILE = "reference_statistics.json"
-MODEL_CONFIG = "model_config.yaml"
 PARITY_TOLERANCE = 1e-5
 REFERENCE_BINS = 10
-
-
-class PackagingError(RuntimeError):
-    """Packaging or verification failed; the message says which file and why."""
 
 
 @dataclass(frozen=True)
@@ -326,32 +330,6 @@ def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def verify_checksums(directory: Path) -> dict[str, Any]:
-    """Every file listed matches its sha256 and nothing unlisted was added. Returns the manifest."""
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise PackagingError(f"{directory}: no {MANIFEST}")
-    manifest: dict[str, Any] = read_json(manifest_path)
-    listed = manifest.get("files", {})
-    for relative, expected in listed.items():
-        path = directory / relative
-        if not path.is_file():
-            raise PackagingError(f"{relative}: listed in {MANIFEST} but missing")
-        actual = sha256_file(path)
-        if actual != expected["sha256"]:
-            raise PackagingError(
-                f"{relative}: sha256 {actual} does not match {MANIFEST} ({expected['sha256']})"
-            )
-    extra = sorted(
-        p.relative_to(directory).as_posix()
-        for p in directory.rglob("*")
-        if p.is_file() and p.name != MANIFEST and p.relative_to(directory).as_posix() not in listed
-    )
-    if extra:
-        raise PackagingError(f"{extra[0]}: present but not listed in {MANIFEST}")
-    return manifest
-
-
 def build_package(settings: Any, progress: Any = None) -> PackageResult:
     """Resolve the champion, export every format, check parity, write the manifest, swap in."""
     import joblib
@@ -494,8 +472,3 @@ def verify_package(directory: Path, root: Path) -> Verification:
                 f"{name}: max |Δp| {delta:.2e} against the pipeline exceeds {PARITY_TOLERANCE:.0e}"
             )
     return Verification(directory, manifest, formats, len(rows))
-
-
-def newest_package(packages_dir: Path) -> Path | None:
-    candidates = [p for p in packages_dir.glob("heart_disease_model_*") if (p / MANIFEST).is_file()]
-    return max(candidates, key=lambda p: (p / MANIFEST).stat().st_mtime) if candidates else None

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 UCI_CLEVELAND_URL = (
     "https://archive.ics.uci.edu/ml/machine-learning-databases/heart-disease/"
@@ -47,6 +48,40 @@ class Settings(BaseSettings):
     mlflow_timeout_s: float = Field(default=20.0, gt=0)
     model_name_prefix: str = "heart_disease"
     champion_alias: str = "champion"
+
+    # Prediction service (`heartml serve`). The model comes from a verified package: the one
+    # named here, else the newest under packages/; with model_source=registry, the package
+    # whose MANIFEST names the registry's champion (name and version).
+    model_source: Literal["package", "registry"] = "package"
+    model_package: Path | None = Field(
+        default=None, description="Package folder to serve (default: newest under packages/)"
+    )
+    serve_reload_interval_s: float = Field(
+        default=5.0, ge=0, description="Seconds between checks for a new model; 0 = never"
+    )
+    serve_batch_limit: int = Field(default=1000, ge=1, description="Records per /predict/batch")
+    serve_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Request body limit")
+    serve_drift_window: int = Field(default=500, ge=10, description="Recent inputs kept for drift")
+    serve_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Allowed CORS origins, comma-separated; empty = CORS off"
+    )
+    serve_admin_api_key: SecretStr | None = Field(
+        default=None, description="X-API-Key for POST /admin/reload; unset = endpoint disabled"
+    )
+    serve_prediction_log: Path | None = Field(
+        default=None, description="Append one JSON line per prediction here (off when unset)"
+    )
+    serve_log_level: str = "INFO"
+    serve_access_log: bool = Field(default=True, description="One JSON log line per request")
+    serve_onnx_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op")
+
+    @field_validator("serve_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        # An environment variable holds "https://a.example,https://b.example".
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @cached_property
     def resolved_root(self) -> Path:

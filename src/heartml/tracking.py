@@ -37,6 +37,8 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 ]
+# Distributions a logged pipeline needs to load (heartml: the FeatureEngineer class).
+MODEL_DISTRIBUTIONS = ("mlflow", "heartml", "scikit-learn", "skops", "numpy", "pandas", "scipy")
 
 
 class TrackingError(RuntimeError):
@@ -235,6 +237,7 @@ def log_pipeline_execution(
                 _log_model_run(
                     client,
                     settings,
+                    experiment_id,
                     algorithm,
                     summary,
                     pipelines[algorithm],
@@ -255,9 +258,27 @@ def log_pipeline_execution(
         return parent.info.run_id, registered
 
 
+def model_requirements() -> list[str]:
+    """What loading a logged pipeline needs, pinned to the training environment.
+
+    Declared rather than inferred: MLflow's inference loads the model in a subprocess (about
+    4 s per model) and picks up whatever else the process imported (pytest, psutil, ...).
+    """
+    from importlib import metadata
+
+    pins = []
+    for name in MODEL_DISTRIBUTIONS:
+        try:
+            pins.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
 def _log_model_run(
     client: Any,
     settings: Settings,
+    experiment_id: str,
     algorithm: str,
     summary: dict[str, Any],
     pipeline: Any,
@@ -268,8 +289,13 @@ def _log_model_run(
 ) -> RegisteredVersion:
     mlflow = _mlflow()
     model_name = settings.registered_model_name(algorithm)
+    # The experiment must be named here too: a nested run otherwise lands in experiment 0
+    # ("Default", artifacts under ./mlruns), away from its parent.
     with mlflow.start_run(
-        run_name=algorithm, nested=True, tags={**tags, "algorithm": algorithm}
+        experiment_id=experiment_id,
+        run_name=algorithm,
+        nested=True,
+        tags={**tags, "algorithm": algorithm},
     ) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in summary["estimator_params"].items()})
         mlflow.log_params({f"tuned.{k}": str(v) for k, v in summary["best_params"].items()})
@@ -287,6 +313,7 @@ def _log_model_run(
             pyfunc_predict_fn="predict_proba",
             serialization_format="skops",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=model_requirements(),
             registered_model_name=model_name,
             await_registration_for=60,
         )

@@ -264,3 +264,18 @@ def test_tuning_and_cv_never_see_the_test_split(
     assert other.oof_curves == original.oof_curves
     # Same fitted model, mirrored test labels: the test AUC mirrors too.
     assert other.test_metrics["roc_auc"] == pytest.approx(1 - original.test_metrics["roc_auc"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_metrics_equal_sklearn_metrics(seed: int) -> None:
+    # The bootstrap uses the numpy implementation: it must give sklearn's numbers, ties included.
+    from heartml.evaluate import fast_metrics
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 80)
+    p = np.round(rng.random(80), 1)  # rounding makes many tied scores
+    slow = classification_metrics(y, p, 0.5)
+    fast = fast_metrics(y, p, 0.5)
+    assert fast.keys() == slow.keys()
+    for name in slow:
+        assert fast[name] == pytest.approx(slow[name], abs=1e-12), name

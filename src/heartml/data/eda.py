@@ -207,9 +207,7 @@ def _build_figures(frame: pd.DataFrame) -> Iterator[tuple[str, str, str, Figure]
     )
 
 
-def save_figure(
-    out_dir: Path, slug: str, title: str, caption: str, figure: Figure
-) -> ReportFigure:
+def save_figure(out_dir: Path, slug: str, title: str, caption: str, figure: Figure) -> ReportFigure:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     png = buffer.getvalue()

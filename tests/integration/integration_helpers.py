@@ -1,0 +1,423 @@
+"""Real services for the Task 3/4 integration tests: PostgreSQL, `mlflow server`, tmp projects.
+
+PostgreSQL: `HEARTML_TEST_POSTGRES_URL` (what .ci/run exports) or a throwaway cluster made with
+Debian's binaries. Every mlflow server gets a fresh database on it, runs in its own process
+group (its job consumers outlive a plain kill) and is stopped by killing that group.
+
+Projects are temporary folders laid out like the repository (data/raw, configs, and `src` linked
+to the repository's), so the seed's commands run verbatim with the project as working directory.
+Training is done once per session (`heartml data` + `heartml train`, the Task 1-2 user flow) and
+copied into each project; `experiment_tracking.py` then reuses it as it does for a user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+PYTHON = str(VENV_BIN / "python")
+HEARTML = str(VENV_BIN / "heartml")
+MLFLOW = str(VENV_BIN / "mlflow")
+ALGORITHMS = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
+MODEL_NAMES = tuple(f"heart_disease_{a}" for a in ALGORITHMS)
+BACKENDS = ("embedded", "server")  # the embedded SQLite store; mlflow server on PostgreSQL
+SERVER_START_TIMEOUT_S = 90
+POSTGRES_URL_ENV = "HEARTML_TEST_POSTGRES_URL"
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.is_file():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def kill_group(process: subprocess.Popen[Any], grace_s: float = 10) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left of it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_s)
+    # Children (gunicorn/uvicorn workers, job consumers) may outlive the leader.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+def subprocess_env(tracking_uri: str | None = None, **extra: str) -> dict[str, str]:
+    """A clean environment for the pipeline's commands: offline, no leaked HEARTML_*/MLFLOW_*."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HEARTML_", "MLFLOW_")) and k != "PYTHONPATH"
+    }
+    env["HEARTML_OFFLINE"] = "1"
+    env["COLUMNS"] = "200"  # rich tables unwrapped in captured output
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env.update(extra)
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+def _postgres_bin() -> Path:
+    versions = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").is_file()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if not versions:
+        pytest.fail(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): "
+            "apt-get install postgresql, or set HEARTML_TEST_POSTGRES_URL to a running server",
+            pytrace=False,
+        )
+    return versions[-1]
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL server; `create_database()` returns the URL of a fresh, empty database."""
+
+    admin_url: str
+    created: list[str] = field(default_factory=list)
+
+    def connect(self) -> Any:
+        import psycopg2
+
+        connection = psycopg2.connect(self.admin_url, connect_timeout=10)
+        connection.autocommit = True
+        return connection
+
+    def create_database(self) -> str:
+        name = f"heartml_test_{uuid.uuid4().hex[:10]}"
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            connection.close()
+        self.created.append(name)
+        return urllib.parse.urlsplit(self.admin_url)._replace(path=f"/{name}").geturl()
+
+    def drop_created(self) -> None:
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                for name in self.created:
+                    cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            connection.close()
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[Postgres]:
+    """initdb + pg_ctl start on a free loopback port (trust auth, no fsync); removed afterwards."""
+    bin_dir = _postgres_bin()
+    base = Path(tempfile.mkdtemp(prefix="heartml-pg-"))
+    if os.geteuid() == 0:
+        account = pwd.getpwnam("postgres")
+        os.chown(base, account.pw_uid, account.pw_gid)
+    data, log = base / "data", base / "postgres.log"
+    port = free_port()
+    pg_ctl = str(bin_dir / "pg_ctl")
+    try:
+        made = subprocess.run(
+            _as_postgres_user(
+                [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-N"]
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if made.returncode != 0:
+            pytest.fail(f"initdb failed:\n{made.stdout}\n{made.stderr}", pytrace=False)
+        started = subprocess.run(
+            _as_postgres_user(
+                [
+                    *(pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "60"),
+                    *("-o", f"-k {base} -h 127.0.0.1 -p {port} -F", "start"),
+                ]
+            ),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        if started.returncode != 0:
+            pytest.fail(f"PostgreSQL did not start:\n{started.stderr}\n{tail(log)}", pytrace=False)
+        yield Postgres(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                _as_postgres_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
+                capture_output=True,
+                timeout=60,
+            )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# mlflow server
+
+
+@dataclass
+class MlflowServer:
+    """`mlflow server` on a PostgreSQL database with proxied artifacts, on loopback."""
+
+    database_url: str
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[Any] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
+
+    def start(self) -> MlflowServer:
+        """Start (or restart, on the same database and port) and wait for /health."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    MLFLOW,
+                    "server",
+                    "--backend-store-uri",
+                    self.database_url,
+                    "--artifacts-destination",
+                    str(self.directory / "artifacts"),
+                    "--serve-artifacts",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.directory,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"mlflow server exited with {self.process.returncode}:\n{tail(self.log_path)}",
+                    pytrace=False,
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        pytest.fail(
+            f"mlflow server not healthy after {SERVER_START_TIMEOUT_S} s:\n{tail(self.log_path)}",
+            pytrace=False,
+        )
+
+    def stop(self) -> None:
+        """Kill the server's process group and wait until its port refuses connections."""
+        if self.process is None:
+            return
+        kill_group(self.process)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+# --------------------------------------------------------------------------------------------
+# Projects
+
+
+def small_config_text() -> str:
+    """The shipped config, shrunk so the four models train in seconds (same keys, tiny grids)."""
+    raw = yaml.safe_load((REPO_ROOT / "configs" / "pipeline.yaml").read_text())
+    raw["evaluation"].update(cv_folds=3, cv_repeats=2, permutation_repeats=2)
+    raw["tuning"].update(cv_folds=3, cv_repeats=1)
+    models = raw["models"]
+    models["logistic_regression"]["search_space"] = {"C": [0.1, 1.0]}
+    models["random_forest"]["params"]["n_estimators"] = 30
+    models["random_forest"]["search_space"] = {"max_depth": [3, None]}
+    models["gradient_boosting"]["params"]["n_estimators"] = 30
+    models["gradient_boosting"]["search_space"] = {"max_depth": [2, 3]}
+    models["svm"]["search_space"] = {"C": [0.3, 1.0]}
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+def new_project(root: Path) -> Path:
+    """data/raw, the small config, and `src` linked to the repository's (for the seed scripts)."""
+    root.mkdir(parents=True)
+    shutil.copytree(REPO_ROOT / "data" / "raw", root / "data" / "raw")
+    (root / "configs").mkdir()
+    (root / "configs" / "pipeline.yaml").write_text(small_config_text())
+    (root / "src").symlink_to(REPO_ROOT / "src", target_is_directory=True)
+    return root
+
+
+@dataclass
+class Project:
+    """A project folder and the tracking store its commands use (None: the embedded store)."""
+
+    root: Path
+    tracking_uri: str | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return subprocess_env(self.tracking_uri)
+
+    @property
+    def store_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def run(
+        self, *command: str, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A command as a user types it in the project folder: `python src/...` or `heartml ...`."""
+        argv = list(command)
+        if argv[0] == "python":
+            argv[0] = PYTHON
+        elif argv[0] == "heartml":
+            argv[0] = HEARTML
+        return subprocess.run(
+            argv,
+            cwd=self.root,
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *command: str) -> subprocess.Popen[str]:
+        argv = [PYTHON if command[0] == "python" else command[0], *command[1:]]
+        return subprocess.Popen(
+            argv,
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def track(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = self.run("python", "src/experiment_tracking.py", *args, timeout=timeout)
+        assert result.returncode == 0, describe(result)
+        return result
+
+
+@dataclass
+class TrackedTwice:
+    """A project after two `python src/experiment_tracking.py` runs on the same data/config."""
+
+    backend: str
+    project: Project
+    first: Any  # CompletedProcess of each run
+    second: Any
+    snapshot: dict[str, Any]  # the registry right after the second run
+
+
+def describe(result: subprocess.CompletedProcess[str]) -> str:
+    return (
+        f"{' '.join(map(str, result.args))} exited {result.returncode}\n"
+        f"--- stdout\n{result.stdout[-4000:]}\n--- stderr\n{result.stderr[-4000:]}"
+    )
+
+
+TRAINED_OUTPUTS = ("data/processed", "models", "reports")  # what Task 1-2 leave behind
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the registry (directly with MLflow's client, independent of heartml.tracking)
+
+
+def registry_client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def registry_snapshot(uri: str) -> dict[str, Any]:
+    """Every version of the four models: number, run, tags, timestamps and aliases."""
+    client = registry_client(uri)
+    snapshot: dict[str, Any] = {}
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name='{model.name}'")
+        snapshot[model.name] = {
+            "aliases": dict(model.aliases),
+            "versions": {
+                str(v.version): {
+                    "run_id": v.run_id,
+                    "tags": dict(v.tags),
+                    "last_updated": v.last_updated_timestamp,
+                }
+                for v in versions
+            },
+        }
+    return snapshot
+
+
+def champions(uri: str) -> list[tuple[str, str]]:
+    """(model name, version) of every version holding the alias `champion`."""
+    client = registry_client(uri)
+    return [
+        (model.name, str(model.aliases["champion"]))
+        for model in client.search_registered_models()
+        if "champion" in model.aliases
+    ]

@@ -1,0 +1,282 @@
+"""Task 3 against real stores: the embedded SQLite store and `mlflow server` on PostgreSQL.
+
+Every command runs as a user runs it (`python src/experiment_tracking.py` in the project
+folder, a separate process); the registry is read back with MLflow's own client.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from integration_helpers import (
+    BACKENDS,
+    MODEL_NAMES,
+    MlflowServer,
+    Project,
+    TrackedTwice,
+    champions,
+    describe,
+    free_port,
+    registry_client,
+    registry_snapshot,
+)
+
+pytestmark = [pytest.mark.task3, pytest.mark.integration, pytest.mark.slow]
+
+KEPT_SAME_DATA = "kept the champion, not better by a supported margin"
+
+
+def best_algorithm(project: Project) -> str:
+    results = json.loads((project.root / "models" / "evaluation_results.json").read_text())
+    return str(results["best_algorithm"])
+
+
+def pipeline_runs(uri: str) -> list[Any]:
+    """The parent run of every pipeline execution, oldest first."""
+    client = registry_client(uri)
+    experiment = client.get_experiment_by_name("heart-disease")
+    assert experiment is not None, "no heart-disease experiment"
+    return client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.`heartml.run_type` = 'pipeline'",
+        order_by=["attributes.start_time ASC"],
+    )
+
+
+def one_error_line(stderr: str) -> str:
+    """stderr holds exactly one non-empty line, the CLI's error, and no traceback."""
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line, got:\n{stderr}"
+    assert lines[0].startswith("error:"), lines[0]
+    return lines[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Two runs, the gate, --force-champion and rollback (embedded and server)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_runs_register_versions_1_then_2_with_one_champion(
+    tracked_twice: Callable[[str], TrackedTwice], backend: str
+) -> None:
+    scenario = tracked_twice(backend)
+    snapshot = scenario.snapshot
+    assert sorted(snapshot) == sorted(MODEL_NAMES)
+    for name in MODEL_NAMES:
+        assert sorted(snapshot[name]["versions"]) == ["1", "2"], name
+        assert f"registered {name} version 1 " in scenario.first.stdout
+        assert f"registered {name} version 2 " in scenario.second.stdout
+    holders = [
+        (n, m["aliases"]["champion"]) for n, m in snapshot.items() if "champion" in m["aliases"]
+    ]
+    best = f"heart_disease_{best_algorithm(scenario.project)}"
+    assert holders == [(best, "1")], "exactly one champion: the first run's best model"
+
+    # Each version is one model run of one pipeline execution, in the project's experiment.
+    client = registry_client(scenario.project.store_uri)
+    parents = pipeline_runs(scenario.project.store_uri)
+    assert len(parents) == 2
+    for number, parent in enumerate(parents, start=1):
+        registered = json.loads(parent.data.tags["registered_versions"])
+        assert registered == {name: str(number) for name in MODEL_NAMES}
+        for name in MODEL_NAMES:
+            run = client.get_run(snapshot[name]["versions"][str(number)]["run_id"])
+            assert run.info.experiment_id == parent.info.experiment_id
+            assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            tags = snapshot[name]["versions"][str(number)]["tags"]
+            assert tags["data_sha256"] == parent.data.tags["data_sha256"]
+            assert float(tags["cv_roc_auc"]) == pytest.approx(run.data.metrics["cv_roc_auc_mean"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_decision_is_recorded_and_the_same_data_keeps_the_champion(
+    tracked_twice: Callable[[str], TrackedTwice], backend: str, tmp_path: Path
+) -> None:
+    scenario = tracked_twice(backend)
+    uri = scenario.project.store_uri
+    best = f"heart_disease_{best_algorithm(scenario.project)}"
+    first, second = pipeline_runs(uri)
+
+    assert first.data.tags["promotion.decision"] == "promoted"
+    assert first.data.tags["promotion.reason"] == "no champion yet"
+    assert second.data.tags["promotion.decision"] == "kept"
+    reason = second.data.tags["promotion.reason"]
+    assert reason.startswith(KEPT_SAME_DATA), reason
+    assert "Δ +0.0000" in reason and "p=1.000" in reason, reason  # same data, same folds
+    assert f"champion decision: kept - {KEPT_SAME_DATA}" in scenario.second.stdout
+
+    versions = scenario.snapshot[best]["versions"]
+    assert versions["1"]["tags"]["promotion_decision"] == "promoted: no champion yet"
+    assert versions["2"]["tags"]["promotion_decision"].startswith(f"kept: {KEPT_SAME_DATA}")
+    client = registry_client(uri)
+    for parent in (first, second):
+        path = client.download_artifacts(parent.info.run_id, "promotion_decision.json", tmp_path)
+        record = json.loads(Path(path).read_text())
+        assert record["reason"] == parent.data.tags["promotion.reason"]
+        assert record["candidate"]["model_name"] == best
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_force_champion_moves_it_and_rollback_restores_it(
+    tracked_twice: Callable[[str], TrackedTwice], backend: str
+) -> None:
+    scenario = tracked_twice(backend)
+    project, uri = scenario.project, scenario.project.store_uri
+    best = f"heart_disease_{best_algorithm(project)}"
+    assert champions(uri) == [(best, "1")]
+
+    forced = project.track("--force-champion")
+    assert "champion decision: promoted - forced with --force-champion" in forced.stdout
+    assert champions(uri) == [(best, "3")]
+    assert pipeline_runs(uri)[-1].data.tags["promotion.reason"] == "forced with --force-champion"
+    aliases = registry_client(uri).get_registered_model(best).aliases
+    assert aliases["champion_previous"] == "1", "the previous champion stays findable"
+
+    rolled = project.run("heartml", "rollback")
+    assert rolled.returncode == 0, describe(rolled)
+    assert champions(uri) == [(best, "1")]
+    assert f"champion: {best} version 1 " in rolled.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Team server: concurrency, failures
+
+
+def test_two_concurrent_runs_lose_no_version(
+    mlflow_server: MlflowServer, make_project: Callable[..., Project]
+) -> None:
+    projects = [make_project(mlflow_server.url) for _ in range(2)]
+    processes = [p.popen("python", "src/experiment_tracking.py") for p in projects]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+
+    snapshot = registry_snapshot(mlflow_server.url)
+    assert sorted(snapshot) == sorted(MODEL_NAMES)
+    run_ids = set()
+    for name in MODEL_NAMES:
+        versions = snapshot[name]["versions"]
+        assert sorted(versions) == ["1", "2"], f"{name}: {sorted(versions)}"
+        run_ids |= {v["run_id"] for v in versions.values()}
+        # Each process reported its own version of every model: together 1 and 2.
+        reported = sorted(
+            line.split(" version ")[1].split()[0]
+            for stdout, _ in outputs
+            for line in stdout.splitlines()
+            if line.startswith(f"registered {name} version ")
+        )
+        assert reported == ["1", "2"], name
+    assert len(run_ids) == 8, "every version comes from its own model run"
+    assert len(champions(mlflow_server.url)) == 1
+
+
+def test_server_stopped_mid_run_fails_cleanly_and_keeps_the_champion(
+    mlflow_server: MlflowServer, make_project: Callable[..., Project]
+) -> None:
+    project = make_project(mlflow_server.url)
+    project.track()
+    before = champions(mlflow_server.url)
+    assert len(before) == 1
+    client = registry_client(mlflow_server.url)
+
+    process = project.popen("python", "src/experiment_tracking.py")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if client.search_model_versions(f"name='{MODEL_NAMES[0]}' and version_number=2"):
+            break  # the second run registered its first version: stop the server now
+        time.sleep(0.1)
+    mlflow_server.stop()
+    stopped_at = time.monotonic()
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
+    assert time.monotonic() - stopped_at < 60
+    line = one_error_line(stderr)
+    assert "failed on http://127.0.0.1" in line, line
+
+    for kept in ("data/processed/provenance.json", "models/evaluation_results.json"):
+        assert (project.root / kept).is_file(), f"{kept} was removed"
+    mlflow_server.start()  # same database, same port
+    assert champions(mlflow_server.url) == before
+    decided = [r for r in pipeline_runs(mlflow_server.url) if "promotion.decision" in r.data.tags]
+    assert len(decided) == 1, "the interrupted run recorded no decision"
+
+
+def test_unreachable_server_fails_fast_with_one_line(make_project: Callable[..., Project]) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    project = make_project(uri, trained=False)
+    started = time.monotonic()
+    result = project.run("python", "src/experiment_tracking.py", timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0, describe(result)
+    assert elapsed < 60, f"took {elapsed:.0f} s to give up"
+    line = one_error_line(result.stderr)
+    assert uri in line, line
+    assert not (project.root / "models").exists(), "nothing is trained before the server answers"
+
+
+# --------------------------------------------------------------------------------------------
+# The seed's commands, and the one-writer rule
+
+
+def test_seed_debug_command_lists_the_four_models(
+    tracked_twice: Callable[[str], TrackedTwice],
+) -> None:
+    project = tracked_twice("embedded").project
+    result = project.run(
+        "python",
+        "-c",
+        "from mlflow import MlflowClient; client = MlflowClient(); "
+        "print([m.name for m in client.search_registered_models()])",
+    )
+    assert result.returncode == 0, describe(result)
+    listed = eval(result.stdout.strip().splitlines()[-1])
+    assert sorted(listed) == sorted(MODEL_NAMES)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seed_packager_snippet_gives_the_champion(
+    tracked_twice: Callable[[str], TrackedTwice], backend: str
+) -> None:
+    project = tracked_twice(backend).project
+    result = project.run(
+        "python",
+        "-c",
+        "import json; from src.model_packaging import ModelPackager; "
+        "info = ModelPackager().get_champion_model_info(); print(json.dumps(info))",
+    )
+    assert result.returncode == 0, describe(result)
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    [(name, version)] = champions(project.store_uri)
+    assert (info["model_name"], info["version"]) == (name, version)
+    assert 0.5 < info["roc_auc"] <= 1.0
+    tags = registry_client(project.store_uri).get_model_version(name, version).tags
+    assert info["roc_auc"] == pytest.approx(float(tags["cv_roc_auc"]))
+
+
+def test_no_other_command_creates_or_changes_a_version(
+    make_project: Callable[..., Project],
+) -> None:
+    # From scratch: tracking runs Tasks 1-2 itself when there is nothing to reuse.
+    project = make_project(trained=False)
+    tracked = project.track()
+    assert "reused the Task 2 models" not in tracked.stdout
+    before = registry_snapshot(project.store_uri)
+    assert len(champions(project.store_uri)) == 1
+
+    for command in (
+        ("heartml", "data"),
+        ("heartml", "train"),
+        ("python", "src/model_packaging.py"),
+        ("heartml", "package", "verify"),
+        ("heartml", "champion"),
+        ("heartml", "registry"),
+    ):
+        result = project.run(*command)
+        assert result.returncode == 0, describe(result)
+        assert registry_snapshot(project.store_uri) == before, f"{' '.join(command)} changed it"
