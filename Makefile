@@ -40,3 +40,16 @@ format: $(STAMP)
 
 clean:
 	rm -rf data/processed models reports packages mlflow.db mlartifacts .pytest_cache
+
+# ---- Deploy (issue 5): container images and their smoke test; see docs/deploy.md ----------------
+.PHONY: image image-pipeline test-container
+HEARTML_IMAGE ?= heartml-api:latest
+
+image:  ## the serving image (BASE_IMAGE=..., MODEL_PACKAGE=packages/<name> to bake a model in)
+	IMAGE=$(HEARTML_IMAGE) scripts/build-image.sh serving
+
+image-pipeline:  ## the training-jobs image (runs `heartml pipeline`)
+	IMAGE=heartml-pipeline:latest scripts/build-image.sh pipeline
+
+test-container: $(STAMP)  ## build, run and smoke-test the serving image (starts dockerd if needed)
+	scripts/container-test.sh

@@ -15,7 +15,13 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
@@ -351,6 +357,196 @@ def pipeline() -> None:
     train(algorithm=None)
     track(force_champion=False)
     _package()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 in a container)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    package: Annotated[
+        Path | None,
+        typer.Option(help="Package folder to serve (default: newest under packages/)"),
+    ] = None,
+) -> None:
+    """Serve predictions over HTTP: /predict, /docs, /metrics, the web page at /."""
+    from heartml.serving.server import serve as run_server
+
+    if package is not None and not package.is_dir():
+        fail(f"--package {package}: not a folder")
+    run_server(host, port, workers, package)
+
+
+# --------------------------------------------------------------------------------------------
+# Scale: batch scoring, shared tuning studies, reproducibility (heartml.batch, .tuning, .reproduce)
+
+
+@app.command()
+def score(
+    input_path: Annotated[
+        Path, typer.Option("--input", "-i", help="Patients: .csv, .parquet or raw UCI .data")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scores: .parquet or .csv")],
+    package: Annotated[
+        Path | None, typer.Option(help="Package folder (default: newest under packages/)")
+    ] = None,
+    chunk_size: Annotated[
+        int, typer.Option(min=1, help="Rows per chunk (Dask: per partition)")
+    ] = 100_000,
+    engine: Annotated[str, typer.Option(help="local, or dask (partitions on Dask workers)")] = (
+        "local"
+    ),
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address, e.g. tcp://host:8786 (default: LocalCluster)"),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="LocalCluster worker processes (no --scheduler)")
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Invalid rows with reasons (default: <output>.rejects.csv)"),
+    ] = None,
+) -> None:
+    """Score a file with a verified package's ONNX model; invalid rows go to a rejects file."""
+    from heartml.batch import BatchError, load_package, newest_package_or_fail, score_file
+    from heartml.packaging import PackagingError
+
+    if engine not in ("local", "dask"):
+        fail(f"--engine {engine!r}: allowed: local, dask")
+    if scheduler is not None and engine != "dask":
+        fail("--scheduler needs --engine dask")
+    try:
+        directory = package or newest_package_or_fail(state.settings.packages_dir)
+        model, _ = load_package(directory)
+        console.print(f"model: {model.version} from {directory} (checksums verified)")
+        with Progress(
+            TextColumn("[bold]scoring"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f} rows"),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            task = bar.add_task("scoring", total=None)
+            summary = score_file(
+                input_path,
+                output,
+                model,
+                chunk_size=chunk_size,
+                rejects_path=rejects,
+                engine=engine,  # type: ignore[arg-type]
+                scheduler=scheduler,
+                workers=workers,
+                progress=lambda rows, total: bar.update(task, advance=rows, total=total),
+            )
+    except (BatchError, PackagingError, OSError, TimeoutError) as exc:
+        fail(str(exc) or type(exc).__name__)
+    console.print(
+        f"{summary.rows:,} rows: {summary.scored:,} scored ({summary.imputed:,} with imputed "
+        f"values), {summary.rejected:,} rejected; {summary.rows_per_second:,.0f} rows/s "
+        f"({summary.engine} engine, {summary.partitions} chunks)"
+    )
+    console.print(f"scores:  {summary.output}")
+    console.print(f"rejects: {summary.rejects}")
+
+
+@app.command()
+def tune(
+    algorithm: Annotated[
+        str, typer.Option("--algorithm", "-a", help=f"One of {', '.join(ALGORITHMS)}")
+    ],
+    study: Annotated[
+        str | None, typer.Option(help="Study name the workers share (default: heartml-<alg>)")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HEARTML_OPTUNA_STORAGE",
+            help="Optuna storage URL (default: sqlite:///<root>/optuna.db; a team uses "
+            "postgresql+psycopg2://user:pass@host/db)",
+        ),
+    ] = None,
+    n_trials: Annotated[int, typer.Option(min=0, help="Trials this worker runs")] = 20,
+    timeout: Annotated[
+        float | None, typer.Option(min=0, help="Start no trial after this many seconds")
+    ] = None,
+    write_config: Annotated[
+        Path | None,
+        typer.Option(help="Write the best trial as a config for `heartml --config FILE track`"),
+    ] = None,
+) -> None:
+    """Join (or start) a shared Optuna study and run trials on the training split."""
+    from heartml.data.prepare import read_split
+    from heartml.stages import processed_data_sha256
+    from heartml.tuning import TuningError, default_storage, write_best_config
+    from heartml.tuning import tune as run_study
+
+    config = _load_config()
+    url = storage or default_storage(state.settings.resolved_root)
+    name = study or f"heartml-{algorithm}"
+    with clear_errors():
+        train_split, _ = read_split(state.settings.processed_dir)
+        data_sha256 = processed_data_sha256(state.settings)
+        try:
+            summary = run_study(
+                algorithm,
+                train_split,
+                config,
+                data_sha256,
+                name,
+                url,
+                n_trials,
+                timeout,
+                callback=lambda number, value: console.print(
+                    f"trial {number}: {config.tuning.scoring} {value:.4f}"
+                ),
+            )
+            if write_config is not None:
+                write_best_config(write_config, config, summary)
+        except TuningError as exc:
+            fail(str(exc))
+    console.print(
+        f"study {summary.study} ({summary.storage}): this worker ran {summary.trials_run} "
+        f"trials, {summary.trials_total} complete in all"
+    )
+    if summary.best_value is not None:
+        console.print(
+            f"best: trial {summary.best_trial}, mean CV {summary.scoring} "
+            f"{summary.best_value:.4f}, params {summary.best_params}"
+        )
+    if write_config is not None:
+        console.print(f"config with the best params: {write_config}")
+        console.print(f"next: heartml --config {write_config} track")
+
+
+@app.command()
+def reproduce(
+    model: Annotated[str, typer.Option(help="Registered model, e.g. heart_disease_svm")],
+    version: Annotated[str, typer.Option(help="Its version number")],
+) -> None:
+    """Rebuild a registered version from its logged data hash, config and seed; compare metrics."""
+    from heartml.reproduce import ReproduceError
+    from heartml.reproduce import reproduce as rebuild
+
+    with clear_errors(), console.status("reproducing") as status:
+        try:
+            result = rebuild(state.settings, model, version, progress=status.update)
+        except ReproduceError as exc:
+            fail(str(exc))
+    table = Table(title=f"{model} version {version} (run {result.run_id[:8]}): inputs")
+    for column in ("input", "logged", "local", "same"):
+        table.add_column(column)
+    for check in result.inputs:
+        table.add_row(check.name, check.logged, check.local, "yes" if check.same else "NO")
+    console.print(table)
+    for note in result.notes:
+        console.print(f"note: {note}")
+    for line in result.explanation():
+        console.print(line, highlight=False)
+    raise typer.Exit(0 if result.reproduced else 1)
 
 
 def run() -> None:

@@ -100,7 +100,30 @@ def _mlflow() -> Any:
     return mlflow
 
 
+# Transport failures as requests/urllib3 word them, and what they mean to a user.
+_TRANSPORT_FAILURES = (
+    ("Connection refused", "no server answers (connection refused)"),
+    ("Name or service not known", "unknown host"),
+    ("Temporary failure in name resolution", "unknown host"),
+    ("timed out", "no answer within the timeout (MLFLOW_HTTP_REQUEST_TIMEOUT)"),
+    ("Connection aborted", "the server dropped the connection"),
+    ("Connection reset", "the server dropped the connection"),
+    ("RemoteDisconnected", "the server dropped the connection"),
+    ("too many 5", "the server kept answering with errors (HTTP 5xx)"),
+)
+
+
 def _describe(exc: BaseException) -> str:
+    """One short line: a transport failure by its meaning, anything else by its first line."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    everything = " ".join(str(e) for e in chain)
+    for marker, meaning in _TRANSPORT_FAILURES:
+        if marker in everything:
+            return meaning
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
 
@@ -123,6 +146,10 @@ def connect(settings: Settings) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # urllib3 warns on every retry; the failure, if it comes, is reported once by TrackingError.
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    if urllib3_log.getEffectiveLevel() > logging.DEBUG:
+        urllib3_log.setLevel(logging.ERROR)
     mlflow = _mlflow()
     uri = settings.tracking_uri
     mlflow.set_tracking_uri(uri)
@@ -449,7 +476,12 @@ def decide(
 
 
 def apply_promotion(client: Any, settings: Settings, decision: PromotionDecision) -> None:
-    """Move the alias: new champion first, then remove it from every other model."""
+    """Move the alias: new champion first, then remove it from every other model.
+
+    The registry has no lock, so two processes may promote at once (on different models). The
+    later `promoted_at` wins on both sides: each removes older holders and steps back itself
+    if it finds a newer one, so they never remove each other's alias and leave none.
+    """
     assert decision.candidate is not None
     alias, previous_alias = settings.champion_alias, settings.champion_alias + PREVIOUS_ALIAS_SUFFIX
     target = decision.candidate
@@ -466,9 +498,14 @@ def apply_promotion(client: Any, settings: Settings, decision: PromotionDecision
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         client.set_model_version_tag(target.model_name, target.version, "promoted_at", now)
         client.set_registered_model_alias(target.model_name, alias, target.version)
-        for holder in _versions_with_alias(client, settings, alias):
-            if holder.name != target.model_name:
-                client.delete_registered_model_alias(holder.name, alias)
+        others = [
+            h for h in _versions_with_alias(client, settings, alias) if h.name != target.model_name
+        ]
+        if any((h.tags or {}).get("promoted_at", "") > now for h in others):
+            client.delete_registered_model_alias(target.model_name, alias)
+            return
+        for holder in others:
+            client.delete_registered_model_alias(holder.name, alias)
 
 
 def record_decision(
@@ -599,3 +636,76 @@ def pyfunc_probabilities(model_dir: Path, frame: pd.DataFrame) -> Any:
     model = mlflow.pyfunc.load_model(str(model_dir))
     output = np.asarray(model.predict(frame.loc[:, list(RAW_FEATURES)].astype("float64")))
     return output[:, 1] if output.ndim == 2 else output
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducibility: what a registered version was built from (read by heartml.reproduce)
+
+
+@dataclass(frozen=True)
+class VersionLineage:
+    model_name: str
+    version: str
+    run_id: str  # the model's own (nested) run
+    parent_run_id: str | None  # the pipeline run that logged evaluation_results.json
+    tags: dict[str, str]  # the model run's tags: data_sha256, config_hash, seed, version.*, ...
+    summary: dict[str, Any]  # the model run's evaluation/summary.json (every logged metric)
+    provenance: dict[str, Any]  # the model run's data/provenance.json ({} when not logged)
+    results: dict[str, Any] | None  # the parent's evaluation_results.json (the full config)
+    results_path: str | None  # where it was found among the parent's artifacts
+
+
+def find_artifact(client: Any, run_id: str, file_name: str, path: str | None = None) -> str | None:
+    """The artifact path of the first file called `file_name` in a run (breadth first)."""
+    folders: list[str | None] = [path]
+    while folders:
+        folder = folders.pop(0)
+        for info in client.list_artifacts(run_id, folder):
+            if info.is_dir:
+                folders.append(info.path)
+            elif info.path.rsplit("/", 1)[-1] == file_name:
+                return str(info.path)
+    return None
+
+
+def version_lineage(
+    client: Any, settings: Settings, model_name: str, version: str
+) -> VersionLineage:
+    """The run behind a registered version, with its logged config, data hash and metrics."""
+    mlflow = _mlflow()
+    with tracking_errors(f"reading {model_name} version {version}", settings.tracking_uri):
+        try:
+            found = client.get_model_version(model_name, str(version))
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+                raise TrackingError(
+                    f"no version {version} of {model_name} in {settings.tracking_uri}"
+                ) from None
+            raise
+        if not found.run_id:
+            raise TrackingError(f"{model_name} version {version} has no run to rebuild it from")
+        run = client.get_run(found.run_id)
+        tags = dict(run.data.tags)
+        summary: dict[str, Any] = mlflow.artifacts.load_dict(
+            f"runs:/{found.run_id}/evaluation/summary.json"
+        )
+        provenance: dict[str, Any] = {}
+        if find_artifact(client, found.run_id, "provenance.json") == "data/provenance.json":
+            provenance = mlflow.artifacts.load_dict(f"runs:/{found.run_id}/data/provenance.json")
+        parent = tags.get("mlflow.parentRunId")
+        results_path = results = None
+        if parent:
+            results_path = find_artifact(client, parent, "evaluation_results.json")
+            if results_path:
+                results = mlflow.artifacts.load_dict(f"runs:/{parent}/{results_path}")
+    return VersionLineage(
+        model_name=model_name,
+        version=str(version),
+        run_id=str(found.run_id),
+        parent_run_id=parent,
+        tags=tags,
+        summary=summary,
+        provenance=provenance,
+        results=results,
+        results_path=results_path,
+    )

@@ -131,7 +131,11 @@ class Postgres:
         finally:
             connection.close()
         self.created.append(name)
-        return urllib.parse.urlsplit(self.admin_url)._replace(path=f"/{name}").geturl()
+        url = urllib.parse.urlsplit(self.admin_url)._replace(path=f"/{name}")
+        if url.scheme in ("postgres", "postgresql"):
+            # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the project ships psycopg2.
+            url = url._replace(scheme="postgresql+psycopg2")
+        return url.geturl()
 
     def drop_created(self) -> None:
         connection = self.connect()
@@ -400,7 +404,8 @@ def registry_snapshot(uri: str) -> dict[str, Any]:
     for model in client.search_registered_models():
         versions = client.search_model_versions(f"name='{model.name}'")
         snapshot[model.name] = {
-            "aliases": dict(model.aliases),
+            # str(): the SQLite store answers alias versions as int, the REST client as str.
+            "aliases": {alias: str(number) for alias, number in model.aliases.items()},
             "versions": {
                 str(v.version): {
                     "run_id": v.run_id,

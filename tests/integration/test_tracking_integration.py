@@ -6,6 +6,7 @@ folder, a separate process); the registry is read back with MLflow's own client.
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from collections.abc import Callable
@@ -48,13 +49,18 @@ def pipeline_runs(uri: str) -> list[Any]:
     )
 
 
-def one_error_line(stderr: str) -> str:
-    """stderr holds exactly one non-empty line, the CLI's error, and no traceback."""
+def error_line(stderr: str, alone: bool) -> str:
+    """The CLI's one `error:` line, last on stderr, and no traceback.
+
+    alone: nothing else on stderr (otherwise MLflow's own progress lines may precede it).
+    """
     assert "Traceback" not in stderr, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, f"expected one error line, got:\n{stderr}"
-    assert lines[0].startswith("error:"), lines[0]
-    return lines[0]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], f"expected one error line:\n{stderr}"
+    if alone:
+        assert len(lines) == 1, f"expected only the error line:\n{stderr}"
+    return errors[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,7 +142,7 @@ def test_force_champion_moves_it_and_rollback_restores_it(
     assert champions(uri) == [(best, "3")]
     assert pipeline_runs(uri)[-1].data.tags["promotion.reason"] == "forced with --force-champion"
     aliases = registry_client(uri).get_registered_model(best).aliases
-    assert aliases["champion_previous"] == "1", "the previous champion stays findable"
+    assert str(aliases["champion_previous"]) == "1", "the previous champion stays findable"
 
     rolled = project.run("heartml", "rollback")
     assert rolled.returncode == 0, describe(rolled)
@@ -196,7 +202,7 @@ def test_server_stopped_mid_run_fails_cleanly_and_keeps_the_champion(
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode != 0, f"stdout:\n{stdout}\nstderr:\n{stderr}"
     assert time.monotonic() - stopped_at < 60
-    line = one_error_line(stderr)
+    line = error_line(stderr, alone=False)
     assert "failed on http://127.0.0.1" in line, line
 
     for kept in ("data/processed/provenance.json", "models/evaluation_results.json"):
@@ -215,8 +221,8 @@ def test_unreachable_server_fails_fast_with_one_line(make_project: Callable[...,
     elapsed = time.monotonic() - started
     assert result.returncode != 0, describe(result)
     assert elapsed < 60, f"took {elapsed:.0f} s to give up"
-    line = one_error_line(result.stderr)
-    assert uri in line, line
+    line = error_line(result.stderr, alone=True)
+    assert uri in line and "connection refused" in line, line
     assert not (project.root / "models").exists(), "nothing is trained before the server answers"
 
 
@@ -235,7 +241,7 @@ def test_seed_debug_command_lists_the_four_models(
         "print([m.name for m in client.search_registered_models()])",
     )
     assert result.returncode == 0, describe(result)
-    listed = eval(result.stdout.strip().splitlines()[-1])
+    listed = ast.literal_eval(result.stdout.strip().splitlines()[-1])
     assert sorted(listed) == sorted(MODEL_NAMES)
 
 
@@ -280,3 +286,34 @@ def test_no_other_command_creates_or_changes_a_version(
         result = project.run(*command)
         assert result.returncode == 0, describe(result)
         assert registry_snapshot(project.store_uri) == before, f"{' '.join(command)} changed it"
+
+
+def test_concurrent_promotions_on_two_models_leave_exactly_one_champion(tmp_path: Path) -> None:
+    """Two processes promoting different models at once: the later promotion wins, always."""
+    from heartml import tracking
+    from heartml.settings import Settings
+
+    settings = Settings(root=tmp_path)
+    client = registry_client(settings.tracking_uri)
+    forest, logistic = "heart_disease_random_forest", "heart_disease_logistic_regression"
+    for name in (forest, logistic):
+        client.create_registered_model(name)
+        client.create_model_version(name, source=(tmp_path / name).as_uri(), run_id=None)
+    ours = tracking.PromotionDecision(
+        True,
+        "test",
+        tracking.RegisteredVersion("logistic_regression", logistic, "1", "r", 0.9),
+        None,
+        {},
+    )
+
+    # Another process promoted the forest after ours began: ours steps back, theirs stays.
+    client.set_model_version_tag(forest, "1", "promoted_at", "2999-01-01T00:00:00+00:00")
+    client.set_registered_model_alias(forest, "champion", "1")
+    tracking.apply_promotion(client, settings, ours)
+    assert champions(settings.tracking_uri) == [(forest, "1")]
+
+    # An older holder (a finished promotion) loses the alias to ours.
+    client.set_model_version_tag(forest, "1", "promoted_at", "2000-01-01T00:00:00+00:00")
+    tracking.apply_promotion(client, settings, ours)
+    assert champions(settings.tracking_uri) == [(logistic, "1")]

@@ -23,9 +23,11 @@ from heartml.coding import RAW_FEATURES
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("heartml_request_id", default=None)
 
-# LogRecord's own attributes; everything else on a record came in through `extra=` and is logged.
+# LogRecord's own attributes; everything else on a record came in through `extra=` and is logged
+# (but not uvicorn's `color_message`, the same text with terminal escape codes).
 _RECORD_FIELDS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
@@ -37,6 +39,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        # Any record logged while a request is served carries its id (a context variable).
         request_id = REQUEST_ID.get()
         if request_id is not None:
             payload["request_id"] = request_id
@@ -48,7 +51,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(payload, default=str).decode()
 
 
-class _ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _ServiceHandler(logging.StreamHandler):
     """Marks the handler this module installed, so that a second app replaces it."""
 
 

@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from heartml.coding import RAW_FEATURES
 
@@ -94,12 +94,8 @@ class ServiceMetrics:
         children[1].observe(seconds)
 
     def observe_predictions(self, predictions: np.ndarray, probabilities: np.ndarray) -> None:
-        positives = int(predictions.sum())
-        if positives:
-            self._by_class[1].inc(positives)
-        if len(predictions) - positives:
-            self._by_class[0].inc(len(predictions) - positives)
-        for probability in probabilities.tolist():
+        for label, probability in zip(predictions.tolist(), probabilities.tolist(), strict=True):
+            self._by_class[label].inc()
             self.probability.observe(probability)
 
     def set_model(self, name: str, algorithm: str, version: str, run_id: str) -> None:

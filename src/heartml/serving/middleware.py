@@ -131,6 +131,7 @@ class ServiceMiddleware:
                 access_log.info(
                     "request",
                     extra={
+                        "request_id": request_id,
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,

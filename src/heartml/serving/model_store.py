@@ -327,16 +327,16 @@ class ModelStore:
             )
             return RefreshOutcome("loaded", f"loaded {model.name} version {model.version}", model)
 
-    async def watch(self, interval_s: float) -> None:
-        """Poll the source every interval; runs until cancelled."""
+    async def run(self, interval_s: float) -> None:
+        """Load the model now, then poll the source every interval (0: never); until cancelled."""
         while True:
-            await asyncio.sleep(interval_s)
             try:
                 await self.refresh()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # the watcher must outlive any one bad poll
-                log.exception("model watcher poll failed")
+                log.exception("model refresh failed")
+            if interval_s <= 0:
+                return
+            await asyncio.sleep(interval_s)
 
     def _log_once(self, level: int, message: str, problem: str, source: str) -> None:
         # The watcher asks every few seconds; say each distinct problem once, not every poll.

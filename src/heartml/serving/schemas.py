@@ -20,6 +20,7 @@ NULLABLE: frozenset[str] = frozenset(
     c.name for c in RAW_COLUMNS if c.missing_zero or c.name in ("ca", "thal")
 )
 CODED: tuple[str, ...] = tuple(c.name for c in RAW_COLUMNS if c.codes)
+EXAMPLE: dict[str, Any] = dict(example_record())  # the seed's first patient
 
 # Risk bands on P(disease): [0, 0.3) low, [0.3, 0.6) moderate, [0.6, 1] high. They describe the
 # probability for people; the 0/1 `prediction` uses the package's decision threshold instead.
@@ -72,7 +73,7 @@ class PatientRecord(BaseModel):
         extra="forbid",
         strict=True,
         allow_inf_nan=False,
-        json_schema_extra={"examples": [example_record()]},
+        json_schema_extra={"examples": [EXAMPLE]},
     )
 
     age: float = _column_field("age")
@@ -110,7 +111,7 @@ class PatientRecord(BaseModel):
 class BatchRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"records": [example_record()]}]},
+        json_schema_extra={"examples": [{"records": [EXAMPLE]}]},
     )
 
     records: list[PatientRecord] = Field(

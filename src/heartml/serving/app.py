@@ -1,0 +1,165 @@
+"""The FastAPI application: `create_app(settings)` builds it; nothing happens at import time.
+
+The lifespan sets up JSON logging and the optional prediction log, then starts one background
+task that loads the model (off the event loop) and keeps polling its source for a new one.
+Until the first load succeeds /ready and the prediction routes answer 503; /health answers at
+once. Run it with `heartml serve`, or `uvicorn --factory heartml.serving.app:create_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+
+from heartml import __version__
+from heartml.serving.drift import DriftMonitor
+from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
+from heartml.serving.logging import PredictionLog, configure_logging, remove_logging
+from heartml.serving.metrics import ServiceMetrics
+from heartml.serving.middleware import ServiceMiddleware
+from heartml.serving.model_store import ModelStore
+from heartml.serving.routes import admin, health, model, monitoring, predict
+from heartml.serving.schemas import RISK_BANDS_TEXT
+from heartml.serving.service import Service
+from heartml.settings import Settings
+
+log = logging.getLogger("heartml.serving")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+DESCRIPTION = f"""
+Heart-disease risk from the 13 UCI Cleveland measurements, scored by the champion model's
+verified ONNX package (engineered features inside the graph; no pickle).
+
+* `POST /predict`: one patient → `prediction` (0/1 at the package threshold), `probability`,
+  `risk_level` ({RISK_BANDS_TEXT}), model name and version.
+* `POST /predict/batch`: `{{"records": [...]}}` → one result each.
+* `POST /predict/explain`: the prediction plus each feature's contribution (occlusion against
+  the training median / most frequent code).
+* `GET /health`, `GET /ready`, `GET /model/info`, `GET /metrics`, `GET /monitoring/drift`.
+
+Bad input gets 422 naming the field, the value received and what is allowed. For research and
+education: not a medical device.
+"""
+
+
+def create_app(settings: Settings | None = None, *, store: ModelStore | None = None) -> FastAPI:
+    """The service for these settings; `store` lets tests put in a model of their own."""
+    settings = settings or Settings()
+    metrics = ServiceMetrics()
+    service = Service(
+        settings=settings,
+        store=store or ModelStore(settings),
+        metrics=metrics,
+        drift=DriftMonitor(settings.serve_drift_window),
+    )
+    service.store.on_change = service.model_changed
+    service.store.on_failure = lambda _reason: metrics.load_failed()
+    if service.store.current is not None:  # a test store that arrives loaded
+        service.model_changed(service.store.current)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        handler = configure_logging(settings.serve_log_level)
+        if settings.serve_prediction_log is not None:
+            service.prediction_log = PredictionLog(settings.serve_prediction_log)
+            service.prediction_log.start()
+        log.info(
+            "service starting",
+            extra={
+                "model_source": settings.model_source,
+                "model_package": str(settings.model_package or settings.packages_dir),
+                "reload_interval_s": settings.serve_reload_interval_s,
+                "batch_limit": settings.serve_batch_limit,
+                "prediction_log": str(settings.serve_prediction_log or ""),
+            },
+        )
+        watcher = asyncio.create_task(
+            service.store.run(settings.serve_reload_interval_s), name="model-watcher"
+        )
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            if service.prediction_log is not None:
+                service.prediction_log.close()
+            log.info("service stopped")
+            remove_logging(handler)
+
+    app = FastAPI(
+        title="heartml prediction service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        exception_handlers=dict(EXCEPTION_HANDLERS),  # type: ignore[arg-type]
+        # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hook would only add a
+        # provider look-up to every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    app.state.service = service
+    for module in (predict, health, model, monitoring, admin):
+        app.include_router(module.router)
+    _document_bodies(app, predict.BODY_MODELS)
+    _mount_web_page(app)
+    if settings.serve_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.serve_cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
+        )
+    # Added last, so outermost: it times, ids and counts everything, CORS preflights included.
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.serve_max_body_bytes,
+        access=settings.serve_access_log,
+    )
+    return app
+
+
+def _mount_web_page(app: FastAPI) -> None:
+    """`/` serves static/index.html (the web page); `/static` its assets. No CDN."""
+    index = STATIC_DIR / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def web_page(request: Request) -> Response:
+        if not index.is_file():
+            return error_response(request, 404, "no web page installed")
+        return FileResponse(index, media_type="text/html")
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """Add the request-body models of the routes that read their body themselves to the
+    OpenAPI components, which FastAPI only fills from declared parameters."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for body_model in models:
+                definition = body_model.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                components.update(definition.pop("$defs", {}))
+                components[body_model.__name__] = definition
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

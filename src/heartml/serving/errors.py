@@ -1,0 +1,120 @@
+"""Error responses: every 4xx names the field, the value and what is allowed; a 5xx says nothing
+about internals. Each error body carries the request id, which is also in the log line."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from heartml.coding import COLUMNS_BY_NAME, RAW_FEATURES
+from heartml.serving.middleware import REQUEST_ID_KEY
+from heartml.serving.model_store import ModelNotReady
+from heartml.serving.schemas import allowed_text
+
+BATCH_PATH = "/predict/batch"
+RECORD_FIELDS = ", ".join(RAW_FEATURES)
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get(REQUEST_ID_KEY, ""))
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(content), status_code, headers=headers, media_type="application/json"
+    )
+
+
+def error_response(
+    request: Request, status_code: int, detail: Any, headers: Mapping[str, str] | None = None
+) -> Response:
+    return json_response(
+        {"detail": detail, "request_id": request_id(request)}, status_code, headers
+    )
+
+
+def _shown(value: Any) -> Any:
+    """The received value as JSON can carry it (NaN and Infinity as text, containers summarised)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict | list):
+        return f"<a JSON {'object' if isinstance(value, dict) else 'array'} of {len(value)} items>"
+    if isinstance(value, str) and len(value) > 80:
+        return value[:80] + "…"
+    return value
+
+
+def _as_text(value: Any) -> str:
+    """The received value for a message: JSON text, or the words of `_shown`."""
+    shown = _shown(value)
+    if isinstance(value, dict | list) or (isinstance(value, float) and not math.isfinite(value)):
+        return str(shown)
+    return orjson.dumps(shown).decode()
+
+
+def describe_error(error: dict[str, Any], batch: bool) -> dict[str, Any]:
+    """One pydantic error -> {field, value, message, type} in the API's own words."""
+    loc = [part for part in error["loc"] if part != "body"]
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    name = loc[-1] if loc and isinstance(loc[-1], str) else None
+    kind = str(error["type"])
+    value = None if kind == "missing" else error.get("input")
+    in_record = not batch or (len(loc) >= 2 and loc[0] == "records")
+    column = COLUMNS_BY_NAME.get(name) if name and in_record else None
+
+    if kind == "missing" and column is not None:
+        message = f"{path} is required: {allowed_text(column.name)}"
+    elif kind == "extra_forbidden":
+        accepted = RECORD_FIELDS if in_record else "records"
+        message = f"{path} is not an accepted field; the accepted fields are: {accepted}"
+    elif column is not None:
+        message = f"{path} must be {allowed_text(column.name)}; got {_as_text(value)}"
+    elif kind in ("model_type", "model_attributes_type", "dict_type") and (in_record and loc):
+        message = f"{path} must be a JSON object with the fields {RECORD_FIELDS}"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        wanted = '{"records": [...]}' if batch else f"with the fields {RECORD_FIELDS}"
+        message = f"the request body must be a JSON object {wanted}"
+    elif name == "records":
+        message = (
+            f"records must be a non-empty JSON array of patient records; got {_as_text(value)}"
+        )
+    else:
+        message = f"{path or 'body'}: {error.get('msg', 'invalid')}"
+    return {"field": path or "body", "value": _shown(value), "message": message, "type": kind}
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    for error in errors:
+        if error["type"] == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error") or error.get("msg", "")
+            return error_response(request, 400, f"the request body is not valid JSON: {reason}")
+    batch = request.url.path == BATCH_PATH
+    return error_response(request, 422, [describe_error(e, batch) for e in errors])
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(request, exc.status_code, exc.detail, exc.headers)
+
+
+async def not_ready_handler(request: Request, exc: Exception) -> Response:
+    return error_response(request, 503, f"no model loaded: {exc}", {"Retry-After": "5"})
+
+
+EXCEPTION_HANDLERS = {
+    RequestValidationError: validation_error_handler,
+    HTTPException: http_error_handler,
+    ModelNotReady: not_ready_handler,
+}

@@ -1,0 +1,1 @@
+"""The API by resource: prediction, health, model, monitoring, admin."""

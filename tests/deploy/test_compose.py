@@ -1,0 +1,93 @@
+"""deploy/compose.yaml: valid for docker-compose (Debian's 1.29), and wired as the docs say."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+from deploy_helpers import DEPLOY, REPO_ROOT, require_tool
+
+pytestmark = pytest.mark.deploy
+
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    """`docker-compose config` output: the file as the tool resolved it (profiles included)."""
+    compose = require_tool("docker-compose")
+    result = subprocess.run(
+        [compose, "-f", str(COMPOSE), "--profile", "train", "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},  # no leaked overrides from the caller
+    )
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
+    return yaml.safe_load(result.stdout)
+
+
+def test_services(config: dict) -> None:
+    assert set(config["services"]) == {"api", "mlflow", "postgres", "prometheus", "grafana", "pipeline"}
+
+
+def test_api_uses_the_serving_image_on_loopback(config: dict) -> None:
+    api = config["services"]["api"]
+    assert api["build"]["target"] == "serving"
+    assert api["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    assert api["build"]["context"] == str(REPO_ROOT)
+    ports = api["ports"]
+    assert len(ports) == 1 and str(ports[0]).startswith("127.0.0.1:") and "8000" in str(ports[0])
+    assert api["read_only"] is True and api["user"] == "10001:10001"
+    assert any(v.endswith(":/app/packages:ro") for v in api["volumes"])
+    from heartml.settings import Settings
+
+    fields = {f"HEARTML_{name.upper()}" for name in Settings.model_fields}
+    assert set(api["environment"]) <= fields, set(api["environment"]) - fields
+
+
+def test_mlflow_on_postgres_with_proxied_artifacts(config: dict) -> None:
+    mlflow = config["services"]["mlflow"]
+    command = mlflow["command"]
+    assert mlflow["entrypoint"] == ["mlflow", "server"]
+    assert any(c.startswith("--backend-store-uri=postgresql://") and "@postgres:5432/" in c for c in command)
+    assert "--serve-artifacts" in command
+    assert any(c.startswith("--artifacts-destination=") for c in command)
+    assert "--workers=1" in command
+    assert mlflow["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert config["services"]["pipeline"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+
+def test_prometheus_and_grafana_mount_the_checked_files(config: dict) -> None:
+    services = config["services"]
+    prometheus_mounts = {v.split(":")[0] for v in services["prometheus"]["volumes"] if v.startswith("/")}
+    assert str(DEPLOY / "prometheus" / "prometheus.yml") in prometheus_mounts
+    assert str(DEPLOY / "prometheus" / "alerts.yml") in prometheus_mounts
+    grafana_mounts = {v.split(":")[0] for v in services["grafana"]["volumes"] if v.startswith("/")}
+    assert str(DEPLOY / "grafana" / "provisioning") in grafana_mounts
+    assert str(DEPLOY / "grafana" / "dashboards") in grafana_mounts
+    for service in ("prometheus", "grafana", "mlflow"):
+        for port in services[service].get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{service} publishes {port} beyond loopback"
+
+    # Prometheus scrapes the api service on the port the API listens on.
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    api_job = next(j for j in scrape["scrape_configs"] if j["job_name"] == "heartml-api")
+    assert api_job["static_configs"][0]["targets"] == ["api:8000"]
+    assert api_job["metrics_path"] == "/metrics"
+    # Grafana's data source points at the prometheus service.
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+
+
+def test_no_secret_values_in_the_file() -> None:
+    text = COMPOSE.read_text()
+    assert "HEARTML_SERVE_ADMIN_API_KEY:" not in text  # an empty key must never be configured
+    for line in text.splitlines():
+        if "PASSWORD" in line and ":" in line and not line.strip().startswith("#"):
+            assert "${" in line, f"hard-coded password: {line.strip()}"

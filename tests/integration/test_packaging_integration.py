@@ -1,0 +1,212 @@
+"""Task 4 against real stores: `python src/model_packaging.py` from the embedded SQLite store and
+from `mlflow server` on PostgreSQL, then `heartml package verify` as a user runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from integration_helpers import (
+    BACKENDS,
+    MlflowServer,
+    Project,
+    TrackedTwice,
+    champions,
+    describe,
+    registry_client,
+    registry_snapshot,
+)
+
+from heartml.coding import ENGINEERED_FEATURES, RAW_FEATURES
+
+pytestmark = [pytest.mark.task4, pytest.mark.integration, pytest.mark.slow]
+
+PACKAGE_FILES = (
+    "model.onnx",
+    "mlflow_model/MLmodel",
+    "model.joblib",
+    "requirements.txt",
+    "conda.yaml",
+    "environment.json",
+    "model_config.yaml",
+    "deployment_config.yaml",
+    "reference_statistics.json",
+    "model_card.md",
+    "model_card.html",
+    "MANIFEST.json",
+)
+NO_CHAMPION = "run python src/experiment_tracking.py first"
+
+
+@dataclass
+class Packaged:
+    project: Project
+    result: subprocess.CompletedProcess[str]
+    champion: tuple[str, str]  # (model name, version) when packaging ran
+    before: dict[str, Any]  # the registry before and after packaging
+    after: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        name, version = self.champion
+        algorithm = name.removeprefix("heart_disease_")
+        return self.project.root / "packages" / f"heart_disease_model_{algorithm}_v{version}"
+
+
+@pytest.fixture(scope="module")
+def packaged(tracked_twice: Callable[[str], TrackedTwice]) -> Callable[[str], Packaged]:
+    """packaged(backend): the two-run project, packaged once with the seed's command."""
+    made: dict[str, Packaged] = {}
+
+    def get(backend: str) -> Packaged:
+        if backend not in made:
+            project = tracked_twice(backend).project
+            [champion] = champions(project.store_uri)
+            before = registry_snapshot(project.store_uri)
+            result = project.run("python", "src/model_packaging.py")
+            made[backend] = Packaged(
+                project, result, champion, before, registry_snapshot(project.store_uri)
+            )
+        return made[backend]
+
+    return get
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_package_holds_every_format_and_its_description(
+    packaged: Callable[[str], Packaged], backend: str
+) -> None:
+    built = packaged(backend)
+    assert built.result.returncode == 0, describe(built.result)
+    directory = built.directory
+    assert f"package: {directory}" in built.result.stdout
+    for relative in PACKAGE_FILES:
+        assert (directory / relative).is_file(), f"{relative} missing from {directory.name}"
+
+    name, version = built.champion
+    champion_version = registry_client(built.project.store_uri).get_model_version(name, version)
+    provenance = json.loads((built.project.root / "data/processed/provenance.json").read_text())
+
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    assert (manifest["model_name"], manifest["version"]) == (name, version)
+    assert manifest["run_id"] == champion_version.run_id
+    assert manifest["data_sha256"] == provenance["sha256"]
+    assert manifest["parity"]["rows"] == 303
+    assert manifest["parity"]["max_abs_difference"] <= 1e-5
+    on_disk = sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.name != "MANIFEST.json"
+    )
+    assert sorted(manifest["files"]) == on_disk, "the manifest lists every file, and only those"
+    for relative, entry in manifest["files"].items():
+        assert entry["sha256"] == sha256(directory / relative), relative
+
+    config = yaml.safe_load((directory / "model_config.yaml").read_text())
+    assert config["model"]["name"] == name and str(config["model"]["version"]) == version
+    assert config["raw_feature_names"] == list(RAW_FEATURES)
+    assert config["engineered_feature_names"] == [*RAW_FEATURES, *ENGINEERED_FEATURES]
+    assert sorted(config["input_coding"]["cp"]["codes"]) == [1, 2, 3, 4]  # UCI coding
+    assert sorted(config["input_coding"]["thal"]["codes"]) == [3, 6, 7]
+    assert 0 < config["threshold"] < 1
+    assert config["metrics"]["cv"]["roc_auc"]["mean"] == pytest.approx(
+        float(champion_version.tags["cv_roc_auc"]), abs=1e-6
+    )
+    assert yaml.safe_load((directory / "deployment_config.yaml").read_text())["service"]
+
+    # The logged model declares what loading it needs (not whatever the test process imported).
+    model_needs = (directory / "mlflow_model" / "requirements.txt").read_text().split()
+    assert {r.split("==")[0] for r in model_needs} >= {"mlflow", "scikit-learn", "skops", "heartml"}
+    assert not any(r.startswith("pytest") for r in model_needs), model_needs
+    requirements = (directory / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("scikit-learn==") for line in requirements)
+    assert all("==" in line for line in requirements if line)
+    conda = yaml.safe_load((directory / "conda.yaml").read_text())
+    assert any(str(d).startswith("python=") for d in conda["dependencies"])
+    assert json.loads((directory / "environment.json").read_text())["python"]
+    reference = json.loads((directory / "reference_statistics.json").read_text())
+    assert sorted(reference["features"]) == sorted(RAW_FEATURES)
+    card = (directory / "model_card.md").read_text()
+    for section in ("Intended use", "Data", "Metrics", "Subgroups", "Limitations"):
+        assert f"## {section}" in card, section
+    assert "<table>" in (directory / "model_card.html").read_text()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_packaging_creates_no_model_version(
+    packaged: Callable[[str], Packaged], backend: str
+) -> None:
+    built = packaged(backend)
+    assert built.result.returncode == 0, describe(built.result)
+    assert built.after == built.before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_verify_accepts_the_package(packaged: Callable[[str], Packaged], backend: str) -> None:
+    built = packaged(backend)
+    result = built.project.run("heartml", "package", "verify", str(built.directory))
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.startswith(f"OK {built.directory}")
+
+
+def _flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (lambda d: _flip_last_byte(d / "model.onnx"), "model.onnx"),
+        (lambda d: _flip_last_byte(d / "model.joblib"), "model.joblib"),
+        (
+            lambda d: (d / "mlflow_model" / "extra.py").write_text("x = 1\n"),
+            "mlflow_model/extra.py",
+        ),
+    ],
+    ids=["onnx-byte", "joblib-byte", "unlisted-file"],
+)
+def test_verify_names_a_tampered_file(
+    packaged: Callable[[str], Packaged],
+    tmp_path: Path,
+    tamper: Callable[[Path], Any],
+    named: str,
+) -> None:
+    built = packaged("embedded")
+    assert built.result.returncode == 0, describe(built.result)
+    copy = tmp_path / built.directory.name
+    shutil.copytree(built.directory, copy)
+    tamper(copy)
+    result = built.project.run("heartml", "package", "verify", str(copy))
+    assert result.returncode != 0, describe(result)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert named in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_champion_exits_2_and_says_what_to_run(
+    backend: str,
+    make_project: Callable[..., Project],
+    mlflow_server_factory: Callable[[], MlflowServer],
+) -> None:
+    uri = mlflow_server_factory().url if backend == "server" else None
+    project = make_project(uri)
+    result = project.run("python", "src/model_packaging.py")
+    assert result.returncode == 2, describe(result)
+    assert NO_CHAMPION in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((project.root / "packages").glob("heart_disease_model_*"))
+    assert registry_snapshot(project.store_uri) == {}

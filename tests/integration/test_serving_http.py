@@ -1,0 +1,532 @@
+"""The prediction service over real HTTP: `heartml serve` (uvicorn) on a free port, in its own
+process group, against packages built by the real commands in a temporary project.
+
+One project per module: trained once for the session (shared template), then
+`heartml track --force-champion` + `heartml package` twice, giving two genuine versions of the
+champion's package (v1, v2). Each scenario starts its own server on its own folder of packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from integration_helpers import (
+    HEARTML,
+    Project,
+    describe,
+    free_port,
+    kill_group,
+    subprocess_env,
+    tail,
+)
+
+from heartml.coding import RAW_FEATURES
+from heartml.data.prepare import read_split
+from heartml.data.schema import parse_uci
+
+pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.slow]
+
+SEED_BODY: dict[str, Any] = {
+    "age": 63,
+    "sex": 1,
+    "cp": 1,
+    "trestbps": 145,
+    "chol": 233,
+    "fbs": 1,
+    "restecg": 2,
+    "thalach": 150,
+    "exang": 0,
+    "oldpeak": 2.3,
+    "slope": 3,
+    "ca": 0,
+    "thal": 6,
+}
+JSON = {"content-type": "application/json"}
+POLL_S = 0.5  # the servers' HEARTML_SERVE_RELOAD_INTERVAL_S
+ADMIN_KEY = "integration-secret"
+START_TIMEOUT_S = 60
+
+
+@dataclass
+class Built:
+    """The module's project and its two packaged champion versions (kept outside packages/)."""
+
+    project: Project
+    v1: Path
+    v2: Path
+
+
+@pytest.fixture(scope="module")
+def built(make_project: Callable[..., Project], tmp_path_factory: pytest.TempPathFactory) -> Built:
+    project = make_project()
+    stash = tmp_path_factory.mktemp("built-packages")
+    made = []
+    for _ in range(2):
+        for command in (("heartml", "track", "--force-champion"), ("heartml", "package")):
+            result = project.run(*command)
+            assert result.returncode == 0, describe(result)
+        (directory,) = (project.root / "packages").glob("heart_disease_model_*")
+        made.append(directory.rename(stash / directory.name))
+    return Built(project, made[0], made[1])
+
+
+@dataclass
+class Server:
+    """`heartml serve` in `root` (its packages/ folder), on a free port, own process group."""
+
+    root: Path
+    env: dict[str, str]
+    args: tuple[str, ...] = ()
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "serve.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    def start(self) -> Server:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [HEARTML, "serve", "--port", str(self.port), *self.args],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"heartml serve exited:\n{tail(self.log_path)}", pytrace=False)
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(f"heartml serve not healthy:\n{tail(self.log_path)}", pytrace=False)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = httpx.get(f"{self.url}/ready", timeout=2)
+            if response.status_code == 200:
+                return dict(response.json())
+            time.sleep(0.05)
+        pytest.fail(f"not ready: {response.json()}\n{tail(self.log_path)}", pytrace=False)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            kill_group(self.process)
+
+
+@pytest.fixture(scope="module")
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
+    """start_server(packages=[...], args=(), **env): a running server; all stopped at the end."""
+    servers: list[Server] = []
+
+    def start(
+        packages: tuple[Path, ...] = (),
+        args: tuple[str, ...] = (),
+        root: Path | None = None,
+        **env: str,
+    ) -> Server:
+        if root is None:
+            root = tmp_path_factory.mktemp("serve-root")
+            (root / "packages").mkdir()
+        for package in packages:
+            shutil.copytree(package, root / "packages" / package.name)
+        settings = {"HEARTML_SERVE_RELOAD_INTERVAL_S": str(POLL_S), **env}
+        server = Server(root, subprocess_env(**settings), args)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(built: Built, start_server: Callable[..., Server]) -> Server:
+    """The main server: serves v2 named with --package, admin key set."""
+    started = start_server(args=("--package", str(built.v2)), HEARTML_SERVE_ADMIN_API_KEY=ADMIN_KEY)
+    started.wait_ready()
+    return started
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        yield http
+
+
+def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    values = frame[list(RAW_FEATURES)].astype(object).where(frame[list(RAW_FEATURES)].notna(), None)
+    return [dict(zip(RAW_FEATURES, row, strict=True)) for row in values.itertuples(index=False)]
+
+
+def manifest_of(package: Path) -> dict[str, Any]:
+    return dict(json.loads((package / "MANIFEST.json").read_text()))
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_seed_body_over_http(client: httpx.Client, built: Built) -> None:
+    manifest = manifest_of(built.v2)
+    response = client.post("/predict", json=SEED_BODY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {
+        "prediction",
+        "probability",
+        "risk_level",
+        "model_name",
+        "model_version",
+        "request_id",
+    }
+    assert (body["model_name"], body["model_version"]) == (
+        manifest["model_name"],
+        manifest["version"],
+    )
+    assert body["prediction"] == int(body["probability"] >= manifest["threshold"])
+    assert body["risk_level"] in ("low", "moderate", "high")
+    assert body["request_id"] == response.headers["x-request-id"]
+    info = client.get("/model/info").json()
+    assert info["version"] == manifest["version"] and info["run_id"] == manifest["run_id"]
+    assert info["source"] == f"package:{built.v2}"
+    assert client.get("/docs").status_code == 200
+
+
+def test_parity_with_the_offline_pipeline_on_every_row(client: httpx.Client, built: Built) -> None:
+    package = built.v2
+    joblib_path = package / "model.joblib"
+    digest = hashlib.sha256(joblib_path.read_bytes()).hexdigest()
+    assert digest == manifest_of(package)["files"]["model.joblib"]["sha256"]
+    pipeline = joblib.load(joblib_path)  # a pickle: loaded only after its checksum matched
+    rows = parse_uci((built.project.root / "data/raw/processed.cleveland.data").read_bytes())
+    expected = pipeline.predict_proba(rows[list(RAW_FEATURES)])[:, 1]
+    records = records_of(rows)
+    response = client.post("/predict/batch", json={"records": records})
+    assert response.status_code == 200, response.text
+    got = np.array([result["probability"] for result in response.json()["results"]])
+    assert len(got) == len(rows) == 303
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    missing = np.flatnonzero(rows[["ca", "thal"]].isna().any(axis=1).to_numpy())
+    for index in [0, 1, 2, *missing.tolist()]:
+        single = client.post("/predict", json=records[index]).json()
+        assert abs(single["probability"] - expected[index]) <= 1e-5, (index, single)
+
+
+def _raw(text: str) -> bytes:
+    return text.encode()
+
+
+BAD_INPUTS: list[tuple[str, str, Any, dict[str, str], int, tuple[str, ...]]] = [
+    # (case, path, body (dict: JSON; bytes: raw), headers, status, words in the message)
+    (
+        "wrong type",
+        "/predict",
+        {**SEED_BODY, "age": "old"},
+        JSON,
+        422,
+        ("age", '"old"', "18 to 100 years"),
+    ),
+    (
+        "out of range",
+        "/predict",
+        {**SEED_BODY, "trestbps": 400},
+        JSON,
+        422,
+        ("trestbps", "400", "mm Hg"),
+    ),
+    ("bad code", "/predict", {**SEED_BODY, "cp": 0}, JSON, 422, ("cp", "1 (typical angina)")),
+    (
+        "bad thal code",
+        "/predict",
+        {**SEED_BODY, "thal": 2},
+        JSON,
+        422,
+        ("thal", "7 (reversible defect)"),
+    ),
+    (
+        "missing field",
+        "/predict",
+        {k: v for k, v in SEED_BODY.items() if k != "oldpeak"},
+        JSON,
+        422,
+        ("oldpeak is required",),
+    ),
+    ("extra field", "/predict", {**SEED_BODY, "bmi": 31}, JSON, 422, ("bmi", "accepted fields")),
+    ("null age", "/predict", {**SEED_BODY, "age": None}, JSON, 422, ("age", "null")),
+    (
+        "NaN",
+        "/predict",
+        _raw(json.dumps(SEED_BODY).replace("150", "NaN")),
+        JSON,
+        422,
+        ("thalach", "NaN"),
+    ),
+    (
+        "Infinity",
+        "/predict",
+        _raw(json.dumps(SEED_BODY).replace("145", "Infinity")),
+        JSON,
+        422,
+        ("trestbps", "Infinity"),
+    ),
+    (
+        "-Infinity",
+        "/predict",
+        _raw(json.dumps(SEED_BODY).replace("2.3", "-Infinity")),
+        JSON,
+        422,
+        ("oldpeak", "-Infinity"),
+    ),
+    ("empty body", "/predict", b"", JSON, 422, ("empty",)),
+    ("malformed JSON", "/predict", b'{"age": 63, "sex": }', JSON, 400, ("not valid JSON",)),
+    (
+        "not JSON content",
+        "/predict",
+        _raw(json.dumps(SEED_BODY)),
+        {"content-type": "text/plain"},
+        415,
+        ("application/json",),
+    ),
+    (
+        "batch bad record",
+        "/predict/batch",
+        {"records": [SEED_BODY, {**SEED_BODY, "sex": 2}]},
+        JSON,
+        422,
+        ("records[1].sex", "0 (female)"),
+    ),
+    (
+        "batch over limit",
+        "/predict/batch",
+        {"records": [SEED_BODY] * 1001},
+        JSON,
+        413,
+        ("1001 records", "limit is 1000"),
+    ),
+    ("body too large", "/predict", b" " * (1 << 20) + b"{}", JSON, 413, ("1048576 bytes",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "body", "headers", "status", "words"),
+    BAD_INPUTS,
+    ids=[case[0] for case in BAD_INPUTS],
+)
+def test_bad_inputs_get_a_4xx_naming_the_problem(
+    client: httpx.Client,
+    case: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str],
+    status: int,
+    words: tuple[str, ...],
+) -> None:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = client.post(path, content=content, headers=headers)
+    assert response.status_code == status, (case, response.text)
+    payload = response.json()
+    assert payload["request_id"] == response.headers["x-request-id"]
+    text = json.dumps(payload["detail"])
+    for word in words:
+        assert word in text, (case, payload)
+
+
+def test_tampered_package_is_refused_and_not_ready(
+    built: Built, start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    tampered = tmp_path / built.v1.name
+    shutil.copytree(built.v1, tampered)
+    onnx = bytearray((tampered / "model.onnx").read_bytes())
+    onnx[len(onnx) // 2] ^= 0x01  # one byte
+    (tampered / "model.onnx").write_bytes(bytes(onnx))
+    server = start_server(packages=(tampered,))
+    time.sleep(1.5)  # the first load and a few polls
+    ready = httpx.get(f"{server.url}/ready")
+    assert ready.status_code == 503
+    assert "model.onnx" in ready.json()["detail"] and "sha256" in ready.json()["detail"]
+    predict = httpx.post(f"{server.url}/predict", json=SEED_BODY)
+    assert predict.status_code == 503 and "model.onnx" in predict.json()["detail"]
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    rejected = [line for line in server.log_lines() if line["message"] == "model package rejected"]
+    assert len(rejected) == 1, server.log()  # said once, not at every poll
+    assert "model.onnx" in rejected[0]["reason"] and rejected[0]["level"] == "ERROR"
+    # Without an admin key the admin endpoint does not exist.
+    assert httpx.post(f"{server.url}/admin/reload").status_code == 404
+
+
+@dataclass
+class Load:
+    """Threads sending /predict without pause, recording every outcome."""
+
+    url: str
+    threads: int = 4
+    stop: threading.Event = field(default_factory=threading.Event)
+    results: list[tuple[int, str | None]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            while not self.stop.is_set():
+                try:
+                    response = http.post("/predict", json=SEED_BODY)
+                    version = response.json().get("model_version")
+                    self.results.append((response.status_code, version))
+                except Exception as exc:  # a failed request is what this test looks for
+                    self.errors.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        self._workers = [threading.Thread(target=self._run) for _ in range(self.threads)]
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+
+def test_hot_reload_under_load_fails_no_request(
+    built: Built, start_server: Callable[..., Server]
+) -> None:
+    server = start_server(packages=(built.v1,))
+    assert server.wait_ready()["model_version"] == manifest_of(built.v1)["version"]
+    v2_version = manifest_of(built.v2)["version"]
+    with Load(server.url) as load:
+        time.sleep(1.0)
+        # As `heartml package` does: build beside, then one rename into packages/.
+        staging = server.root / "packages" / f".staging-{built.v2.name}"
+        shutil.copytree(built.v2, staging)
+        placed = time.monotonic()
+        staging.rename(server.root / "packages" / built.v2.name)
+        switched = None
+        while time.monotonic() - placed < 10:
+            if httpx.get(f"{server.url}/model/info").json()["version"] == v2_version:
+                switched = time.monotonic() - placed
+                break
+            time.sleep(0.05)
+        time.sleep(1.0)
+    assert switched is not None, tail(server.log_path)
+    assert switched <= POLL_S + 2.0, f"took {switched:.2f} s with a {POLL_S} s poll"
+    assert not load.errors, load.errors[:5]
+    statuses = {status for status, _ in load.results}
+    assert statuses == {200}, statuses
+    versions = [version for _, version in load.results]
+    assert len(versions) > 100
+    assert versions[0] == manifest_of(built.v1)["version"] and versions[-1] == v2_version
+    assert any(
+        line["message"] == "model loaded" and line["model_version"] == v2_version
+        for line in server.log_lines()
+    )
+
+
+def test_admin_reload_needs_the_key(client: httpx.Client) -> None:
+    assert client.post("/admin/reload").status_code == 401
+    assert client.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+    response = client.post("/admin/reload", headers={"X-API-Key": ADMIN_KEY})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "loaded"
+
+
+def test_drift_rises_for_a_shifted_stream_only(client: httpx.Client, built: Built) -> None:
+    train, _ = read_split(built.project.root / "data" / "processed")
+    resample = train.sample(500, replace=True, random_state=7)
+    assert client.post("/predict/batch", json={"records": records_of(resample)}).status_code == 200
+    report = client.get("/monitoring/drift").json()
+    assert report["window_size"] == 500 and report["reference_rows"] == len(train)
+    for name, feature in report["features"].items():
+        assert feature["psi"] < 0.1, (name, feature)
+
+    shifted = resample.assign(
+        age=(resample["age"] + 25).clip(upper=100), chol=(resample["chol"] * 1.5).clip(upper=700)
+    )
+    assert client.post("/predict/batch", json={"records": records_of(shifted)}).status_code == 200
+    report = client.get("/monitoring/drift").json()
+    for name in ("age", "chol"):
+        assert report["features"][name]["psi"] > 0.25, report["features"][name]
+        assert report["features"][name]["ks_p_value"] < 0.001
+    assert report["features"]["thalach"]["psi"] < 0.1
+    metrics = client.get("/metrics").text
+    age_psi = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith('heartml_drift_psi{feature="age"}')
+    )
+    assert age_psi > 0.25
+
+
+def test_metrics_series(client: httpx.Client, built: Built) -> None:
+    client.post("/predict", json=SEED_BODY)
+    text = client.get("/metrics").text
+    version = manifest_of(built.v2)["version"]
+    for series in (
+        'heartml_http_requests_total{endpoint="/predict",method="POST",status="200"}',
+        'heartml_http_requests_total{endpoint="/predict",method="POST",status="422"}',
+        'heartml_http_requests_total{endpoint="/predict/batch",method="POST",status="413"}',
+        "heartml_http_request_duration_seconds_bucket{",
+        'heartml_predictions_total{prediction="0"}',
+        'heartml_predictions_total{prediction="1"}',
+        "heartml_prediction_probability_bucket{",
+        f'version="{version}"}} 1.0',
+        "heartml_model_ready 1.0",
+        'heartml_drift_psi{feature="chol"}',
+        'heartml_drift_ks_p_value{feature="age"}',
+        "heartml_drift_window_size 500.0",
+    ):
+        assert series in text, series
+    assert text.count("heartml_model_info{") == 1
+
+
+def test_registry_source_follows_the_champion(
+    built: Built, start_server: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The project's own store: its champion is version 2, and packages/ starts empty.
+    root = built.project.root
+    (root / "packages").mkdir(exist_ok=True)
+    assert not list((root / "packages").iterdir())
+    server = start_server(root=root, HEARTML_MODEL_SOURCE="registry")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    detail = ""
+    while time.monotonic() < deadline and "has no package" not in detail:
+        detail = str(httpx.get(f"{server.url}/ready").json().get("detail"))
+        time.sleep(0.1)
+    assert "has no package" in detail and "version 2" in detail, detail
+    shutil.copytree(built.v1, root / "packages" / built.v1.name)  # not the champion
+    time.sleep(3 * POLL_S)
+    assert httpx.get(f"{server.url}/ready").status_code == 503
+    shutil.copytree(built.v2, root / "packages" / built.v2.name)
+    assert server.wait_ready(timeout=30)["model_version"] == "2"
+    info = httpx.get(f"{server.url}/model/info").json()
+    assert info["source"].startswith("registry:models:/") and info["version"] == "2"

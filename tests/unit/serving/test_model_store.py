@@ -1,0 +1,234 @@
+"""Resolving, verifying, loading and swapping models (package and registry sources)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from heartml.coding import RAW_FEATURES
+from heartml.manifest import PackagingError, verify_checksums
+from heartml.serving.model_store import ModelNotReady, ModelStore, load_package
+from heartml.settings import Settings
+
+pytestmark = pytest.mark.serving
+
+PackageFactory = Callable[..., Path]
+
+
+def refresh(store: ModelStore, force: bool = False) -> Any:
+    return asyncio.run(store.refresh(force=force))
+
+
+def flip_one_byte(path: Path) -> None:
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+def test_loads_a_verified_package_and_scores_like_the_pipeline(
+    tmp_path: Path,
+    make_package: PackageFactory,
+    fitted: dict[str, Any],
+    cleveland: pd.DataFrame,
+) -> None:
+    directory = make_package(tmp_path / "packages", version="4")
+    model = load_package(directory, f"package:{directory}", "fingerprint", 1)
+    assert (model.name, model.version, model.algorithm) == (
+        "heart_disease_logistic_regression",
+        "4",
+        "logistic_regression",
+    )
+    assert model.raw_feature_names == list(RAW_FEATURES)
+    assert len(model.engineered_feature_names) > len(RAW_FEATURES)
+    rows = cleveland[list(RAW_FEATURES)].to_numpy(dtype=np.float64)
+    expected = fitted["logistic_regression"][0].predict_proba(cleveland[list(RAW_FEATURES)])
+    np.testing.assert_allclose(model.probabilities(rows), expected[:, 1], atol=1e-6)
+    # The explanation baseline: training medians and most frequent codes.
+    baseline = dict(zip(RAW_FEATURES, model.baseline, strict=True))
+    assert baseline["age"] == pytest.approx(cleveland["age"].median(), abs=1)
+    assert baseline["cp"] == cleveland["cp"].mode()[0]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["flip model.onnx", "flip reference", "delete config", "add a file"],
+)
+def test_a_package_that_does_not_match_its_manifest_is_refused(
+    tmp_path: Path,
+    make_package: PackageFactory,
+    settings_for: Callable[..., Settings],
+    damage: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    directory = make_package(tmp_path / "packages")
+    if damage == "flip model.onnx":
+        flip_one_byte(directory / "model.onnx")
+    elif damage == "flip reference":
+        flip_one_byte(directory / "reference_statistics.json")
+    elif damage == "delete config":
+        (directory / "model_config.yaml").unlink()
+    else:
+        (directory / "extra.py").write_text("print('not packaged')\n")
+    with pytest.raises(PackagingError):
+        verify_checksums(directory)
+    store = ModelStore(settings_for())
+    with caplog.at_level(logging.ERROR, logger="heartml.serving.model_store"):
+        outcome = refresh(store)
+    assert outcome.status == "failed"
+    assert store.current is None
+    with pytest.raises(ModelNotReady, match="rejected"):
+        store.require()
+    assert any(
+        "rejected" in r.getMessage() and getattr(r, "package", None) == str(directory)
+        for r in caplog.records
+    )
+
+
+def test_no_package_is_reported_not_raised(settings_for: Callable[..., Settings]) -> None:
+    store = ModelStore(settings_for())
+    assert refresh(store).status == "unavailable"
+    with pytest.raises(ModelNotReady, match="no package under"):
+        store.require()
+
+
+def test_newest_package_wins_and_a_new_one_is_swapped_in(
+    tmp_path: Path, make_package: PackageFactory, settings_for: Callable[..., Settings]
+) -> None:
+    packages = tmp_path / "packages"
+    make_package(packages, version="1")
+    make_package(packages, version="2")
+    store = ModelStore(settings_for())
+    changes: list[str] = []
+    store.on_change = lambda model: changes.append(model.version)
+    assert refresh(store).status == "loaded"
+    first = store.require()
+    assert first.version == "2"
+    assert refresh(store).status == "unchanged"
+    make_package(packages, version="3", algorithm="random_forest")
+    assert refresh(store).status == "loaded"
+    assert store.require().version == "3" and store.require().algorithm == "random_forest"
+    assert first.version == "2"  # a request holding the old object keeps a working model
+    assert first.probabilities(first.baseline[None, :]).shape == (1,)
+    assert changes == ["2", "3"]
+
+
+def test_a_bad_new_package_keeps_the_last_good_model_and_is_not_retried(
+    tmp_path: Path,
+    make_package: PackageFactory,
+    settings_for: Callable[..., Settings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    packages = tmp_path / "packages"
+    make_package(packages, version="1")
+    store = ModelStore(settings_for())
+    failures: list[str] = []
+    store.on_failure = failures.append
+    refresh(store)
+    bad = make_package(packages, version="2")
+    flip_one_byte(bad / "model.onnx")
+    with caplog.at_level(logging.ERROR):
+        assert refresh(store).status == "failed"
+    assert store.require().version == "1"
+    assert "still serving version 1" in caplog.text
+    assert refresh(store).status == "unchanged"  # same broken files: not loaded again
+    assert len(failures) == 1
+    # Repaired (rebuilt): the watcher sees the change and loads it.
+    (bad / "model.onnx").unlink()
+    for path in sorted(bad.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    bad.rmdir()
+    make_package(packages, version="2")
+    assert refresh(store).status == "loaded"
+    assert store.require().version == "2"
+
+
+def test_explicit_package_setting_and_forced_reload(
+    tmp_path: Path, make_package: PackageFactory, settings_for: Callable[..., Settings]
+) -> None:
+    older = make_package(tmp_path / "elsewhere", version="1")
+    make_package(tmp_path / "packages", version="2")
+    store = ModelStore(settings_for(model_package=older))
+    refresh(store)
+    assert store.require().version == "1"
+    assert refresh(store).status == "unchanged"
+    assert refresh(store, force=True).status == "loaded"
+    missing = ModelStore(settings_for(model_package=tmp_path / "nowhere"))
+    assert refresh(missing).status == "unavailable"
+    assert "no such folder" in missing.problem
+
+
+def test_watcher_loads_then_polls(
+    tmp_path: Path, make_package: PackageFactory, settings_for: Callable[..., Settings]
+) -> None:
+    packages = tmp_path / "packages"
+    make_package(packages, version="1")
+    store = ModelStore(settings_for())
+
+    async def scenario() -> list[str]:
+        task = asyncio.create_task(store.run(0.05))
+        await asyncio.sleep(0.3)
+        seen = [store.require().version]
+        await asyncio.to_thread(make_package, packages, "2")
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if store.require().version == "2":
+                break
+        seen.append(store.require().version)
+        task.cancel()
+        return seen
+
+    assert asyncio.run(scenario()) == ["1", "2"]
+
+
+class FakeChampion:
+    def __init__(self, name: str, version: str) -> None:
+        self.model_name, self.version = name, version
+        self.model_uri = f"models:/{name}@champion"
+
+
+def test_registry_source_serves_the_champions_package(
+    tmp_path: Path,
+    make_package: PackageFactory,
+    settings_for: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from heartml import tracking
+
+    champion = {"current": FakeChampion("heart_disease_logistic_regression", "2")}
+    monkeypatch.setattr(tracking, "connect", lambda settings: object())
+    monkeypatch.setattr(tracking, "find_champion", lambda client, settings: champion["current"])
+    packages = tmp_path / "packages"
+    make_package(packages, version="1")
+    store = ModelStore(settings_for(model_source="registry"))
+    assert refresh(store).status == "unavailable"
+    assert "heart_disease_logistic_regression version 2 has no package" in store.problem
+    make_package(packages, version="2")
+    make_package(packages, version="3")  # newer, but not the champion
+    assert refresh(store).status == "loaded"
+    model = store.require()
+    assert model.version == "2"
+    assert model.source.startswith("registry:models:/heart_disease_logistic_regression@champion")
+    champion["current"] = FakeChampion("heart_disease_logistic_regression", "1")
+    assert refresh(store).status == "loaded"  # a rollback moves the alias back
+    assert store.require().version == "1"
+
+
+def test_registry_failure_is_reported(
+    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heartml import tracking
+
+    def unreachable(settings: Settings) -> None:
+        raise tracking.TrackingError("connecting to the tracking server failed: refused")
+
+    monkeypatch.setattr(tracking, "connect", unreachable)
+    store = ModelStore(settings_for(model_source="registry"))
+    assert refresh(store).status == "unavailable"
+    assert "registry lookup failed" in store.problem
