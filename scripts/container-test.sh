@@ -106,9 +106,9 @@ fi
 # ---- 5. a model package ----------------------------------------------------------------------------
 package="${MODEL_PACKAGE:-}"
 if [ -z "$package" ]; then
-  # the newest = the highest _v<N> (numerically: v10 after v9)
-  package="$(find "$ROOT/packages" -mindepth 2 -maxdepth 2 -name MANIFEST.json -printf '%h\n' 2>/dev/null \
-    | sed -E 's/.*_v([0-9]+)$/\1 &/' | sort -n | tail -1 | cut -d' ' -f2- || true)"
+  # the newest by MANIFEST time, as the service itself picks (heartml.manifest.newest_package)
+  package="$(find "$ROOT/packages" -mindepth 2 -maxdepth 2 -name MANIFEST.json -printf '%T@ %h\n' 2>/dev/null \
+    | sort -n | tail -1 | cut -d' ' -f2- || true)"
 fi
 if [ -z "$package" ]; then
   say "no package under packages/: running \`heartml pipeline\` in a temporary project copy"

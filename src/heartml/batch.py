@@ -315,7 +315,7 @@ def score_frame(frame: Chunk, model: ScoringModel) -> ScoredChunk:
     arrays += [
         _labels(check.missing_code, _IMPUTED_LABELS),
         pa.array(probability),
-        pa.array((probability >= 0.5).astype(np.int8)),
+        pa.array((probability >= model.threshold).astype(np.int8)),
         risk_levels(probability),
         _labels(np.zeros(n, dtype=np.int8), pa.array([model.version])),
     ]
@@ -784,7 +784,7 @@ def _dask_chunks(
             window = 2 * max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
             pending: deque[Any] = deque()
             for part in parts:
-                pending.append(client.compute(score(part, model)))
+                pending.append(client.compute(score(part, model, fmt.kind == "parquet")))
                 if len(pending) >= window:
                     yield _result(pending.popleft(), path)
             while pending:
@@ -794,10 +794,10 @@ def _dask_chunks(
             cluster.close()
 
 
-def score_partition(frame: pd.DataFrame, model: ScoringModel) -> ScoredChunk:
-    """A Dask partition: parquet ones (Arrow-backed) go back to Arrow, as the local engine reads
-    them, so that both engines run exactly the same code on the same values."""
-    if len(frame.columns) and all(isinstance(t, pd.ArrowDtype) for t in frame.dtypes):
+def score_partition(frame: pd.DataFrame, model: ScoringModel, parquet: bool) -> ScoredChunk:
+    """A Dask partition. Parquet partitions go back to Arrow, as the local engine reads them, so
+    that both engines run the same code on the same values."""
+    if parquet:
         return score_frame(pa.Table.from_pandas(frame, preserve_index=False), model)
     return score_frame(frame, model)
 

@@ -123,7 +123,7 @@ def open_study(
     import optuna
 
     last: Exception | None = None
-    for attempt in range(5):
+    for attempt in range(3):
         try:
             # Workers starting together may race to create the schema or the study: retry.
             study = optuna.create_study(
@@ -205,7 +205,11 @@ def tune(
             # A parameter combination the estimator refuses fails its trial, not the worker.
             catch=(ValueError,),
         )
-    mine = [t for t in _complete(study) if t.number not in {b.number for b in before}]
+    seen = {trial.number for trial in before}
+    me = worker_id()
+    mine = [
+        t for t in _complete(study) if t.number not in seen and t.user_attrs.get(WORKER_ATTR) == me
+    ]
     return _summary(study, storage_url, algorithm, config, len(mine))
 
 

@@ -186,9 +186,7 @@ def promql_metric_names(expr: str) -> set[str]:
     text = re.sub(r"\$\{?\w+(?::\w+)?\}?", "1", text)  # $__rate_interval, ${job}, $job
     text = re.sub(r"\{[^{}]*\}", " ", text)
     text = re.sub(r"\[[^\[\]]*\]", " ", text)
-    text = re.sub(
-        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", text
-    )
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)", " ", text)
     names: set[str] = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
         word = match.group(0)

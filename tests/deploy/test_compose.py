@@ -30,7 +30,14 @@ def config() -> dict:
 
 
 def test_services(config: dict) -> None:
-    assert set(config["services"]) == {"api", "mlflow", "postgres", "prometheus", "grafana", "pipeline"}
+    assert set(config["services"]) == {
+        "api",
+        "mlflow",
+        "postgres",
+        "prometheus",
+        "grafana",
+        "pipeline",
+    }
 
 
 def test_api_uses_the_serving_image_on_loopback(config: dict) -> None:
@@ -52,18 +59,25 @@ def test_mlflow_on_postgres_with_proxied_artifacts(config: dict) -> None:
     mlflow = config["services"]["mlflow"]
     command = mlflow["command"]
     assert mlflow["entrypoint"] == ["mlflow", "server"]
-    assert any(c.startswith("--backend-store-uri=postgresql://") and "@postgres:5432/" in c for c in command)
+    assert any(
+        c.startswith("--backend-store-uri=postgresql://") and "@postgres:5432/" in c
+        for c in command
+    )
     assert "--serve-artifacts" in command
     assert any(c.startswith("--artifacts-destination=") for c in command)
     assert "--workers=1" in command
     assert mlflow["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert config["services"]["pipeline"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert (
+        config["services"]["pipeline"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    )
 
 
 def test_prometheus_and_grafana_mount_the_checked_files(config: dict) -> None:
     services = config["services"]
-    prometheus_mounts = {v.split(":")[0] for v in services["prometheus"]["volumes"] if v.startswith("/")}
+    prometheus_mounts = {
+        v.split(":")[0] for v in services["prometheus"]["volumes"] if v.startswith("/")
+    }
     assert str(DEPLOY / "prometheus" / "prometheus.yml") in prometheus_mounts
     assert str(DEPLOY / "prometheus" / "alerts.yml") in prometheus_mounts
     grafana_mounts = {v.split(":")[0] for v in services["grafana"]["volumes"] if v.startswith("/")}

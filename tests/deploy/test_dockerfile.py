@@ -33,8 +33,9 @@ TRAINING_STACK = {
     "mlflow", "mlflow-skinny", "scikit-learn", "pandas", "scipy", "matplotlib", "skl2onnx",
     "onnx", "skops", "pandera", "optuna", "dask", "pyarrow", "typer", "rich", "jinja2",
 }  # fmt: skip
-# Imported by a library only if installed (try/except ImportError), or by site-packages hooks.
-OPTIONAL_IMPORTS = {"sniffio", "setuptools", "pip"}
+# Imported only if installed (try/except ImportError: anyio -> sniffio, uvicorn.supervisors ->
+# watchfiles for --reload), or by site-packages hooks (setuptools' distutils shim).
+OPTIONAL_IMPORTS = {"sniffio", "watchfiles", "setuptools", "pip"}
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -157,7 +158,7 @@ def test_ca_bundle_never_reaches_a_final_image() -> None:
 
 
 def _pins(path: Path) -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
@@ -170,7 +171,9 @@ def _pins(path: Path) -> dict[str, str]:
 def test_serving_requirements_are_pinned_like_the_lock() -> None:
     serving, lock = _pins(SERVING_TXT), _pins(CONSTRAINTS)
     for name, version in serving.items():
-        assert lock.get(name) == version, f"{name}=={version} in serving.txt, {lock.get(name)} in constraints"
+        assert lock.get(name) == version, (
+            f"{name}=={version} in serving.txt, {lock.get(name)} in constraints"
+        )
     assert not (set(serving) & TRAINING_STACK), set(serving) & TRAINING_STACK
 
 
@@ -206,10 +209,13 @@ def test_serving_import_path_stays_light() -> None:
         "from heartml.serving.app import create_app\n"
         "create_app()\n"
         "import heartml.onnx_runtime, uvicorn, uvloop, httptools\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+        "print(json.dumps({n: getattr(m, '__file__', None) for n, m in list(sys.modules.items())}))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, timeout=120
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     modules = json.loads(result.stdout)
@@ -217,29 +223,30 @@ def test_serving_import_path_stays_light() -> None:
     loaded_heavy = heavy & {m.split(".")[0] for m in modules}
     assert not loaded_heavy, f"the serving path imports {sorted(loaded_heavy)}"
 
-    # Every imported module's distribution is in serving.txt (or optional / stdlib / heartml).
-    by_file: dict[str, str] = {}
-    for dist in metadata.distributions():
-        for file in dist.files or []:
-            by_file[str(Path(dist.locate_file(file)).resolve())] = canonicalize_name(dist.metadata["Name"])
+    # Every imported module's distribution is in serving.txt (or optional / stdlib / heartml):
+    # the top-level import name gives the candidate distributions, their RECORD decides.
+    candidates = metadata.packages_distributions()
+    assert "pandas" in candidates.get("pandas", []), "the mapping this check relies on is empty"
+    records: dict[str, set[str]] = {}
+
+    def files_of(dist_name: str) -> set[str]:
+        if dist_name not in records:
+            dist = metadata.distribution(dist_name)
+            records[dist_name] = {
+                str(Path(str(dist.locate_file(f))).resolve()) for f in dist.files or []
+            }
+        return records[dist_name]
+
     serving = set(_pins(SERVING_TXT)) | {"heartml"} | OPTIONAL_IMPORTS
     outside: dict[str, str] = {}
-    for name in modules:
-        module = sys.modules.get(name)
-        spec_file = getattr(module, "__file__", None) if module else None
-        if spec_file is None:
-            import importlib.util
-
-            try:
-                spec = importlib.util.find_spec(name)
-            except (ImportError, ValueError):
-                continue
-            spec_file = spec.origin if spec else None
-        if not spec_file or spec_file in ("built-in", "frozen"):
+    for name, file in modules.items():
+        if not file:
             continue
-        dist = by_file.get(str(Path(spec_file).resolve()))
-        if dist and dist not in serving:
-            outside[name] = dist
+        path = str(Path(file).resolve())
+        for dist_name in candidates.get(name.split(".")[0], []):
+            owner = canonicalize_name(dist_name)
+            if owner not in serving and path in files_of(dist_name):
+                outside[name] = owner
     assert not outside, f"imported from distributions outside serving.txt: {outside}"
 
 

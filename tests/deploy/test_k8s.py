@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ def _merge(base: Any, patch: Any) -> Any:
         for key, value in patch.items():
             merged[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
         return merged
-    if isinstance(base, list) and isinstance(patch, list) and all(
-        isinstance(item, dict) and "name" in item for item in base + patch
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(item, dict) and "name" in item for item in base + patch)
     ):
         # lists of named items (containers, volumes, volumeMounts) merge by name
         by_name = {item["name"]: item for item in base}
@@ -45,14 +48,21 @@ def _merge(base: Any, patch: Any) -> Any:
     return copy.deepcopy(patch)
 
 
-def render(directory: Path, components: list[Path] = ()) -> list[dict]:
+def render(directory: Path, components: Sequence[Path] = ()) -> list[dict]:
     kustomization = load_yaml(directory / "kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     docs = [doc for name in kustomization["resources"] for doc in load_yaml_all(directory / name)]
-    for component_dir in [*components, *(directory / c for c in kustomization.get("components", []))]:
+    for component_dir in [
+        *components,
+        *(directory / c for c in kustomization.get("components", [])),
+    ]:
         component = load_yaml(component_dir / "kustomization.yaml")
         assert component["kind"] == "Component"
-        docs += [doc for name in component.get("resources", []) for doc in load_yaml_all(component_dir / name)]
+        docs += [
+            doc
+            for name in component.get("resources", [])
+            for doc in load_yaml_all(component_dir / name)
+        ]
         for patch in component.get("patches", []):
             body = load_yaml(component_dir / patch["path"])
             target = patch["target"]
@@ -62,7 +72,9 @@ def render(directory: Path, components: list[Path] = ()) -> list[dict]:
             ]  # fmt: skip
             assert matches, f"patch {patch['path']}: no {target}"
             for i in matches:
-                docs[i] = _merge(docs[i], {k: v for k, v in body.items() if k not in ("apiVersion", "kind")})
+                docs[i] = _merge(
+                    docs[i], {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
+                )
     for doc in docs:
         if doc["kind"] != "Namespace" and "namespace" in kustomization:
             doc["metadata"]["namespace"] = kustomization["namespace"]
@@ -77,6 +89,12 @@ def render(directory: Path, components: list[Path] = ()) -> list[dict]:
 def _containers(doc: dict) -> list[dict]:
     spec = doc.get("spec", {}).get("template", {}).get("spec", {})
     return spec.get("containers", []) + spec.get("initContainers", [])
+
+
+def _first(pattern: str, text: str) -> str:
+    match = re.search(pattern, text, re.MULTILINE)
+    assert match, f"{pattern!r} not found"
+    return match.group(1)
 
 
 def by_kind(docs: list[dict]) -> dict[str, dict]:
@@ -109,7 +127,9 @@ def test_base_validates_against_the_kubernetes_schemas(base: list[dict], tmp_pat
     validate(base, tmp_path)
 
 
-def test_components_and_secret_template_validate(with_components: list[dict], tmp_path: Path) -> None:
+def test_components_and_secret_template_validate(
+    with_components: list[dict], tmp_path: Path
+) -> None:
     kinds = by_kind(with_components)
     assert {"Ingress", "PersistentVolumeClaim"} <= set(kinds)
     mounts = {m["mountPath"] for m in _containers(kinds["Deployment"])[0]["volumeMounts"]}
@@ -135,8 +155,8 @@ def test_probes_and_ports_match_the_app_and_the_image(
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     # the image listens where the Deployment says
     dockerfile = DOCKERFILE.read_text()
-    image_port = int(re.search(r"UVICORN_PORT=(\d+)", dockerfile).group(1))
-    assert int(re.search(r"^EXPOSE (\d+)$", dockerfile, re.MULTILINE).group(1)) == image_port
+    image_port = int(_first(r"UVICORN_PORT=(\d+)", dockerfile))
+    assert int(_first(r"^EXPOSE (\d+)$", dockerfile)) == image_port
     assert ports == {"http": image_port}
     # `heartml serve` defaults to the same port
     import inspect
@@ -145,7 +165,9 @@ def test_probes_and_ports_match_the_app_and_the_image(
 
     assert inspect.signature(cli.serve).parameters["port"].default == image_port
 
-    probes = {kind: container[f"{kind}Probe"]["httpGet"] for kind in ("liveness", "readiness", "startup")}
+    probes = {
+        kind: container[f"{kind}Probe"]["httpGet"] for kind in ("liveness", "readiness", "startup")
+    }
     assert probes["liveness"]["path"] == "/health"
     assert probes["readiness"]["path"] == "/ready"
     for kind, probe in probes.items():
@@ -172,7 +194,7 @@ def test_deployment_security_and_resources(base: list[dict]) -> None:
     (container,) = pod["containers"]
     assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
     assert pod["securityContext"]["runAsNonRoot"] is True
-    uid = int(re.search(r"^USER (\d+)", DOCKERFILE.read_text(), re.MULTILINE).group(1))
+    uid = int(_first(r"^USER (\d+)", DOCKERFILE.read_text()))
     assert pod["securityContext"]["runAsUser"] == uid != 0
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
@@ -190,7 +212,7 @@ def test_configmap_names_real_settings(base: list[dict]) -> None:
 
     fields = {f"HEARTML_{name.upper()}" for name in Settings.model_fields}
     data = by_kind(base)["ConfigMap"]["data"]
-    for name, value in data.items():
+    for name in data:
         assert name.startswith(("HEARTML_", "UVICORN_")), name
         if name.startswith("HEARTML_"):
             assert name in fields, f"{name} is not a setting"

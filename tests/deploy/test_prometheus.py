@@ -39,9 +39,7 @@ def test_promtool_test_rules() -> None:
     """alerts_test.yml: each alert fires on the series it is meant for, and stays quiet on
     healthy, idle or too-few-inputs (NaN) series."""
     promtool = require_tool("promtool")
-    output = run_tool(
-        [promtool, "test", "rules", "alerts_test.yml"], cwd=PROMETHEUS_DIR
-    )
+    output = run_tool([promtool, "test", "rules", "alerts_test.yml"], cwd=PROMETHEUS_DIR)
     assert "SUCCESS" in output
     tests = yaml.safe_load((PROMETHEUS_DIR / "alerts_test.yml").read_text())["tests"]
     tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
@@ -50,7 +48,7 @@ def test_promtool_test_rules() -> None:
 
 def test_required_alerts_exist_with_severity_and_summary() -> None:
     rules = {rule["alert"]: rule for rule in alert_rules()}
-    assert REQUIRED_ALERTS <= set(rules)
+    assert set(rules) >= REQUIRED_ALERTS
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
         assert rule["annotations"]["summary"], name
@@ -63,4 +61,6 @@ def test_alert_rules_use_only_metrics_the_app_exports(app_series: set[str]) -> N
         names = promql_metric_names(rule["expr"])
         assert names, f"{rule['alert']}: no metric found in {rule['expr']!r}"
         unknown = names - app_series - scrape_series
-        assert not unknown, f"{rule['alert']} uses {sorted(unknown)}; the app exports {sorted(app_series)}"
+        assert not unknown, (
+            f"{rule['alert']} uses {sorted(unknown)}; the app exports {sorted(app_series)}"
+        )

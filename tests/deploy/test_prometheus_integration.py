@@ -115,7 +115,9 @@ def test_prometheus_scrapes_the_api_and_finds_its_series(prometheus: str, api: A
     (info,) = wait_for(prometheus, "heartml_model_info")
     assert info["metric"]["version"] and info["metric"]["algorithm"]
     assert float(wait_for(prometheus, "heartml_model_ready")[0]["value"][1]) == 1.0
-    latency = wait_for(prometheus, 'heartml_http_request_duration_seconds_count{endpoint="/predict"}')
+    latency = wait_for(
+        prometheus, 'heartml_http_request_duration_seconds_count{endpoint="/predict"}'
+    )
     assert float(latency[0]["value"][1]) >= 20
     assert wait_for(prometheus, "heartml_drift_psi")
 
@@ -145,7 +147,7 @@ def test_every_dashboard_and_alert_query_evaluates(prometheus: str, api: ApiServ
         time.sleep(1)
     assert set(empty) <= quiet, f"panels without data: {empty}"
 
-    status, body = http(f"{prometheus}/api/v1/rules")
+    _, body = http(f"{prometheus}/api/v1/rules")
     groups = json.loads(body)["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     assert {rule["name"] for rule in rules} >= {

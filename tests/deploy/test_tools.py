@@ -44,6 +44,8 @@ def test_install_script_is_idempotent_and_names_real_packages() -> None:
         assert f"[{command}]={package}" in text
     for tool in SYSTEM_TOOLS:
         require_tool(tool)
-    result = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "all present" in result.stdout

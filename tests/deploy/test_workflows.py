@@ -32,14 +32,26 @@ def runs(job: dict) -> str:
 def test_actionlint_passes() -> None:
     actionlint = require_tool("actionlint")
     files = sorted(str(path) for path in WORKFLOWS.glob("*.yml"))
-    assert {p.rsplit("/", 1)[1] for p in files} >= {"ci.yml", "container-build.yml", "model-training.yml"}
+    assert {p.rsplit("/", 1)[1] for p in files} >= {
+        "ci.yml",
+        "container-build.yml",
+        "model-training.yml",
+    }
     run_tool([actionlint, "-no-color", *files], cwd=REPO_ROOT)
 
 
 def test_yamllint_passes_on_deploy_and_github() -> None:
     yamllint = require_tool("yamllint")
     run_tool(
-        [yamllint, "--strict", "-c", str(REPO_ROOT / ".yamllint"), "deploy", ".github", ".yamllint"],
+        [
+            yamllint,
+            "--strict",
+            "-c",
+            str(REPO_ROOT / ".yamllint"),
+            "deploy",
+            ".github",
+            ".yamllint",
+        ],
         cwd=REPO_ROOT,
     )
 
@@ -66,10 +78,17 @@ def test_container_build_builds_once_tests_and_pushes_the_tested_digest() -> Non
     (job,) = build["jobs"].values()
     assert "workflow_run.conclusion == 'success'" in job["if"]
     used = uses(job)
-    for action in ("docker/setup-qemu-action", "docker/setup-buildx-action", "docker/metadata-action",
-                   "docker/build-push-action", "docker/login-action"):
+    for action in (
+        "docker/setup-qemu-action",
+        "docker/setup-buildx-action",
+        "docker/metadata-action",
+        "docker/build-push-action",
+        "docker/login-action",
+    ):
         assert action in used, action
-    build_steps = [s for s in steps(job) if s.get("uses", "").startswith("docker/build-push-action")]
+    build_steps = [
+        s for s in steps(job) if s.get("uses", "").startswith("docker/build-push-action")
+    ]
     assert len(build_steps) == 1, "one build per image: the tested one"
     options = build_steps[0]["with"]
     assert options["platforms"] == "linux/amd64,linux/arm64"
@@ -81,7 +100,9 @@ def test_container_build_builds_once_tests_and_pushes_the_tested_digest() -> Non
     assert "--platform linux/amd64" in script
     assert "skopeo copy --all --preserve-digests" in script
     assert "steps.build.outputs.digest" in str(job)
-    tags = next(s for s in steps(job) if s.get("uses", "").startswith("docker/metadata-action"))["with"]
+    tags = next(s for s in steps(job) if s.get("uses", "").startswith("docker/metadata-action"))[
+        "with"
+    ]
     assert tags["images"].startswith("ghcr.io/")
     for tag in ("value=latest", "value=main,", "value=main-", "type=semver,pattern={{version}}"):
         assert tag in tags["tags"], tag

@@ -55,6 +55,8 @@ def test_container_image_builds_runs_and_serves(tmp_path: Path) -> None:
     size = re.search(r"^container-test: image size: (\d+) MB", result.stdout, re.MULTILINE)
     assert size, f"no image size line in:\n{result.stdout}"
     assert int(size.group(1)) <= MAX_IMAGE_MB, f"image is {size.group(1)} MB"
-    assert re.search(r"^container-test: cold start to /ready: [\d.]+ s", result.stdout, re.MULTILINE)
+    assert re.search(
+        r"^container-test: cold start to /ready: [\d.]+ s", result.stdout, re.MULTILINE
+    )
     assert "process user: uid 10001 (non-root)" in result.stdout
     assert re.search(r'/predict: \{"prediction":[01],"probability":', result.stdout)

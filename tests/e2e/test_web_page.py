@@ -340,10 +340,12 @@ def _submit_and_wait_for_result(driver: Any) -> None:
 
 
 def _screenshot(driver: Any, path: Path) -> Path:
-    """The whole page: the window is grown to the document's height first."""
+    """The whole page: the window is grown until its viewport holds the document."""
     driver.execute_script("window.scrollTo(0, 0)")
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1280, max(1000, int(height)))
+    chrome, height = driver.execute_script(
+        "return [window.outerHeight - window.innerHeight, document.documentElement.scrollHeight]"
+    )
+    driver.set_window_size(1280, max(1000, int(height) + int(chrome)))
     driver.save_screenshot(str(path))
     driver.set_window_size(1280, 1000)
     print(f"screenshot: {path}")

@@ -242,6 +242,9 @@ def test_the_raw_uci_file_scores_as_is(
     assert scored["num"].astype(int).tolist() == cleveland["num"].tolist()
     expected = OnnxModel.from_bytes(model.onnx).predict_proba(cleveland)
     np.testing.assert_array_equal(scored["probability"].to_numpy(), expected)
+    # The package's threshold decides, not 0.5 (some patients fall in between).
+    assert ((expected >= THRESHOLD) & (expected < 0.5)).any()
+    assert scored["prediction"].tolist() == (expected >= THRESHOLD).astype(int).tolist()
 
     # The same lines in a .csv without a header are recognised as the UCI format too.
     headerless = tmp_path / "uci.csv"

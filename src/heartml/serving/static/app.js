@@ -370,8 +370,9 @@
     emptyBox.hidden = true;
     resultBox.hidden = false;
     // On a narrow screen the result is below the form: bring it into view.
-    if (resultBox.getBoundingClientRect().top > window.innerHeight) {
-      resultBox.scrollIntoView({ behavior: "smooth", block: "start" });
+    const panel = resultBox.closest(".panel");
+    if (panel.getBoundingClientRect().top > window.innerHeight) {
+      panel.scrollIntoView({ block: "start" });
     }
   }
 
