@@ -282,7 +282,7 @@ def registry() -> None:
         listing = tracking.registry_state(_client(), state.settings)
     table = Table(title=f"Registry at {state.settings.tracking_uri}")
     for column in ("model", "version", "aliases", "CV ROC-AUC", "run"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for name, versions in listing.items():
         for item in versions:
             table.add_row(

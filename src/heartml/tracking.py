@@ -252,11 +252,7 @@ def log_pipeline_execution(
                 "best_algorithm": results["best_algorithm"],
             }
         )
-        for name, path in artifacts.items():
-            if path.is_file():
-                mlflow.log_artifact(str(path), artifact_path=name)
-            elif path.is_dir():
-                mlflow.log_artifacts(str(path), artifact_path=name)
+        _log_paths(client, parent.info.run_id, artifacts)
         for algorithm in (a for a in ALGORITHMS if a in results["models"]):
             report(f"tracking {algorithm}")
             summary = results["models"][algorithm]
@@ -278,11 +274,21 @@ def log_pipeline_execution(
                     provenance,
                 )
             )
+            # Each model run carries the reports it was judged by, not only the parent.
+            _log_paths(client, registered[-1].run_id, artifacts)
         mlflow.set_tag(
             "registered_versions",
             json.dumps({v.model_name: v.version for v in registered}, sort_keys=True),
         )
         return parent.info.run_id, registered
+
+
+def _log_paths(client: Any, run_id: str, artifacts: dict[str, Path]) -> None:
+    for name, path in artifacts.items():
+        if path.is_file():
+            client.log_artifact(run_id, str(path), artifact_path=name)
+        elif path.is_dir():
+            client.log_artifacts(run_id, str(path), artifact_path=name)
 
 
 def model_requirements() -> list[str]:

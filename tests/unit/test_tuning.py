@@ -181,6 +181,7 @@ def test_two_workers_share_a_sqlite_study_then_track_trains_the_best(
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     version = client.get_model_version("heart_disease_logistic_regression", "1")
+    assert version.run_id is not None
     run = client.get_run(version.run_id)
     assert float(run.data.params["C"]) == study.best_params["C"]
     assert run.data.tags["config_hash"] == tuned.config_hash()
