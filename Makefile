@@ -39,7 +39,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks run_tests.py
 
 clean:
-	rm -rf data/processed models reports packages mlflow.db mlartifacts .pytest_cache
+	rm -rf data/processed models reports packages mlflow.db mlartifacts optuna.db .pytest_cache
 
 # ---- Deploy (issue 5): container images and their smoke test; see docs/deploy.md ----------------
 .PHONY: image image-pipeline test-container

@@ -90,6 +90,8 @@ else
 t0=$(now)
 if [ "$BASE_IMAGE" = "heartml-base:bookworm" ]; then
   BASE_TAG="$BASE_IMAGE" "$ROOT/scripts/build-base-image.sh"
+elif ! "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  "$DOCKER" pull -q "$BASE_IMAGE" >/dev/null || die "cannot pull $BASE_IMAGE (no registry? use BASE_IMAGE=heartml-base:bookworm)"
 fi
 "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1 || die "base image $BASE_IMAGE not available"
 base_s=$(since "$t0")

@@ -16,6 +16,7 @@ fields) stops the run, with one line naming it; a bad row never does.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import math
 import os
@@ -51,8 +52,9 @@ SCORE_COLUMNS = (IMPUTED_COLUMN, "probability", "prediction", "risk_level", "mod
 MAY_BE_MISSING: tuple[str, ...] = tuple(
     c.name for c in RAW_COLUMNS if c.missing_zero or c.name in ("ca", "thal")
 )
-# Probability bands for people; the yes/no prediction uses the package's threshold instead.
-RISK_BANDS: tuple[tuple[float, str], ...] = ((0.3, "low"), (0.7, "moderate"), (math.inf, "high"))
+# Probability bands for people, the API's (heartml.serving.schemas.risk_level, checked by a test);
+# the yes/no prediction uses the package's threshold instead.
+RISK_BANDS: tuple[tuple[float, str], ...] = ((0.3, "low"), (0.6, "moderate"), (math.inf, "high"))
 INPUT_SUFFIXES = (".csv", ".parquet", ".data")
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 MISSING_TEXT = ("?",)  # UCI's marker, on top of pandas' usual NA strings and empty fields
@@ -393,7 +395,7 @@ class InputFormat:
 
 
 def _first_line(path: Path) -> str:
-    with path.open("r", encoding="utf-8", errors="replace") as handle:
+    with path.open("r", encoding="utf-8-sig", errors="replace") as handle:
         for line in handle:
             if line.strip():
                 return line.rstrip("\r\n")
@@ -424,7 +426,7 @@ def detect_format(path: Path) -> InputFormat:
         columns = tuple(schema.names)
         _require_features(path, columns)
         return InputFormat("parquet", True, None, columns)
-    fields = [f.strip() for f in _first_line(path).split(",")]
+    fields = [f.strip() for f in next(csv.reader([_first_line(path)]))]
     if suffix == ".data" or all(_looks_numeric(f) for f in fields):
         # The raw UCI format: no header; 13 features, or 14 with the diagnosis `num` (kept as is).
         if len(fields) == len(RAW_FEATURES):
@@ -445,6 +447,12 @@ def detect_format(path: Path) -> InputFormat:
 
 
 def _require_features(path: Path, columns: tuple[str, ...]) -> None:
+    taken = sorted(set(columns) & {ROW_COLUMN, *SCORE_COLUMNS})
+    if taken:
+        raise BatchError(
+            f"{path}: column {taken[0]!r} would collide with an output column of that name "
+            "(a file scored before?); rename or drop it"
+        )
     absent = [name for name in RAW_FEATURES if name not in columns]
     if absent:
         raise BatchError(
@@ -459,6 +467,7 @@ def _csv_options(fmt: InputFormat) -> dict[str, Any]:
         "header": 0 if fmt.header else None,
         "names": list(fmt.names) if fmt.names else None,
         "na_values": list(MISSING_TEXT),
+        "encoding": "utf-8-sig",  # a spreadsheet's byte-order mark is not part of the header
         "skipinitialspace": True,
         "dtype": dict.fromkeys(extras, object),  # pass other columns through as text
     }

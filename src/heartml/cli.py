@@ -304,21 +304,39 @@ app.add_typer(package_app, name="package")
 
 
 @package_app.callback()
-def package(ctx: typer.Context) -> None:
+def package(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Package this registered model instead of the champion (with --version)"),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="The registered version of --model to package")
+    ] = None,
+) -> None:
     """Build packages/heart_disease_model_<algorithm>_v<version>/ from the champion and verify it."""
+    if (model is None) != (version is None):
+        fail("--model and --version go together (neither: the champion)")
     if ctx.invoked_subcommand is None:
-        _package()
+        _package(model, version)
 
 
-def _package() -> None:
+def _package(model: str | None = None, version: str | None = None) -> None:
     from heartml.stages import run_package
 
-    with clear_errors(), console.status("packaging the champion") as status:
-        built, verification = run_package(state.settings, progress=lambda m: status.update(m))
+    what = "the champion" if model is None else f"{model} version {version}"
+    with clear_errors(), console.status(f"packaging {what}") as status:
+        built, verification = run_package(
+            state.settings,
+            progress=lambda m: status.update(m),
+            model_name=model,
+            version=version,
+        )
     manifest = built.manifest
     console.print(
         f"package: {built.directory}\n"
-        f"champion: {manifest['model_name']} version {manifest['version']} "
+        f"{'champion' if model is None else 'model'}: "
+        f"{manifest['model_name']} version {manifest['version']} "
         f"(CV ROC-AUC {manifest['cv_roc_auc']:.4f})\n"
         f"files: {len(manifest['files'])} (sha256 in MANIFEST.json)\n"
         + "parity on "

@@ -330,8 +330,15 @@ def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def build_package(settings: Any, progress: Any = None) -> PackageResult:
-    """Resolve the champion, export every format, check parity, write the manifest, swap in."""
+def build_package(
+    settings: Any,
+    progress: Any = None,
+    *,
+    model_name: str | None = None,
+    version: str | None = None,
+) -> PackageResult:
+    """Resolve the champion (or the registered `model_name` `version`), export every format,
+    check parity, write the manifest, swap in. Reads the registry; never creates a version."""
     import joblib
 
     from heartml import tracking
@@ -339,8 +346,13 @@ def build_package(settings: Any, progress: Any = None) -> PackageResult:
     from heartml.onnx_runtime import OnnxModel
 
     report = progress or (lambda _m: None)
+    if (model_name is None) != (version is None):
+        raise PackagingError("name both the model and its version, or neither (the champion)")
     client = tracking.connect(settings)
-    champion = tracking.find_champion(client, settings)
+    if model_name is not None and version is not None:
+        champion = tracking.find_version(client, settings, model_name, version)
+    else:
+        champion = tracking.find_champion(client, settings)
     if champion is None:
         raise PackagingError(
             "no champion in the registry: run python src/experiment_tracking.py first"

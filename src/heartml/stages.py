@@ -162,10 +162,17 @@ def run_track(
     return TrackStageResult(run_id, versions, decision, champion, reused_training)
 
 
-def run_package(settings: Settings, progress: Progress | None = None) -> Any:
-    """Task 4: package the champion, then verify the result as a user would."""
+def run_package(
+    settings: Settings,
+    progress: Progress | None = None,
+    *,
+    model_name: str | None = None,
+    version: str | None = None,
+) -> Any:
+    """Task 4: package the champion (or one registered version), then verify the result as a
+    user would."""
     from heartml.packaging import build_package, verify_package
 
-    built = build_package(settings, progress)
+    built = build_package(settings, progress, model_name=model_name, version=version)
     verification = verify_package(built.directory, settings.resolved_root)
     return built, verification

@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -413,6 +413,23 @@ def find_champion(client: Any, settings: Settings) -> ChampionInfo | None:
     # Should there ever be two (a concurrent promotion), the latest promotion wins.
     holders.sort(key=lambda v: (v.tags or {}).get("promoted_at", ""), reverse=True)
     return _champion_from_version(settings, holders[0])
+
+
+def find_version(client: Any, settings: Settings, model_name: str, version: str) -> ChampionInfo:
+    """One registered version, described like the champion (read-only: `heartml package
+    --model NAME --version N` packages it); its URI names the version, not the alias."""
+    with tracking_errors(f"looking up {model_name} version {version}", settings.tracking_uri):
+        try:
+            found = client.get_model_version(model_name, str(version))
+        except Exception as exc:
+            text = f"{getattr(exc, 'error_code', '')} {exc}".lower()
+            if "resource_does_not_exist" in text or "not found" in text:
+                raise TrackingError(
+                    f"no version {version} of {model_name} in the registry: see `heartml registry`"
+                ) from None
+            raise
+    info = _champion_from_version(settings, found)
+    return replace(info, model_uri=f"models:/{model_name}/{found.version}")
 
 
 def decide(

@@ -20,6 +20,7 @@ from heartml.batch import (
     ScoringModel,
     default_rejects_path,
     load_package,
+    risk_levels,
     score_file,
     validate_frame,
 )
@@ -30,6 +31,7 @@ from heartml.models import make_estimator
 from heartml.onnx_export import pipeline_to_onnx
 from heartml.onnx_runtime import OnnxModel
 from heartml.packaging import ONNX_FILE, PackagingError, package_dir_name, write_manifest
+from heartml.serving.schemas import NULLABLE, risk_level
 
 pytestmark = pytest.mark.scale
 
@@ -151,6 +153,13 @@ def test_only_ca_thal_chol_trestbps_may_be_missing() -> None:
             )
 
 
+def test_the_rules_are_the_apis() -> None:
+    """Missing-allowed fields and risk bands: one definition for the API and the batch scorer."""
+    assert set(MAY_BE_MISSING) == NULLABLE
+    grid = np.linspace(0.0, 1.0, 1001)
+    assert risk_levels(grid).to_pylist() == [risk_level(float(p)) for p in grid]
+
+
 def test_every_broken_field_of_a_row_is_named() -> None:
     check = validate_frame(pd.DataFrame([_record(age=7, cp=9, thal="x")]))
     assert not check.valid[0]
@@ -202,7 +211,7 @@ def test_each_row_is_scored_or_rejected_with_its_reasons(
     expected = OnnxModel.from_path(package_dir / ONNX_FILE).predict_proba(_expected_matrix(records))
     np.testing.assert_array_equal(scored["probability"].to_numpy(), expected)
     assert scored["prediction"].tolist() == [int(p >= THRESHOLD) for p in expected]
-    bands = ["low" if p < 0.3 else "moderate" if p < 0.7 else "high" for p in expected]
+    bands = [risk_level(p) for p in expected]
     assert scored["risk_level"].astype(str).tolist() == bands
     assert set(scored["model_version"].astype(str)) == {MODEL_VERSION}
     imputed = scored["imputed"].astype(object).where(scored["imputed"].notna(), "")
@@ -261,6 +270,7 @@ def test_the_raw_uci_file_scores_as_is(
         ("", "a.csv", "no data rows"),
         ("x", "a.json", "unsupported input type .json"),
         ("age,age,sex\n", "a.csv", "'age' appears more than once"),
+        ("probability,age\n0.3,63\n", "a.csv", "'probability' would collide with an output"),
     ],
 )
 def test_a_file_that_is_not_scorable_stops_with_one_clear_line(
@@ -271,6 +281,19 @@ def test_a_file_that_is_not_scorable_stops_with_one_clear_line(
     with pytest.raises(BatchError, match=message):
         score_file(source, tmp_path / "out.csv", model)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_spreadsheet_export_with_bom_and_quoted_header_is_read(
+    tmp_path: Path, model: ScoringModel
+) -> None:
+    frame = pd.DataFrame([example_record()])
+    text = frame.to_csv(index=False, quoting=1)  # "age","sex",... as spreadsheets write it
+    source = tmp_path / "export.csv"
+    source.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    summary = score_file(source, tmp_path / "scores.csv", model)
+    assert (summary.rows, summary.scored) == (1, 1)
+    expected = OnnxModel.from_bytes(model.onnx).predict_proba(frame)
+    assert pd.read_csv(tmp_path / "scores.csv")["probability"].tolist() == expected.tolist()
 
 
 def test_a_structural_failure_mid_file_leaves_no_partial_output(
