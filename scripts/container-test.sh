@@ -242,7 +242,8 @@ curl -sf "http://127.0.0.1:$port/model/info" | check_json "/model/info (baked)" 
   "str(d['version']) == '$expected_version'" || die "baked image serves the wrong model"
 say "baked-in package (--build-arg MODEL_PACKAGE): ready, version $expected_version, built in $(since "$t0") s"
 "$DOCKER" stop -t 10 "$NAME" >/dev/null
-"$DOCKER" image rm "$IMAGE-baked" >/dev/null 2>&1 || true
+"$DOCKER" rm -f "$NAME" >/dev/null
+"$DOCKER" image rm "$IMAGE-baked" >/dev/null || die "could not remove $IMAGE-baked"
 fi
 
 # ---- 9. size ------------------------------------------------------------------------------------

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     serve_access_log: bool = Field(default=True, description="One JSON log line per request")
     serve_onnx_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op")
 
+    @field_validator("serve_admin_api_key", mode="before")
+    @classmethod
+    def _blank_key_is_no_key(cls, value: Any) -> Any:
+        # An empty key would let anyone in with an empty header: treat it as "not configured".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("serve_cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

@@ -316,6 +316,20 @@ def test_admin_reload_needs_the_key(
     assert client.get("/model/info").json()["version"] == "2"
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_admin_key_disables_the_endpoint(
+    blank: str,
+    tmp_path: Path,
+    make_package: PackageFactory,
+    settings_for: Callable[..., Settings],
+    client_for: Callable[..., TestClient],
+) -> None:
+    # A blank key must not let in a request that sends a blank header.
+    make_package(tmp_path / "packages", version="1")
+    client = client_for(settings_for(serve_admin_api_key=blank))
+    assert client.post("/admin/reload", headers={"X-API-Key": blank}).status_code == 404
+
+
 def test_metrics_expose_the_expected_series(packaged: TestClient) -> None:
     packaged.post("/predict", json=SEED_BODY)
     packaged.post("/predict/batch", json={"records": [SEED_BODY] * 40})
