@@ -13,9 +13,6 @@ packages/heart_disease_model_<algorithm>_v<version>/
 from __future__ import annotations
 
 import html
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -44,7 +41,7 @@ from heartml.manifest import (
     verify_checksums,
 )
 from heartml.manifest import newest_package as newest_package
-from heartml.provenance import platform_info, sha256_file, write_json
+from heartml.provenance import platform_info, sha256_file, staged_directory, write_json
 
 JOBLIB_FILE = "model.joblib"
 MLFLOW_DIR = "mlflow_model"
@@ -349,6 +346,7 @@ def build_package(
     if (model_name is None) != (version is None):
         raise PackagingError("name both the model and its version, or neither (the champion)")
     client = tracking.connect(settings)
+    champion: tracking.ChampionInfo | None
     if model_name is not None and version is not None:
         champion = tracking.find_version(client, settings, model_name, version)
     else:
@@ -365,10 +363,7 @@ def build_package(
     data_info = tracking.run_data_info(settings, champion.run_id)
 
     final = settings.packages_dir / package_dir_name(champion.algorithm, champion.version)
-    settings.packages_dir.mkdir(parents=True, exist_ok=True)
-    staging = settings.packages_dir / f".staging-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with staged_directory(final) as staging:
         report("exporting ONNX")
         onnx_proto = pipeline_to_onnx(pipeline)
         (staging / ONNX_FILE).write_bytes(onnx_proto.SerializeToString())
@@ -437,13 +432,6 @@ def build_package(
                 "serving_file": ONNX_FILE,
             },
         )
-        previous = settings.packages_dir / f".previous-{uuid.uuid4().hex[:8]}"
-        if final.exists():
-            os.replace(final, previous)
-        os.replace(staging, final)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return PackageResult(final, manifest)
 
 

@@ -6,9 +6,13 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -105,3 +109,24 @@ def _jsonable(value: Any) -> Any:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@contextmanager
+def staged_directory(final: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside `final`; on success swap it in for `final`.
+
+    Readers see the old folder or the new one, never a half-written one; on any error the old
+    folder stays as it was and the staging folder is removed.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".staging-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+        previous = final.parent / f".previous-{uuid.uuid4().hex[:8]}"
+        if final.exists():
+            os.replace(final, previous)
+        os.replace(staging, final)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

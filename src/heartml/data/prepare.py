@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from heartml.coding import FILE_COLUMNS, RAW_COLUMNS, SOURCE_COLUMN, TARGET
 from heartml.data.acquire import RawData
 from heartml.data.schema import ValidationResult
-from heartml.provenance import write_json
+from heartml.provenance import staged_directory, write_json
 
 ROW_ID = "row_id"  # 1-based line number in the raw file, kept through every output
 
@@ -110,24 +107,13 @@ def prepare(
 
 def write_processed(data: PreparedData, processed_dir: Path) -> None:
     """Write every output to a staging folder, then swap it in: a failure leaves the old one."""
-    parent = processed_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".staging-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with staged_directory(processed_dir) as staging:
         for name, frame in (("heart", data.clean), ("train", data.train), ("test", data.test)):
             frame.to_parquet(staging / f"{name}.parquet", index=False)
             frame.to_csv(staging / f"{name}.csv", index=False)
         data.rejected.to_csv(staging / "rejected_rows.csv", index=False)
         write_json(staging / "data_quality_report.json", data.quality)
         write_json(staging / "provenance.json", data.provenance)
-        previous = parent / f".previous-{uuid.uuid4().hex[:8]}"
-        if processed_dir.exists():
-            os.replace(processed_dir, previous)
-        os.replace(staging, processed_dir)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_split(processed_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
