@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
+from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
 
 app = typer.Typer(
@@ -383,18 +384,27 @@ def serve(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (default: the measured best)")
+    ] = DEFAULT_WORKERS,
     package: Annotated[
         Path | None,
         typer.Option(help="Package folder to serve (default: newest under packages/)"),
     ] = None,
+    loop: Annotated[str, typer.Option(help="Event loop: auto (uvloop), uvloop, asyncio")] = "auto",
+    http: Annotated[
+        str, typer.Option(help="HTTP parser: auto (httptools), httptools, h11")
+    ] = "auto",
 ) -> None:
     """Serve predictions over HTTP: /predict, /docs, /metrics, the web page at /."""
+    from heartml.serving.server import HTTP_PARSERS, LOOPS
     from heartml.serving.server import serve as run_server
 
     if package is not None and not package.is_dir():
         fail(f"--package {package}: not a folder")
-    run_server(host, port, workers, package)
+    if loop not in LOOPS or http not in HTTP_PARSERS:
+        fail(f"--loop is one of {', '.join(LOOPS)}; --http one of {', '.join(HTTP_PARSERS)}")
+    run_server(host, port, workers, package, loop, http)
 
 
 # --------------------------------------------------------------------------------------------

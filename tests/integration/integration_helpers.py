@@ -1,4 +1,5 @@
-"""Real services for the Task 3/4 integration tests: PostgreSQL, `mlflow server`, tmp projects.
+"""Real services for the integration and reliability tests: PostgreSQL, `mlflow server`, tmp
+projects, `heartml serve` and a load of concurrent /predict requests.
 
 PostgreSQL: `HEARTML_TEST_POSTGRES_URL` (what .ci/run exports) or a throwaway cluster made with
 Debian's binaries. Every mlflow server gets a fresh database on it, runs in its own process
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -426,3 +428,169 @@ def champions(uri: str) -> list[tuple[str, str]]:
         for model in client.search_registered_models()
         if "champion" in model.aliases
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# `heartml serve` (shared by test_serving_http.py and tests/reliability/)
+
+SEED_BODY: dict[str, Any] = {
+    "age": 63,
+    "sex": 1,
+    "cp": 1,
+    "trestbps": 145,
+    "chol": 233,
+    "fbs": 1,
+    "restecg": 2,
+    "thalach": 150,
+    "exang": 0,
+    "oldpeak": 2.3,
+    "slope": 3,
+    "ca": 0,
+    "thal": 6,
+}
+SERVE_START_TIMEOUT_S = 60
+
+
+@dataclass
+class Server:
+    """`heartml serve` in `root` (its packages/ folder), on a free port, own process group.
+
+    `command` replaces the `heartml` executable (e.g. a Python wrapper that installs an audit
+    hook first); `serve --port N` and `args` follow it.
+    """
+
+    root: Path
+    env: dict[str, str]
+    args: tuple[str, ...] = ()
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    command: tuple[str, ...] = (HEARTML,)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "serve.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    def start(self) -> Server:
+        import httpx
+
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*self.command, "serve", "--port", str(self.port), *self.args],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"heartml serve exited:\n{tail(self.log_path)}", pytrace=False)
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(f"heartml serve not healthy:\n{tail(self.log_path)}", pytrace=False)
+
+    def wait_ready(self, timeout: float = SERVE_START_TIMEOUT_S) -> dict[str, Any]:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            response = httpx.get(f"{self.url}/ready", timeout=2)
+            if response.status_code == 200:
+                return dict(response.json())
+            if time.monotonic() > deadline:
+                pytest.fail(f"not ready: {response.json()}\n{tail(self.log_path)}", pytrace=False)
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            kill_group(self.process)
+
+
+def launch_server(
+    root: Path,
+    packages: tuple[Path, ...] = (),
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    command: tuple[str, ...] = (HEARTML,),
+) -> Server:
+    """Copy `packages` into root/packages and start `heartml serve` there, with `env` (HEARTML_*
+    settings, MLFLOW_TRACKING_URI) on top of the clean subprocess environment."""
+    (root / "packages").mkdir(parents=True, exist_ok=True)
+    for package in packages:
+        shutil.copytree(package, root / "packages" / package.name)
+    return Server(root, subprocess_env(**(env or {})), args, command=command).start()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request of a `Load`: status (0: no response), model version, client-side times."""
+
+    status: int
+    version: str | None
+    started: float  # time.monotonic()
+    finished: float
+    error: str | None = None
+
+
+@dataclass
+class Load:
+    """Threads sending POST /predict (the seed's body) without pause, recording every outcome."""
+
+    url: str
+    threads: int = 4
+    body: dict[str, Any] = field(default_factory=lambda: dict(SEED_BODY))
+    stop: threading.Event = field(default_factory=threading.Event)
+    results: list[Outcome] = field(default_factory=list)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Outcome]:
+        return [outcome for outcome in self.results if outcome.error is not None]
+
+    def _run(self) -> None:
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=10) as http:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                try:
+                    response = http.post("/predict", json=self.body)
+                    version = response.json().get("model_version")
+                    outcome = Outcome(response.status_code, version, started, time.monotonic())
+                except Exception as exc:  # a failed request is what the tests look for
+                    outcome = Outcome(0, None, started, time.monotonic(), repr(exc))
+                self.results.append(outcome)
+
+    def __enter__(self) -> Load:
+        self._workers = [threading.Thread(target=self._run) for _ in range(self.threads)]
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for worker in self._workers:
+            worker.join(timeout=30)

@@ -210,3 +210,27 @@ def test_no_champion_exits_2_and_says_what_to_run(
     assert "Traceback" not in result.stderr
     assert not list((project.root / "packages").glob("heart_disease_model_*"))
     assert registry_snapshot(project.store_uri) == {}
+
+
+def test_a_named_registered_version_is_packaged_without_new_versions(
+    packaged: Callable[[str], Packaged],
+) -> None:
+    """`heartml package --model NAME --version N` (what benchmarks/bench_serving.py uses to
+    serve every model): reads that version, writes its package, registers nothing."""
+    built = packaged("embedded")
+    assert built.result.returncode == 0, describe(built.result)
+    before = registry_snapshot(built.project.store_uri)
+    name = next(n for n in before if n != built.champion[0])
+    version = min(before[name]["versions"], key=int)
+    result = built.project.run("heartml", "package", "--model", name, "--version", version)
+    assert result.returncode == 0, describe(result)
+    algorithm = name.removeprefix("heart_disease_")
+    directory = built.project.root / "packages" / f"heart_disease_model_{algorithm}_v{version}"
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    assert (manifest["model_name"], manifest["version"]) == (name, version)
+    assert manifest["model_uri"] == f"models:/{name}/{version}"
+    assert registry_snapshot(built.project.store_uri) == before
+    missing = built.project.run("heartml", "package", "--model", name, "--version", "999")
+    assert missing.returncode == 2 and "no version 999" in missing.stderr, describe(missing)
+    alone = built.project.run("heartml", "package", "--model", name)
+    assert alone.returncode == 2 and "--version" in alone.stderr, describe(alone)

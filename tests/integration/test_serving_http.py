@@ -11,11 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +23,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from integration_helpers import (
-    HEARTML,
+    SEED_BODY,
+    SERVE_START_TIMEOUT_S,
+    Load,
     Project,
+    Server,
     describe,
-    free_port,
-    kill_group,
-    subprocess_env,
+    launch_server,
     tail,
 )
 
@@ -40,25 +39,9 @@ from heartml.data.schema import parse_uci
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.slow]
 
-SEED_BODY: dict[str, Any] = {
-    "age": 63,
-    "sex": 1,
-    "cp": 1,
-    "trestbps": 145,
-    "chol": 233,
-    "fbs": 1,
-    "restecg": 2,
-    "thalach": 150,
-    "exang": 0,
-    "oldpeak": 2.3,
-    "slope": 3,
-    "ca": 0,
-    "thal": 6,
-}
 JSON = {"content-type": "application/json"}
 POLL_S = 0.5  # the servers' HEARTML_SERVE_RELOAD_INTERVAL_S
 ADMIN_KEY = "integration-secret"
-START_TIMEOUT_S = 60
 
 
 @dataclass
@@ -84,67 +67,6 @@ def built(make_project: Callable[..., Project], tmp_path_factory: pytest.TempPat
     return Built(project, made[0], made[1])
 
 
-@dataclass
-class Server:
-    """`heartml serve` in `root` (its packages/ folder), on a free port, own process group."""
-
-    root: Path
-    env: dict[str, str]
-    args: tuple[str, ...] = ()
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "serve.log"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
-
-    def start(self) -> Server:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [HEARTML, "serve", "--port", str(self.port), *self.args],
-                cwd=self.root,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"heartml serve exited:\n{tail(self.log_path)}", pytrace=False)
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"heartml serve not healthy:\n{tail(self.log_path)}", pytrace=False)
-
-    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = httpx.get(f"{self.url}/ready", timeout=2)
-            if response.status_code == 200:
-                return dict(response.json())
-            time.sleep(0.05)
-        pytest.fail(f"not ready: {response.json()}\n{tail(self.log_path)}", pytrace=False)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            kill_group(self.process)
-
-
 @pytest.fixture(scope="module")
 def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Server]]:
     """start_server(packages=[...], args=(), **env): a running server; all stopped at the end."""
@@ -158,13 +80,10 @@ def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     ) -> Server:
         if root is None:
             root = tmp_path_factory.mktemp("serve-root")
-            (root / "packages").mkdir()
-        for package in packages:
-            shutil.copytree(package, root / "packages" / package.name)
         settings = {"HEARTML_SERVE_RELOAD_INTERVAL_S": str(POLL_S), **env}
-        server = Server(root, subprocess_env(**settings), args)
+        server = launch_server(root, packages, args, settings)
         servers.append(server)
-        return server.start()
+        return server
 
     yield start
     for server in servers:
@@ -385,39 +304,6 @@ def test_tampered_package_is_refused_and_not_ready(
     assert httpx.post(f"{server.url}/admin/reload").status_code == 404
 
 
-@dataclass
-class Load:
-    """Threads sending /predict without pause, recording every outcome."""
-
-    url: str
-    threads: int = 4
-    stop: threading.Event = field(default_factory=threading.Event)
-    results: list[tuple[int, str | None]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as http:
-            while not self.stop.is_set():
-                try:
-                    response = http.post("/predict", json=SEED_BODY)
-                    version = response.json().get("model_version")
-                    self.results.append((response.status_code, version))
-                except Exception as exc:  # a failed request is what this test looks for
-                    self.errors.append(repr(exc))
-
-    def __enter__(self) -> Load:
-        self._workers = [threading.Thread(target=self._run) for _ in range(self.threads)]
-        for worker in self._workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for worker in self._workers:
-            worker.join(timeout=30)
-
-
 def test_hot_reload_under_load_fails_no_request(
     built: Built, start_server: Callable[..., Server]
 ) -> None:
@@ -441,9 +327,9 @@ def test_hot_reload_under_load_fails_no_request(
     assert switched is not None, tail(server.log_path)
     assert switched <= POLL_S + 2.0, f"took {switched:.2f} s with a {POLL_S} s poll"
     assert not load.errors, load.errors[:5]
-    statuses = {status for status, _ in load.results}
+    statuses = {outcome.status for outcome in load.results}
     assert statuses == {200}, statuses
-    versions = [version for _, version in load.results]
+    versions = [outcome.version for outcome in load.results]
     assert len(versions) > 100
     assert versions[0] == manifest_of(built.v1)["version"] and versions[-1] == v2_version
     assert any(
@@ -517,7 +403,7 @@ def test_registry_source_follows_the_champion(
     (root / "packages").mkdir(exist_ok=True)
     assert not list((root / "packages").iterdir())
     server = start_server(root=root, HEARTML_MODEL_SOURCE="registry")
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
     detail = ""
     while time.monotonic() < deadline and "has no package" not in detail:
         detail = str(httpx.get(f"{server.url}/ready").json().get("detail"))

@@ -182,6 +182,12 @@ def test_two_concurrent_runs_lose_no_version(
     assert len(champions(mlflow_server.url)) == 1
 
 
+def aliases_of(uri: str) -> dict[str, dict[str, str]]:
+    """model name -> {alias: version}, every registered model."""
+    return {name: model["aliases"] for name, model in registry_snapshot(uri).items()}
+
+
+@pytest.mark.reliability  # issue 6: "tracking server killed during experiment_tracking"
 def test_server_stopped_mid_run_fails_cleanly_and_keeps_the_champion(
     mlflow_server: MlflowServer, make_project: Callable[..., Project]
 ) -> None:
@@ -189,6 +195,7 @@ def test_server_stopped_mid_run_fails_cleanly_and_keeps_the_champion(
     project.track()
     before = champions(mlflow_server.url)
     assert len(before) == 1
+    aliases_before = aliases_of(mlflow_server.url)
     client = registry_client(mlflow_server.url)
 
     process = project.popen("python", "src/experiment_tracking.py")
@@ -209,6 +216,8 @@ def test_server_stopped_mid_run_fails_cleanly_and_keeps_the_champion(
         assert (project.root / kept).is_file(), f"{kept} was removed"
     mlflow_server.start()  # same database, same port
     assert champions(mlflow_server.url) == before
+    # No alias half-moved: champion and champion_previous exactly where they were.
+    assert aliases_of(mlflow_server.url) == aliases_before
     decided = [r for r in pipeline_runs(mlflow_server.url) if "promotion.decision" in r.data.tags]
     assert len(decided) == 1, "the interrupted run recorded no decision"
 

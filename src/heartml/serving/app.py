@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,12 @@ from pydantic import BaseModel
 from heartml import __version__
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
-from heartml.serving.logging import PredictionLog, configure_logging, remove_logging
+from heartml.serving.logging import (
+    FLUSH_INTERVAL_S,
+    PredictionLog,
+    configure_logging,
+    remove_logging,
+)
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.middleware import ServiceMiddleware
 from heartml.serving.model_store import ModelStore
@@ -87,12 +93,17 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         watcher = asyncio.create_task(
             service.store.run(settings.serve_reload_interval_s), name="model-watcher"
         )
+        flusher = asyncio.create_task(_flush_logs(handler), name="log-flusher")
+        thresholds = _tune_gc()
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            gc.unfreeze()
+            gc.set_threshold(*thresholds)
+            for task in (watcher, flusher):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if service.prediction_log is not None:
                 service.prediction_log.close()
             log.info("service stopped")
@@ -128,6 +139,30 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         access=settings.serve_access_log,
     )
     return app
+
+
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def _tune_gc() -> tuple[int, int, int]:
+    """Freeze what exists at start-up (modules, routes, schemas: never garbage) out of the
+    collector's reach, and collect the youngest generation less often; returns the previous
+    thresholds. Measured under load: full collections of the unfrozen heap took ~20 ms each,
+    every few hundred milliseconds, and set /predict's p99 at c=8 (~22 ms; ~3 ms frozen); the
+    higher first threshold saves ~5% CPU per request. Objects are still freed by reference
+    counting as usual; only cycles wait a little longer."""
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return previous
+
+
+async def _flush_logs(handler: logging.Handler) -> None:
+    """Push out buffered log lines when no newer line does (see heartml.serving.logging)."""
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL_S)
+        handler.flush()
 
 
 def _mount_web_page(app: FastAPI) -> None:

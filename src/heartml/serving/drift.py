@@ -113,7 +113,7 @@ class DriftMonitor:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._window: deque[np.ndarray] = deque(maxlen=capacity)
+        self._window: deque[np.ndarray | list[float]] = deque(maxlen=capacity)
         self._reference: dict[str, Any] | None = None
         self._model_version: str | None = None
         self._observed = 0
@@ -125,8 +125,9 @@ class DriftMonitor:
         self._model_version = model_version
         self._cache = None
 
-    def observe(self, rows: np.ndarray) -> None:
-        """Append [n, 13] raw rows (NaN = missing). Cheap: the request path calls it."""
+    def observe(self, rows: np.ndarray | list[list[float]]) -> None:
+        """Append [n, 13] raw rows (NaN = missing), an array or lists of 13 floats. Cheap: the
+        request path calls it; the statistics are computed when asked."""
         self._window.extend(rows)
         self._observed += len(rows)
 

@@ -25,12 +25,31 @@ def request_id(request: Request) -> str:
     return str(request.scope.get(REQUEST_ID_KEY, ""))
 
 
+class JSONBytesResponse(Response):
+    """A response whose body is JSON already serialised (orjson): Starlette's Response without
+    its per-request header building when there are no extra headers."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self, body: bytes, status_code: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        if headers:
+            super().__init__(body, status_code, headers)
+            return
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+
+
 def json_response(
     content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
-    return Response(
-        orjson.dumps(content), status_code, headers=headers, media_type="application/json"
-    )
+    return JSONBytesResponse(orjson.dumps(content), status_code, headers)
 
 
 def error_response(
@@ -41,10 +60,25 @@ def error_response(
     )
 
 
+# orjson writes integers of at most 64 bits (it raises on longer ones: a 500 for a 422).
+_JSON_INTEGERS = range(-(1 << 63), 1 << 64)
+
+
+def _is_long_int(value: Any) -> bool:
+    return isinstance(value, int) and value not in _JSON_INTEGERS
+
+
 def _shown(value: Any) -> Any:
-    """The received value as JSON can carry it (NaN and Infinity as text, containers summarised)."""
+    """The received value as JSON can carry it (NaN and Infinity as text, containers summarised,
+    an integer beyond 64 bits as its digits)."""
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if _is_long_int(value):
+        try:
+            digits = str(value)
+        except ValueError:  # more digits than int -> str converts (sys.int_info)
+            return "<an integer too long to show>"
+        return digits if len(digits) <= 80 else digits[:80] + "…"
     if isinstance(value, dict | list):
         return f"<a JSON {'object' if isinstance(value, dict) else 'array'} of {len(value)} items>"
     if isinstance(value, str) and len(value) > 80:
@@ -55,7 +89,11 @@ def _shown(value: Any) -> Any:
 def _as_text(value: Any) -> str:
     """The received value for a message: JSON text, or the words of `_shown`."""
     shown = _shown(value)
-    if isinstance(value, dict | list) or (isinstance(value, float) and not math.isfinite(value)):
+    if (
+        isinstance(value, dict | list)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or _is_long_int(value)
+    ):
         return str(shown)
     return orjson.dumps(shown).decode()
 

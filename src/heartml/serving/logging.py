@@ -7,6 +7,7 @@ Built by the app's lifespan, never at import time.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -51,8 +52,64 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(payload, default=str).decode()
 
 
-class _ServiceHandler(logging.StreamHandler):
-    """Marks the handler this module installed, so that a second app replaces it."""
+FLUSH_INTERVAL_S = 0.2
+
+
+class _ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    """JSON lines on stderr, written in blocks: a line at INFO is flushed with the next one
+    after FLUSH_INTERVAL_S (or by the app's flusher task), a WARNING or worse at once.
+
+    stderr is line-buffered, so writing to it directly would cost one write() system call per
+    line: with an access log line per request, the largest single cost of a request (measured
+    ~20-30 µs of its ~100). This handler writes through its own 64 KiB buffer on a duplicate of
+    the stderr descriptor instead. Also marks the handler this module installed, so that a
+    second app replaces it.
+    """
+
+    def __init__(self) -> None:
+        self._owned = None
+        stream: Any = sys.stderr
+        try:
+            fd = os.dup(sys.stderr.fileno())
+        except (AttributeError, OSError, ValueError):  # no real stderr (captured): unbuffered
+            pass
+        else:
+            stream = self._owned = open(fd, "w", buffering=1 << 16, encoding="utf-8")  # noqa: SIM115
+        super().__init__(stream)
+        self._flushed_at = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+            now = time.monotonic()
+            if record.levelno >= logging.WARNING or now - self._flushed_at >= FLUSH_INTERVAL_S:
+                self.stream.flush()
+                self._flushed_at = now
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self.stream is not None and not getattr(self.stream, "closed", False):
+                self.stream.flush()
+            self._flushed_at = time.monotonic()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            try:
+                self.flush()
+            finally:
+                if self._owned is not None:
+                    self._owned.close()
+                    self._owned = None
+                    self.stream = sys.stderr  # a late record still goes somewhere
+                super().close()
+        finally:
+            self.release()
 
 
 def configure_logging(level: str) -> logging.Handler:
@@ -60,7 +117,8 @@ def configure_logging(level: str) -> logging.Handler:
     root = logging.getLogger()
     for existing in [h for h in root.handlers if isinstance(h, _ServiceHandler)]:
         root.removeHandler(existing)
-    handler = _ServiceHandler(sys.stderr)
+        existing.close()
+    handler = _ServiceHandler()
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(level.upper())
@@ -69,6 +127,7 @@ def configure_logging(level: str) -> logging.Handler:
 
 def remove_logging(handler: logging.Handler) -> None:
     logging.getLogger().removeHandler(handler)
+    handler.close()
 
 
 class PredictionLog:

@@ -1,18 +1,27 @@
 """Prometheus metrics of one app instance, in its own CollectorRegistry.
 
 An own registry (not prometheus_client's global one) so that several apps in one process (tests)
-never share or collide on series. Label children are cached: `.labels()` takes a lock and a dict
-look-up per call, and the request path should not pay that twice per request.
+never share or collide on series.
+
+The series every request touches (request count and latency, predictions by class, the
+probability histogram) are plain numbers in `LoopHistogram`s, turned into Prometheus families
+only when /metrics is scraped: prometheus_client's Counter.inc and Histogram.observe take a lock
+and check their state on every call, about 1 µs each, several times per request. The event loop
+is the only writer of these numbers (requests, the micro-batch, the scrape), so they need no lock.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from heartml.coding import RAW_FEATURES
 
@@ -20,32 +29,87 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
+class LoopHistogram:
+    """Counts per bucket (`value <= bound`, the last bucket +Inf) and a sum: one bisect and two
+    additions per observation. Not thread-safe by design: one writer, the event loop."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = (*bounds, math.inf)
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        total = 0
+        buckets = []
+        for bound, count in zip(self.bounds, self.counts, strict=True):
+            total += count
+            buckets.append((floatToGoString(bound), float(total)))
+        return buckets
+
+
+class _HotSeries(Collector):
+    """The per-request series, rendered from the plain numbers on each scrape."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families()
+
+    def _families(self) -> Iterator[Metric]:
+        m = self.metrics
+        labels = ["endpoint", "method", "status"]
+        requests = CounterMetricFamily(
+            "heartml_http_requests",
+            "HTTP requests by endpoint (route template), method and status",
+            labels=labels,
+        )
+        latency = HistogramMetricFamily(
+            "heartml_http_request_duration_seconds",
+            "HTTP request latency inside the app, by endpoint, method and status",
+            labels=labels,
+        )
+        for (endpoint, method, status), histogram in list(m.request_latency.items()):
+            values = [endpoint, method, str(status)]
+            requests.add_metric(values, float(histogram.count))
+            latency.add_metric(values, histogram.cumulative(), histogram.sum)
+        yield requests
+        yield latency
+        predictions = CounterMetricFamily(
+            "heartml_predictions", "Predictions by predicted class", labels=["prediction"]
+        )
+        for label, count in enumerate(m.predictions_by_class):
+            predictions.add_metric([str(label)], float(count))
+        yield predictions
+        probability = HistogramMetricFamily(
+            "heartml_prediction_probability", "Predicted P(heart disease)"
+        )
+        probability.add_metric([], m.probability.cumulative(), m.probability.sum)
+        yield probability
+
+
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "heartml_http_requests",
-            "HTTP requests by endpoint (route template), method and status",
-            ["endpoint", "method", "status"],
-            registry=r,
-        )
-        self.latency = Histogram(
-            "heartml_http_request_duration_seconds",
-            "HTTP request latency inside the app, by endpoint, method and status",
-            ["endpoint", "method", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.predictions = Counter(
-            "heartml_predictions", "Predictions by predicted class", ["prediction"], registry=r
-        )
-        self.probability = Histogram(
-            "heartml_prediction_probability",
-            "Predicted P(heart disease)",
-            buckets=PROBABILITY_BUCKETS,
-            registry=r,
-        )
+        # (endpoint, method, status) -> latency histogram; its count is the request counter.
+        self.request_latency: dict[tuple[str, str, int], LoopHistogram] = {}
+        self.predictions_by_class = [0, 0]
+        self.probability = LoopHistogram(PROBABILITY_BUCKETS)
+        r.register(_HotSeries(self))
         self.batch_size = Histogram(
             "heartml_batch_records",
             "Records per /predict/batch request",
@@ -80,23 +144,20 @@ class ServiceMetrics:
         self.drift_window = Gauge(
             "heartml_drift_window_size", "Recent inputs in the drift window", registry=r
         )
-        self._by_class = (self.predictions.labels("0"), self.predictions.labels("1"))
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            labels = (endpoint, method, str(status))
-            children = (self.requests.labels(*labels), self.latency.labels(*labels))
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        histogram = self.request_latency.get(key)
+        if histogram is None:  # label values are bounded: route templates, methods, statuses
+            histogram = self.request_latency[key] = LoopHistogram(LATENCY_BUCKETS)
+        histogram.observe(seconds)
 
-    def observe_predictions(self, predictions: np.ndarray, probabilities: np.ndarray) -> None:
-        for label, probability in zip(predictions.tolist(), probabilities.tolist(), strict=True):
-            self._by_class[label].inc()
-            self.probability.observe(probability)
+    def observe_predictions(self, predictions: list[int], probabilities: list[float]) -> None:
+        by_class = self.predictions_by_class
+        observe = self.probability.observe
+        for label, probability in zip(predictions, probabilities, strict=True):
+            by_class[label] += 1
+            observe(probability)
 
     def set_model(self, name: str, algorithm: str, version: str, run_id: str) -> None:
         self.model_info.clear()  # exactly one series: the model serving now

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,11 +78,17 @@ class LoadedModel:
     scorer: Scorer  # OnnxModel; a stand-in in tests
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     baseline: np.ndarray = field(init=False)
+    _run: Callable[[np.ndarray], np.ndarray] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "baseline", reference_baseline(self.reference))
+        object.__setattr__(self, "_run", _direct_onnx_run(self.scorer))
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """P(class=1) for [n, 13] float64 raw rows (NaN = missing), in model column order."""
+        run = self._run
+        if run is not None:
+            return run(rows)
         return np.asarray(self.scorer.predict_proba(rows), dtype=np.float64)
 
     def info(self) -> dict[str, Any]:
@@ -99,6 +106,31 @@ class LoadedModel:
             "package_created_at": self.package_created_at,
             "loaded_at": self.loaded_at,
         }
+
+
+def _direct_onnx_run(scorer: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For an OnnxModel with a float64 input: the session call alone, without predict_proba's
+    input conversions (the service builds its float64 rows itself). None for anything else."""
+    onnx_runtime = sys.modules.get("heartml.onnx_runtime")  # imported with the first model
+    if onnx_runtime is None or not isinstance(scorer, onnx_runtime.OnnxModel):
+        return None
+    outputs_meta = {o.name: o.type for o in scorer.session.get_outputs()}
+    if (
+        scorer.dtype is not np.float64
+        or outputs_meta.get(onnx_runtime.PROBABILITIES_OUTPUT) != "tensor(double)"
+    ):
+        return None
+    run = scorer.session.run
+    outputs = [onnx_runtime.PROBABILITIES_OUTPUT]
+    input_name = onnx_runtime.INPUT_NAME
+
+    def probabilities(rows: np.ndarray) -> np.ndarray:
+        if not rows.flags.c_contiguous or rows.dtype != np.float64:
+            rows = np.ascontiguousarray(rows, dtype=np.float64)
+        (output,) = run(outputs, {input_name: rows})
+        return output[:, 1]
+
+    return probabilities
 
 
 def reference_baseline(reference: dict[str, Any]) -> np.ndarray:

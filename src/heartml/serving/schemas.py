@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -106,6 +107,47 @@ class PatientRecord(BaseModel):
         """The 13 inputs in the model's column order; NaN for an unknown measurement."""
         data = self.__dict__
         return [math.nan if data[name] is None else data[name] for name in RAW_FEATURES]
+
+
+# name, minimum, maximum, allowed codes (None: a range), may be null; in model column order.
+_ROW_RULES: tuple[tuple[str, float | None, float | None, frozenset[int] | None, bool], ...] = tuple(
+    (c.name, c.minimum, c.maximum, frozenset(c.codes) or None, c.name in NULLABLE)
+    for c in RAW_COLUMNS
+)
+_ABSENT = object()
+
+
+def patient_row(body: bytes) -> list[float] | None:
+    """The 13 inputs of a valid single-patient JSON body in model order (NaN for null), else None.
+
+    The request path's fast check: orjson plus one comparison per field, about a tenth of
+    building a PatientRecord. It accepts only what PatientRecord accepts (JSON numbers, not
+    booleans; the same ranges and codes; null only where allowed; no missing or extra field) and
+    gives the same row as `PatientRecord.as_row()`. On None the caller validates the body with
+    PatientRecord, whose errors are the API's messages, so no error is ever worded twice.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or len(data) != len(_ROW_RULES):
+        return None
+    row: list[float] = []
+    for name, minimum, maximum, codes, nullable in _ROW_RULES:
+        value = data.get(name, _ABSENT)
+        kind = type(value)
+        if kind is float or kind is int:  # exact types: a JSON true is not a number
+            if codes is None:
+                if not minimum <= value <= maximum:  # NaN fails too
+                    return None
+            elif value not in codes:
+                return None
+            row.append(float(value))
+        elif value is None and nullable:
+            row.append(math.nan)
+        else:
+            return None
+    return row
 
 
 class BatchRequest(BaseModel):

@@ -8,16 +8,31 @@ import os
 from pathlib import Path
 
 APP_FACTORY = "heartml.serving.app:create_app"
+DEFAULT_WORKERS = 1  # chosen by measurement: see benchmarks/README.md
 
 
-def uvicorn_choices() -> tuple[str, str]:
-    """uvloop and httptools when installed (uvicorn[standard]); the pure-Python pair otherwise."""
-    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+LOOPS = ("auto", "uvloop", "asyncio")
+HTTP_PARSERS = ("auto", "httptools", "h11")
+
+
+def uvicorn_choices(loop: str = "auto", http: str = "auto") -> tuple[str, str]:
+    """By default uvloop and httptools when installed (uvicorn[standard]; the fastest pair,
+    measured in benchmarks/README.md), the pure-Python pair otherwise."""
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    if http == "auto":
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return loop, http
 
 
-def serve(host: str, port: int, workers: int, package: Path | None) -> None:
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    package: Path | None,
+    loop: str = "auto",
+    http: str = "auto",
+) -> None:
     """Start uvicorn on the app factory; blocks until the server stops."""
     import uvicorn
 
@@ -30,7 +45,7 @@ def serve(host: str, port: int, workers: int, package: Path | None) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    loop, http = uvicorn_choices()
+    loop, http = uvicorn_choices(loop, http)
     uvicorn.run(
         APP_FACTORY,
         factory=True,

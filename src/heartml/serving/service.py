@@ -1,8 +1,19 @@
-"""The service's parts in one object, handed to the routes as an Annotated dependency."""
+"""The service's parts in one object, handed to the routes as an Annotated dependency.
+
+Single-patient predictions are micro-batched: every /predict that reaches the model in one turn
+of the event loop joins one pending list, and one callback scheduled for the next turn scores
+them all with a single ONNX call, then records metrics and drift for the batch. An ONNX call
+costs about the same for 1 row as for 8 (its fixed cost is per graph node, not per row), so
+under concurrent load each request pays a fraction of it; a lone request waits for nothing but
+that next turn (microseconds); under concurrent load a small batch waits one turn more for the
+requests still arriving. Each request's own row is scored with the model it started with: no
+caching, no shared answers.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
@@ -14,6 +25,10 @@ from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.model_store import LoadedModel, ModelStore
 from heartml.settings import Settings
 
+FULL_BATCH = 8  # rows from which waiting one more loop turn for company gains little
+# (model, row, request id, future of (probability, prediction) or None when the batch failed)
+_Pending = tuple[LoadedModel, list[float], str, "asyncio.Future[tuple[float, int] | None]"]
+
 
 @dataclass
 class Service:
@@ -22,6 +37,9 @@ class Service:
     metrics: ServiceMetrics
     drift: DriftMonitor
     prediction_log: PredictionLog | None = None
+    _pending: list[_Pending] = field(default_factory=list, init=False, repr=False)
+    _last_batch: int = field(default=1, init=False, repr=False)
+    _deferred: bool = field(default=False, init=False, repr=False)
 
     def predict(
         self, model: LoadedModel, rows: np.ndarray, request_id: str
@@ -33,15 +51,92 @@ class Service:
         self, model: LoadedModel, rows: np.ndarray, probabilities: np.ndarray, request_id: str
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decide at the model's threshold and record; call it on the event loop (not thread-safe
-        by design: the drift window and the log queue see one writer)."""
+        by design: the metrics, the drift window and the log queue see one writer)."""
         predictions = (probabilities >= model.threshold).astype(np.int64)
-        self.metrics.observe_predictions(predictions, probabilities)
+        self.metrics.observe_predictions(predictions.tolist(), probabilities.tolist())
         self.drift.observe(rows)
         if self.prediction_log is not None:
             self.prediction_log.write(
                 request_id, model.name, model.version, rows, probabilities, predictions
             )
         return probabilities, predictions
+
+    async def predict_one(
+        self, model: LoadedModel, row: list[float], request_id: str
+    ) -> tuple[float, int]:
+        """P(disease) and the 0/1 decision for one patient's raw row, micro-batched (see above)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[float, int] | None] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._score_pending)
+        self._pending.append((model, row, request_id, future))
+        result = await future
+        if result is None:
+            # The batch's ONNX call failed: score this row alone, so that its own error (and
+            # only its own) reaches this request, and a good row still gets its answer.
+            probabilities, predictions = self.predict(
+                model, np.array([row], dtype=np.float64), request_id
+            )
+            return float(probabilities[0]), int(predictions[0])
+        return result
+
+    def _score_pending(self) -> None:
+        # Under concurrent load (the previous batch had company), the requests still on their
+        # way get one more loop turn to join: one ONNX call for more rows, measured ~10% less
+        # CPU per request at concurrency 8. A lone client (batches of one) never waits.
+        if not self._deferred and self._last_batch > 1 and len(self._pending) < FULL_BATCH:
+            self._deferred = True
+            asyncio.get_running_loop().call_soon(self._score_pending)
+            return
+        self._deferred = False
+        pending, self._pending = self._pending, []
+        self._last_batch = len(pending)
+        first = pending[0][0]
+        if all(item[0] is first for item in pending):
+            groups = [pending]
+        else:  # a hot swap between two requests of one turn: each keeps the model it started with
+            by_model: dict[int, list[_Pending]] = {}
+            for item in pending:
+                by_model.setdefault(id(item[0]), []).append(item)
+            groups = list(by_model.values())
+        for group in groups:
+            self._score_group(group)
+
+    def _score_group(self, group: list[_Pending]) -> None:
+        try:
+            model = group[0][0]
+            row_list = [item[1] for item in group]
+            rows = np.array(row_list, dtype=np.float64)
+            try:
+                scored = model.probabilities(rows)
+            except Exception:
+                return  # each request scores its own row alone (finally, below)
+            # A few rows: Python floats are cheaper than numpy operations from here on.
+            probabilities = scored.tolist()
+            threshold = model.threshold
+            predictions = [1 if p >= threshold else 0 for p in probabilities]
+            self.metrics.observe_predictions(predictions, probabilities)
+            self.drift.observe(row_list)
+            log = self.prediction_log
+            for index, (item, probability, prediction) in enumerate(
+                zip(group, probabilities, predictions, strict=True)
+            ):
+                if log is not None:
+                    log.write(
+                        item[2],
+                        model.name,
+                        model.version,
+                        rows[index : index + 1],
+                        scored[index : index + 1],
+                        np.array([prediction], dtype=np.int64),
+                    )
+                if not item[3].done():  # a cancelled request (client gone) needs no answer
+                    item[3].set_result((probability, prediction))
+        finally:
+            # Whatever went wrong, no request is left waiting: the unanswered score alone.
+            for item in group:
+                if not item[3].done():
+                    item[3].set_result(None)
 
     def model_changed(self, model: LoadedModel) -> None:
         self.metrics.set_model(model.name, model.algorithm, model.version, model.run_id)

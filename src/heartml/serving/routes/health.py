@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from heartml.serving.errors import json_response
+from heartml.serving.errors import JSONBytesResponse, json_response
 from heartml.serving.schemas import HealthResponse, ReadyResponse
 from heartml.serving.service import ServiceDep
 
@@ -17,7 +17,7 @@ _HEALTHY = b'{"status":"ok"}'
 @router.get("/health", response_model=HealthResponse)
 async def health() -> Response:
     """Liveness: answers as long as the event loop does."""
-    return Response(_HEALTHY, media_type="application/json")
+    return JSONBytesResponse(_HEALTHY)
 
 
 @router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
