@@ -397,13 +397,21 @@ def serve(
     ] = "auto",
 ) -> None:
     """Serve predictions over HTTP: /predict, /docs, /metrics, the web page at /."""
-    from heartml.serving.server import HTTP_PARSERS, LOOPS
+    from heartml.serving.server import HTTP_PARSERS, LOOPS, uvicorn_choices
     from heartml.serving.server import serve as run_server
 
     if package is not None and not package.is_dir():
         fail(f"--package {package}: not a folder")
     if loop not in LOOPS or http not in HTTP_PARSERS:
         fail(f"--loop is one of {', '.join(LOOPS)}; --http one of {', '.join(HTTP_PARSERS)}")
+    if workers > 1 and uvicorn_choices(loop, http)[0] == "asyncio":
+        # Measured: uvicorn hands the workers a socket on which asyncio's transports leave
+        # Nagle's algorithm on, and every response then waits ~44 ms for a delayed ACK.
+        errors.print(
+            "[yellow]warning:[/] the asyncio loop with --workers > 1 answers in ~44 ms "
+            "(Nagle's algorithm stays on); use --loop uvloop",
+            highlight=False,
+        )
     run_server(host, port, workers, package, loop, http)
 
 

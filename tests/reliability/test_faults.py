@@ -59,7 +59,6 @@ def rejected_lines(server: Server) -> list[dict[str, Any]]:
 # Registry unreachable at start
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=FALLBACK_FINDING)
 def test_registry_unreachable_at_start_serves_the_newest_package_and_says_so(
     built: Built, serve: Callable[..., Server]
 ) -> None:

@@ -18,8 +18,10 @@ model object it started with. A failed load keeps the last good model.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -219,8 +221,21 @@ class Candidate:
 
     directory: Path | None
     source: str
-    problem: str | None = None
+    problem: str | None = None  # for the log: may name paths and the server
     fingerprint: str = ""
+    public: str | None = None  # for clients (/ready, 503s): no paths, hosts or credentials
+
+    @property
+    def public_problem(self) -> str:
+        return self.public or self.problem or "no model source"
+
+
+_CREDENTIALS_IN_URL = re.compile(r"(://)[^/@\s]+@")
+
+
+def redact_credentials(text: str) -> str:
+    """Replace the user and password part of every URL by ***: logs must not carry passwords."""
+    return _CREDENTIALS_IN_URL.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
@@ -260,7 +275,12 @@ class ModelStore:
         if self.settings.model_package is not None:
             directory = self.settings.model_package
             if not directory.is_dir():
-                return Candidate(None, f"package:{directory}", f"{directory}: no such folder")
+                return Candidate(
+                    None,
+                    f"package:{directory}",
+                    f"{directory}: no such folder",
+                    public="the configured model package folder does not exist",
+                )
         else:
             found = package_dirs(self.settings.packages_dir)
             if not found:
@@ -268,6 +288,7 @@ class ModelStore:
                     None,
                     f"package:{self.settings.packages_dir}",
                     f"no package under {self.settings.packages_dir}: run `heartml package`",
+                    public="no package yet: run `heartml package`",
                 )
             directory = found[0]
         return Candidate(directory, f"package:{directory}", None, package_fingerprint(directory))
@@ -281,7 +302,10 @@ class ModelStore:
             champion = tracking.find_champion(self._client, self.settings)
         except Exception as exc:
             self._client = None  # reconnect on the next poll
-            return Candidate(None, "registry", f"registry lookup failed: {exc}")
+            reason = redact_credentials(f"registry lookup failed: {exc}")
+            if self.current is not None:  # keep serving what we have; try again next poll
+                return Candidate(None, "registry", reason, public="model registry unreachable")
+            return self._fallback_package(reason)
         if champion is None:
             return Candidate(None, "registry", "no champion in the registry: run `heartml track`")
         source = f"registry:{champion.model_uri} (version {champion.version})"
@@ -300,6 +324,32 @@ class ModelStore:
             source,
             f"the champion {champion.model_name} version {champion.version} has no package "
             f"under {self.settings.packages_dir}: run `heartml package`",
+            public=f"the champion {champion.model_name} version {champion.version} has no "
+            "package yet: run `heartml package`",
+        )
+
+    def _fallback_package(self, reason: str) -> Candidate:
+        """Registry down at start: serve the newest verified package rather than nothing."""
+        found = package_dirs(self.settings.packages_dir)
+        if not found:
+            return Candidate(
+                None,
+                "registry",
+                f"{reason}; no package under {self.settings.packages_dir} to fall back to",
+                public="model registry unreachable and no model package to fall back to",
+            )
+        directory = found[0]
+        self._log_once(
+            logging.WARNING,
+            f"model registry unreachable: registry fallback to the newest package {directory.name}",
+            reason,
+            "registry",
+        )
+        return Candidate(
+            directory,
+            f"package:{directory.name} (registry fallback: the registry was unreachable)",
+            None,
+            package_fingerprint(directory),
         )
 
     # -- loading and swapping (event loop; the slow parts in worker threads) --------------------
@@ -312,9 +362,17 @@ class ModelStore:
             if candidate.directory is None:
                 problem = candidate.problem or "no model source"
                 if current is None:
-                    self.problem = problem
+                    self.problem = candidate.public_problem
                 self._log_once(logging.WARNING, "no model to load", problem, candidate.source)
-                return RefreshOutcome("unavailable", problem, current)
+                return RefreshOutcome("unavailable", candidate.public_problem, current)
+            if (
+                current is not None
+                and candidate.fingerprint == current.fingerprint
+                and candidate.source != current.source
+            ):
+                # Same files, new reason to serve them (e.g. the registry is back and names the
+                # package we fell back to): say so without reloading.
+                self.current = current = dataclasses.replace(current, source=candidate.source)
             if not force and (
                 (current is not None and candidate.fingerprint == current.fingerprint)
                 or candidate.fingerprint == self._rejected
@@ -331,8 +389,16 @@ class ModelStore:
             except (PackagingError, ModelLoadError, OSError) as exc:
                 reason = f"package {candidate.directory} rejected: {exc}"
                 self._rejected = candidate.fingerprint
+                # Clients learn which package and which file; paths and library errors stay
+                # in the log.
+                detail = (
+                    str(exc).replace(str(candidate.directory), candidate.directory.name)
+                    if isinstance(exc, PackagingError)
+                    else "its model does not load or score (see the service log)"
+                )
+                public = f"package {candidate.directory.name} rejected: {detail}"
                 if current is None:
-                    self.problem = reason
+                    self.problem = public
                 kept = f"; still serving version {current.version}" if current else ""
                 log.error(
                     "model package rejected" + kept,
@@ -341,7 +407,7 @@ class ModelStore:
                 self._last_logged = None
                 if self.on_failure is not None:
                     self.on_failure(reason)
-                return RefreshOutcome("failed", reason, current)
+                return RefreshOutcome("failed", public, current)
             self.current = model  # the swap: one reference, atomic for every reader
             self._rejected = None
             self._last_logged = None

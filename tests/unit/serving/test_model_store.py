@@ -94,8 +94,9 @@ def test_a_package_that_does_not_match_its_manifest_is_refused(
 def test_no_package_is_reported_not_raised(settings_for: Callable[..., Settings]) -> None:
     store = ModelStore(settings_for())
     assert refresh(store).status == "unavailable"
-    with pytest.raises(ModelNotReady, match="no package under"):
+    with pytest.raises(ModelNotReady, match="no package yet") as raised:
         store.require()
+    assert str(store.settings.packages_dir) not in str(raised.value)  # no paths for clients
 
 
 def test_newest_package_wins_and_a_new_one_is_swapped_in(
@@ -161,7 +162,7 @@ def test_explicit_package_setting_and_forced_reload(
     assert refresh(store, force=True).status == "loaded"
     missing = ModelStore(settings_for(model_package=tmp_path / "nowhere"))
     assert refresh(missing).status == "unavailable"
-    assert "no such folder" in missing.problem
+    assert "does not exist" in missing.problem and "nowhere" not in missing.problem
 
 
 def test_watcher_loads_then_polls(
@@ -231,4 +232,13 @@ def test_registry_failure_is_reported(
     monkeypatch.setattr(tracking, "connect", unreachable)
     store = ModelStore(settings_for(model_source="registry"))
     assert refresh(store).status == "unavailable"
-    assert "registry lookup failed" in store.problem
+    assert store.problem == "model registry unreachable and no model package to fall back to"
+
+
+def test_credentials_in_urls_are_redacted_for_logs() -> None:
+    from heartml.serving.model_store import redact_credentials
+
+    text = "failed on https://alice:pw123@mlflow.example:5000/api and http://host/x"
+    assert redact_credentials(text) == (
+        "failed on https://***@mlflow.example:5000/api and http://host/x"
+    )

@@ -98,7 +98,18 @@ async def json_body(request: Request, model: type[BaseModel]) -> bytes:
         )
     if not body or body.isspace():
         wanted = '{"records": [...]}' if model is BatchRequest else "with the 13 fields"
-        raise HTTPException(422, f"the request body is empty: send a JSON object {wanted}")
+        # The same shape as every other 422: a list of field errors.
+        raise HTTPException(
+            422,
+            [
+                {
+                    "field": "body",
+                    "value": None,
+                    "message": f"the request body is empty: send a JSON object {wanted}",
+                    "type": "missing",
+                }
+            ],
+        )
     return body
 
 
