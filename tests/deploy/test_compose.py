@@ -60,7 +60,7 @@ def test_mlflow_on_postgres_with_proxied_artifacts(config: dict) -> None:
     command = mlflow["command"]
     assert mlflow["entrypoint"] == ["mlflow", "server"]
     assert any(
-        c.startswith("--backend-store-uri=postgresql://") and "@postgres:5432/" in c
+        c.startswith("--backend-store-uri=postgresql+psycopg2://") and "@postgres:5432/" in c
         for c in command
     )
     assert "--serve-artifacts" in command
