@@ -13,16 +13,13 @@ from typing import Any
 import joblib
 from sklearn.pipeline import Pipeline
 
+from heartml.errors import ArtifactError
 from heartml.provenance import git_commit, library_versions, read_json, sha256_file, write_json
 from heartml.train import TrainingResult
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 RESULTS_FILE = "evaluation_results.json"
-
-
-class ArtifactError(RuntimeError):
-    """A local artifact is missing or does not match its recorded checksum."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from heartml.coding import FILE_COLUMNS, RAW_COLUMNS, RAW_FEATURES
+from heartml.errors import DataError
 from heartml.onnx_runtime import OnnxModel
 
 T = TypeVar("T")
@@ -72,7 +73,7 @@ _IMPUTED_LABELS = pa.array(
 )
 
 
-class BatchError(ValueError):
+class BatchError(DataError):
     """The input file (not one row of it) cannot be scored; the message names the problem."""
 
 

@@ -55,30 +55,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from heartml.artifacts import ArtifactError
-    from heartml.data.acquire import AcquisitionError
-    from heartml.data.schema import StructuralError
-    from heartml.packaging import PackagingError
-    from heartml.tracking import TrackingError
-
-    return (
-        ConfigError,
-        AcquisitionError,
-        StructuralError,
-        ArtifactError,
-        TrackingError,
-        PackagingError,
-        FileNotFoundError,
-    )
-
-
 @contextmanager
 def clear_errors() -> Iterator[None]:
-    """Turn the failures a user can act on into one line and exit code 2."""
+    """Turn the failures a user can act on into one line (plus its hint) and exit code 2."""
+    from heartml.errors import HeartmlError
+
     try:
         yield
-    except _known_errors() as exc:
+    except HeartmlError as exc:
+        fail(str(exc) + (f" ({exc.hint})" if exc.hint else ""))
+    except FileNotFoundError as exc:
         fail(str(exc))
 
 

@@ -10,14 +10,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from heartml.errors import ConfigError
+
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "svm"]
 ALGORITHMS: tuple[str, ...] = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
 
 ParamValue = int | float | str | bool | None
-
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased as one line for the user."""
 
 
 class _Strict(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from heartml.errors import PackagingError
 from heartml.provenance import read_json, sha256_file
 
 # The package layout's fixed file names (heartml.packaging writes them, the server reads them).
@@ -17,10 +18,6 @@ ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "model_config.yaml"
 REFERENCE_FILE = "reference_statistics.json"
 PACKAGE_GLOB = "heart_disease_model_*"
-
-
-class PackagingError(RuntimeError):
-    """Packaging or verification failed; the message says which file and why."""
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from heartml.errors import HeartmlError
 from heartml.settings import Settings
 
 TOLERANCE = 1e-9  # absolute, on every compared metric
 Progress = Callable[[str], None]
 
 
-class ReproduceError(RuntimeError):
+class ReproduceError(HeartmlError):
     """The version cannot be rebuilt (nothing to rebuild it from); one line for the user."""
 
 

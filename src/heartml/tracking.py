@@ -22,6 +22,7 @@ import pandas as pd
 
 from heartml.coding import RAW_FEATURES
 from heartml.config import ALGORITHMS
+from heartml.errors import TrackingError
 from heartml.evaluate import corrected_paired_t_test
 from heartml.settings import Settings
 
@@ -39,10 +40,6 @@ SKOPS_TRUSTED_TYPES = [
 ]
 # Distributions a logged pipeline needs to load (heartml: the FeatureEngineer class).
 MODEL_DISTRIBUTIONS = ("mlflow", "heartml", "scikit-learn", "skops", "numpy", "pandas", "scipy")
-
-
-class TrackingError(RuntimeError):
-    """The tracking server or registry failed; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

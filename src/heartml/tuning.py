@@ -29,12 +29,13 @@ import yaml
 
 from heartml.coding import RAW_FEATURES, TARGET
 from heartml.config import ModelConfig, PipelineConfig
+from heartml.errors import HeartmlError
 
 STUDY_ATTRS = ("algorithm", "config_hash", "data_sha256", "scoring")
 WORKER_ATTR = "worker"
 
 
-class TuningError(RuntimeError):
+class TuningError(HeartmlError):
     """The study cannot be run or joined; the message says why, in one line."""
 
 

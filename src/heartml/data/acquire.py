@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from heartml.errors import DataError
 
-class AcquisitionError(RuntimeError):
+
+class AcquisitionError(DataError):
     """Neither the download nor the shipped copy gave the expected bytes."""
 
 

@@ -19,11 +19,12 @@ import pandas as pd
 import pandera.pandas as pa
 
 from heartml.coding import COLUMNS_BY_NAME, FILE_COLUMNS, RAW_COLUMNS, SOURCE_COLUMN, TARGET
+from heartml.errors import DataError
 
 MISSING_MARKERS = frozenset({"?", ""})
 
 
-class StructuralError(ValueError):
+class StructuralError(DataError):
     """The file does not have the UCI processed-file structure."""
 
 

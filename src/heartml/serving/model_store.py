@@ -34,6 +34,7 @@ import orjson
 import yaml
 
 from heartml.coding import RAW_COLUMNS, RAW_FEATURES
+from heartml.errors import HeartmlError
 from heartml.manifest import (
     MODEL_CONFIG,
     ONNX_FILE,
@@ -48,11 +49,11 @@ from heartml.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class ModelNotReady(RuntimeError):
+class ModelNotReady(HeartmlError):
     """No model is loaded; the message says why (for /ready and a 503)."""
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(HeartmlError):
     """A package could not be loaded; the message names the file and the reason."""
 
 
