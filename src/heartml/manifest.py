@@ -17,6 +17,7 @@ MANIFEST = "MANIFEST.json"
 ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "model_config.yaml"
 REFERENCE_FILE = "reference_statistics.json"
+SPEC_FILE = "dataset_spec.yaml"  # the dataset spec the model was trained with (its input contract)
 PACKAGE_GLOB = "heart_disease_model_*"
 
 

@@ -1,8 +1,8 @@
 """Exporting a fitted heartml pipeline to ONNX, with scikit-learn parity checks.
 
-The exported graph takes the 13 raw UCI columns (RAW_FEATURES order, NaN for missing) as one
-input `input` [None, 13] of float64, and returns `label` [None] (int64) and `probabilities`
-[None, 2] (float64, no ZipMap).
+The exported graph takes the dataset's raw columns (the spec's order, NaN for missing) as one
+input `input` [None, k] of float64, and returns `label` [None] (int64) and `probabilities`
+[None, 2] (float64, no ZipMap). The column order is written into the model's metadata.
 
 Why float64 input (measured on the 303 Cleveland rows, max |Δp| against sklearn):
 
@@ -44,8 +44,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
 
 from heartml import __version__
-from heartml.coding import AGE_GROUP_EDGES, ENGINEERED_FEATURES, RAW_FEATURES
-from heartml.features import ALL_FEATURES, FeatureEngineer
+from heartml.features import RawImputer
+from heartml.onnx_features import register_converters, tensor_type
 from heartml.onnx_runtime import (
     INPUT_COLUMNS_KEY,
     INPUT_NAME,
@@ -58,16 +58,6 @@ from heartml.onnx_runtime import (
 # skl2onnx only needs ai.onnx.ml <= 3 for the operators used here.
 TARGET_OPSET: dict[str, int] = {"": 21, "ai.onnx.ml": 3}
 
-_FEATURE_ENGINEER_ALIAS = "HeartmlFeatureEngineer"
-# The converter below writes the engineered columns in this order; features.py owns the list.
-_CONVERTED_ENGINEERED = (
-    "age_group",
-    "chol_age_ratio",
-    "heart_rate_reserve",
-    "risk_score",
-    "age_sex_interaction",
-    "cp_exang_interaction",
-)
 # Estimators that cast X to float32 before comparing it with their split thresholds.
 _FLOAT32_ESTIMATORS = (
     DecisionTreeClassifier,
@@ -76,116 +66,6 @@ _FLOAT32_ESTIMATORS = (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
 )
-
-_registered = False
-
-
-# --- FeatureEngineer converter -------------------------------------------------------------
-
-
-def _tensor_type(variable_type: Any) -> tuple[type[np.floating[Any]], int]:
-    """numpy dtype and ONNX element type of a skl2onnx float tensor type."""
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
-
-    if isinstance(variable_type, DoubleTensorType):
-        return np.float64, TensorProto.DOUBLE
-    if isinstance(variable_type, FloatTensorType):
-        return np.float32, TensorProto.FLOAT
-    raise TypeError(f"FeatureEngineer converts float or double tensors, not {variable_type}")
-
-
-def _parse_feature_engineer(
-    scope: Any, model: FeatureEngineer, inputs: list[Any], custom_parsers: Any = None
-) -> list[Any]:
-    """Declare the 19-column output at parse time: the ColumnTransformer after it selects
-    columns by index and needs a 2-D shape before shape calculators run."""
-    operator = scope.declare_local_operator(_FEATURE_ENGINEER_ALIAS, model)
-    operator.inputs = inputs
-    output_type = inputs[0].type.__class__([None, len(ALL_FEATURES)])
-    operator.outputs.append(scope.declare_local_variable("engineered", output_type))
-    return list(operator.outputs)
-
-
-def _feature_engineer_shape(operator: Any) -> None:
-    input_type = operator.inputs[0].type
-    _tensor_type(input_type)
-    width = input_type.shape[1] if len(input_type.shape) == 2 else None
-    if width is not None and width != len(RAW_FEATURES):
-        raise ValueError(
-            f"FeatureEngineer takes {len(RAW_FEATURES)} columns ({', '.join(RAW_FEATURES)}), "
-            f"the ONNX input has {width}"
-        )
-    operator.outputs[0].type = input_type.__class__([input_type.shape[0], len(ALL_FEATURES)])
-
-
-def _convert_feature_engineer(scope: Any, operator: Any, container: Any) -> None:
-    """features.engineer() as ONNX ops, in the same operation order so float64 is bit-exact."""
-    if ENGINEERED_FEATURES != _CONVERTED_ENGINEERED:
-        raise RuntimeError(
-            "heartml.coding.ENGINEERED_FEATURES changed; update _convert_feature_engineer to "
-            f"match: {ENGINEERED_FEATURES}"
-        )
-    dtype, element_type = _tensor_type(operator.inputs[0].type)
-    raw = operator.inputs[0].full_name
-
-    def constant(
-        name: str, values: Any, numpy_type: Any = dtype, onnx_type: int = element_type
-    ) -> str:
-        array = np.asarray(values, dtype=numpy_type)
-        unique = scope.get_unique_variable_name(name)
-        container.add_initializer(unique, onnx_type, list(array.shape), array.ravel().tolist())
-        return unique
-
-    def node(op_type: str, inputs: list[str], **attributes: Any) -> str:
-        output = scope.get_unique_variable_name(f"fe_{op_type.lower()}")
-        container.add_node(
-            op_type, inputs, [output], name=scope.get_unique_operator_name(op_type), **attributes
-        )
-        return output
-
-    column = {
-        name: node(
-            "Gather",
-            [raw, constant(f"fe_index_{name}", [i], np.int64, TensorProto.INT64)],
-            axis=1,  # indices of shape [1] keep the column 2-D: [N, 1]
-        )
-        for i, name in enumerate(RAW_FEATURES)
-    }
-    age = column["age"]
-
-    # age_group: how many edges age exceeds (right-closed bins); Greater(NaN, x) is false, so a
-    # missing age is put back as NaN explicitly, as engineer() does.
-    above = node("Greater", [age, constant("fe_age_edges", [list(AGE_GROUP_EDGES)])])
-    count = node(
-        "ReduceSum",
-        [
-            node("Cast", [above], to=element_type),
-            constant("fe_axis", [1], np.int64, TensorProto.INT64),
-        ],
-        keepdims=1,
-    )
-    age_group = node("Where", [node("IsNaN", [age]), constant("fe_nan", [[np.nan]]), count])
-
-    chol_age_ratio = node("Div", [column["chol"], age])
-    heart_rate_reserve = node(
-        "Sub", [column["thalach"], node("Sub", [constant("fe_220", [[220.0]]), age])]
-    )
-    # ((age*0.1 + chol*0.01) + trestbps*0.1) + oldpeak*10: numpy's left-to-right order.
-    risk_score = node("Mul", [age, constant("fe_0_1", [[0.1]])])
-    for name, weight in (("chol", 0.01), ("trestbps", 0.1), ("oldpeak", 10.0)):
-        term = node("Mul", [column[name], constant(f"fe_w_{name}", [[weight]])])
-        risk_score = node("Add", [risk_score, term])
-    age_sex = node("Mul", [age, column["sex"]])
-    cp_exang = node("Mul", [column["cp"], column["exang"]])
-
-    container.add_node(
-        "Concat",
-        [raw, age_group, chol_age_ratio, heart_rate_reserve, risk_score, age_sex, cp_exang],
-        [operator.outputs[0].full_name],
-        name=scope.get_unique_operator_name("Concat"),
-        axis=1,
-    )
-
 
 # --- SimpleImputer for any float type ------------------------------------------------------
 
@@ -204,7 +84,7 @@ def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
     if np.isnan(statistics).any():
         # sklearn drops all-missing columns then; the graph would keep them.
         raise NotImplementedError("SimpleImputer saw a column with no values at fit time")
-    dtype, element_type = _tensor_type(operator.inputs[0].type)
+    dtype, element_type = tensor_type(operator.inputs[0].type)
     source = operator.inputs[0].full_name
     fill = scope.get_unique_variable_name("imputer_statistics")
     container.add_initializer(
@@ -220,30 +100,21 @@ def _convert_simple_imputer(scope: Any, operator: Any, container: Any) -> None:
     )
 
 
-def register_converters() -> None:
-    """Teach skl2onnx about FeatureEngineer (once per process)."""
-    global _registered
-    if _registered:
-        return
-    from skl2onnx import update_registered_converter
-
-    update_registered_converter(
-        FeatureEngineer,
-        _FEATURE_ENGINEER_ALIAS,
-        _feature_engineer_shape,
-        _convert_feature_engineer,
-        parser=_parse_feature_engineer,
-    )
-    _registered = True
-
-
 # --- conversion ----------------------------------------------------------------------------
+
+
+def input_columns(transformers: BaseEstimator) -> tuple[str, ...]:
+    """The raw columns a fitted pipeline (or its transformer part) takes, in order."""
+    first = transformers[0] if isinstance(transformers, Pipeline) else transformers
+    if not isinstance(first, RawImputer):
+        raise TypeError("expected a heartml pipeline that starts with its RawImputer")
+    return tuple(first.columns)
 
 
 def transformers_to_onnx(
     transformers: BaseEstimator, dtype: type[np.floating[Any]] = np.float64
 ) -> onnx.ModelProto:
-    """Fitted transformer(s) taking the 13 raw columns -> ONNX with input `input` [None, 13].
+    """Fitted transformer(s) taking the k raw columns -> ONNX with input `input` [None, k].
 
     float64 by default (see the module docstring); float32 exists for comparisons.
     """
@@ -253,10 +124,10 @@ def transformers_to_onnx(
     register_converters()
     if np.dtype(dtype) not in (np.float64, np.float32):
         raise TypeError(f"dtype must be float64 or float32, not {dtype}")
-    tensor_type = DoubleTensorType if np.dtype(dtype) == np.float64 else FloatTensorType
+    onnx_type = DoubleTensorType if np.dtype(dtype) == np.float64 else FloatTensorType
     return convert_sklearn(
         transformers,
-        initial_types=[(INPUT_NAME, tensor_type([None, len(RAW_FEATURES)]))],
+        initial_types=[(INPUT_NAME, onnx_type([None, len(input_columns(transformers))]))],
         target_opset=TARGET_OPSET,
         # Per conversion, not registered: other skl2onnx users keep the stock imputer.
         custom_conversion_functions={SimpleImputer: _convert_simple_imputer},
@@ -272,16 +143,18 @@ def _estimator_to_onnx(model: BaseEstimator, n_features: int, float32: bool) -> 
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
 
-    tensor_type = FloatTensorType if float32 else DoubleTensorType
+    onnx_type = FloatTensorType if float32 else DoubleTensorType
     return convert_sklearn(
         model,
-        initial_types=[("features", tensor_type([None, n_features]))],
+        initial_types=[("features", onnx_type([None, n_features]))],
         target_opset=TARGET_OPSET,
         options={id(model): {"zipmap": False}},  # plain tensors; ZipMap gives lists of dicts
     )
 
 
-def _join(front: onnx.ModelProto, back: onnx.ModelProto, float32: bool) -> onnx.ModelProto:
+def _join(
+    front: onnx.ModelProto, back: onnx.ModelProto, float32: bool, columns: tuple[str, ...]
+) -> onnx.ModelProto:
     """front's single output feeds back's single input (cast to float32 for tree models)."""
     back = onnx.compose.add_prefix(back, "model_")
     (features_out,) = front.graph.output
@@ -322,10 +195,10 @@ def _join(front: onnx.ModelProto, back: onnx.ModelProto, float32: bool) -> onnx.
         opset_imports=[helper.make_opsetid(domain, v) for domain, v in sorted(opsets.items())],
         producer_name="heartml",
         producer_version=__version__,
-        doc_string="heartml pipeline: raw UCI columns (float64, NaN = missing) -> P(disease)",
+        doc_string="heartml pipeline: raw columns (float64, NaN = missing) -> P(positive class)",
     )
     model.ir_version = max(front.ir_version, back.ir_version)
-    helper.set_model_props(model, {INPUT_COLUMNS_KEY: ",".join(RAW_FEATURES)})
+    helper.set_model_props(model, {INPUT_COLUMNS_KEY: ",".join(columns)})
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -333,7 +206,7 @@ def _join(front: onnx.ModelProto, back: onnx.ModelProto, float32: bool) -> onnx.
 def pipeline_to_onnx(pipeline: Pipeline) -> onnx.ModelProto:
     """A fitted [FeatureEngineer -> preprocess -> binary classifier] pipeline -> ONNX.
 
-    Input `input` [None, 13] float64 in RAW_FEATURES order; outputs `label` [None] and
+    Input `input` [None, k] float64 in the spec's column order; outputs `label` [None] and
     `probabilities` [None, 2] (float64).
     """
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
@@ -346,7 +219,7 @@ def pipeline_to_onnx(pipeline: Pipeline) -> onnx.ModelProto:
     front = transformers_to_onnx(transformers)
     float32 = _predicts_in_float32(model)
     back = _estimator_to_onnx(model, int(model.n_features_in_), float32)
-    return _join(front, back, float32)
+    return _join(front, back, float32, input_columns(transformers))
 
 
 def parity(
@@ -360,7 +233,7 @@ def parity(
             else onnx_model
         )
         onnx_model = OnnxModel.from_bytes(content)
-    raw = frame.loc[:, list(RAW_FEATURES)]
+    raw = frame.loc[:, list(input_columns(pipeline))]
     if len(raw) == 0:
         raise ValueError("parity needs at least one row")
     expected = pipeline.predict_proba(raw)[:, 1]

@@ -1,6 +1,6 @@
 """Scoring a packaged ONNX model with onnxruntime: the serving side of the ONNX export.
 
-Deliberately imports only numpy, onnxruntime and heartml.coding (no scikit-learn, no skl2onnx),
+Deliberately imports only numpy and onnxruntime (no scikit-learn, no skl2onnx),
 so that the prediction service starts fast and ships without the training stack.
 """
 
@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-
-from heartml.coding import RAW_FEATURES
 
 # The contract between onnx_export (which writes it) and this module (which reads it).
 INPUT_NAME = "input"
@@ -26,28 +24,33 @@ _NUMPY_DTYPES: dict[str, type[np.floating[Any]]] = {
 }
 
 
-def raw_matrix(data: Any, dtype: type[np.floating[Any]] = np.float64) -> np.ndarray:
-    """A DataFrame (columns by name) or a 2-D array (RAW_FEATURES order) -> [n, 13] array.
+def raw_matrix(
+    data: Any, columns: tuple[str, ...], dtype: type[np.floating[Any]] = np.float64
+) -> np.ndarray:
+    """A DataFrame (columns by name) or a 2-D array (`columns` order) -> [n, k] array.
 
-    Same rules and messages as FeatureEngineer, so that both paths reject the same inputs.
+    Same rules and messages as heartml.features.raw_matrix, so both paths reject the same inputs.
     """
     if hasattr(data, "columns") and hasattr(data, "loc"):  # a DataFrame, without importing pandas
-        missing = [name for name in RAW_FEATURES if name not in data.columns]
+        missing = [name for name in columns if name not in data.columns]
         if missing:
             raise ValueError(f"missing input columns: {', '.join(missing)}")
-        matrix = data.loc[:, list(RAW_FEATURES)].to_numpy(dtype=dtype, na_value=np.nan)
+        matrix = data.loc[:, list(columns)].to_numpy(dtype=dtype, na_value=np.nan)
     else:
         matrix = np.asarray(data, dtype=dtype)
-    if matrix.ndim != 2 or matrix.shape[1] != len(RAW_FEATURES):
+    if matrix.ndim != 2 or matrix.shape[1] != len(columns):
         raise ValueError(
-            f"expected 2-D input with {len(RAW_FEATURES)} columns "
-            f"({', '.join(RAW_FEATURES)}), got shape {matrix.shape}"
+            f"expected 2-D input with {len(columns)} columns ({', '.join(columns)}), "
+            f"got shape {matrix.shape}"
         )
     return np.ascontiguousarray(matrix)
 
 
 class OnnxModel:
-    """An exported heartml pipeline loaded in onnxruntime (CPU): raw columns in, P(class=1) out."""
+    """An exported heartml pipeline loaded in onnxruntime (CPU): raw columns in, P(class=1) out.
+
+    `columns` is the raw column order the graph was exported with (from its metadata).
+    """
 
     def __init__(self, session: ort.InferenceSession) -> None:
         inputs, outputs = session.get_inputs(), [o.name for o in session.get_outputs()]
@@ -58,10 +61,15 @@ class OnnxModel:
         if inputs[0].type not in _NUMPY_DTYPES:
             raise ValueError(f"unsupported ONNX input type {inputs[0].type}")
         columns = session.get_modelmeta().custom_metadata_map.get(INPUT_COLUMNS_KEY)
-        if columns is not None and tuple(columns.split(",")) != RAW_FEATURES:
-            # A model exported for another column order would silently mis-score every row.
+        if not columns:
             raise ValueError(
-                f"ONNX model expects columns {columns}, this code sends {RAW_FEATURES}"
+                f"ONNX model has no {INPUT_COLUMNS_KEY!r} metadata: not a heartml graph"
+            )
+        width = inputs[0].shape[1] if len(inputs[0].shape) == 2 else None
+        self.columns: tuple[str, ...] = tuple(columns.split(","))
+        if isinstance(width, int) and width != len(self.columns):
+            raise ValueError(
+                f"ONNX input has {width} columns, its metadata names {len(self.columns)}"
             )
         self.session = session
         self.dtype = _NUMPY_DTYPES[inputs[0].type]
@@ -87,6 +95,6 @@ class OnnxModel:
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """P(class=1) for each row, float64, shape [n]; NaN marks a missing input value."""
-        matrix = raw_matrix(data, self.dtype)
+        matrix = raw_matrix(data, self.columns, self.dtype)
         (probabilities,) = self.session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: matrix})
         return np.asarray(probabilities, dtype=np.float64)[:, 1]
