@@ -1,13 +1,18 @@
-"""A package's MANIFEST.json: reading it, checking every file against it, finding the newest.
+"""A package's MANIFEST.json: reading it, checking every file against it, finding the newest,
+and reading a verified package's serving files (the ONE loader that serving and batch use).
 
-Standard library only (no pandas, no yaml), so that the prediction service can verify a package
-without importing the training stack; heartml.packaging re-exports these names.
+Light imports only (no pandas, sklearn or mlflow), so that the prediction service can verify a
+package without the training stack; heartml.packaging re-exports these names.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from heartml.errors import PackagingError
 from heartml.provenance import read_json, sha256_file
@@ -18,7 +23,6 @@ ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "model_config.yaml"
 REFERENCE_FILE = "reference_statistics.json"
 SPEC_FILE = "dataset_spec.yaml"  # the dataset spec the model was trained with (its input contract)
-PACKAGE_GLOB = "heart_disease_model_*"
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -57,10 +61,11 @@ def verify_checksums(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def package_dirs(packages_dir: Path) -> list[Path]:
-    """Complete package folders (those with a MANIFEST), newest first by MANIFEST time."""
+def package_dirs(packages_dir: Path, prefix: str) -> list[Path]:
+    """Complete package folders named `<prefix>_*` (those with a MANIFEST), newest first by
+    MANIFEST time; `prefix` is the dataset spec's package_prefix."""
     stamped = []
-    for directory in packages_dir.glob(PACKAGE_GLOB):
+    for directory in packages_dir.glob(f"{prefix}_*"):
         try:
             stamped.append(((directory / MANIFEST).stat().st_mtime, directory))
         except OSError:  # no manifest yet, or swapped out by a concurrent `heartml package`
@@ -68,6 +73,66 @@ def package_dirs(packages_dir: Path) -> list[Path]:
     return [directory for _, directory in sorted(stamped, reverse=True)]
 
 
-def newest_package(packages_dir: Path) -> Path | None:
-    candidates = package_dirs(packages_dir)
+def newest_package(packages_dir: Path, prefix: str) -> Path | None:
+    candidates = package_dirs(packages_dir, prefix)
     return candidates[0] if candidates else None
+
+
+def newest_package_or_fail(packages_dir: Path, prefix: str) -> Path:
+    found = newest_package(packages_dir, prefix)
+    if found is None:
+        raise PackagingError(
+            f"no package under {packages_dir}", hint="run `heartml package` first or pass --package"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class VerifiedPackage:
+    """A package's serving files, read after every checksum matched (and hashed again as they
+    were read, so what is used is exactly what was verified)."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    spec_text: str  # dataset_spec.yaml: parse with heartml.spec.model.spec_from_text
+    onnx: bytes
+    model_config: dict[str, Any]
+    reference: dict[str, Any]
+
+
+def verified_bytes(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
+    entry = manifest["files"].get(name)
+    if entry is None:
+        raise PackagingError(f"{name}: not in the package")
+    content = (directory / name).read_bytes()
+    if hashlib.sha256(content).hexdigest() != entry["sha256"]:
+        raise PackagingError(f"{name}: changed after verification")
+    return content
+
+
+def read_package(directory: Path) -> VerifiedPackage:
+    """Verify every checksum, then read the files a scorer needs. PackagingError names the file."""
+    import json
+
+    if not directory.is_dir():
+        raise PackagingError(f"{directory}: not a package folder")
+    manifest = verify_checksums(directory)
+    if SPEC_FILE not in manifest["files"]:
+        raise PackagingError(
+            f"{directory.name}: no {SPEC_FILE} (built before packages carried their dataset spec)",
+            hint="rebuild it with `heartml package`",
+        )
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        config = yaml.load(verified_bytes(directory, manifest, MODEL_CONFIG), Loader=loader)
+        reference = json.loads(verified_bytes(directory, manifest, REFERENCE_FILE))
+    except (yaml.YAMLError, ValueError) as exc:
+        raise PackagingError(f"{directory.name}: unreadable config ({exc})") from None
+    return VerifiedPackage(
+        directory=directory,
+        manifest=manifest,
+        spec_text=verified_bytes(directory, manifest, SPEC_FILE).decode("utf-8"),
+        onnx=verified_bytes(directory, manifest, str(manifest.get("serving_file", ONNX_FILE))),
+        model_config=config,
+        reference=reference,
+    )
