@@ -560,6 +560,41 @@ def best_rate(loads: list[Load]) -> float:
     return max(load.requests_per_s for load in loads)
 
 
+def print_ratios(ratios: list[dict[Any, Any]]) -> None:
+    print(
+        f"{'model':34} {'c':>2} {'health req/s':>13} {'predict req/s':>14} "
+        f"{'ratio':>6}  {'(best runs)':>11} {'predict p99':>11}"
+    )
+    for result in ratios:
+        for c in (8, 1):
+            health, predict = result[c]
+            median_ratio = median_rate(predict) / median_rate(health)
+            best_ratio = best_rate(predict) / best_rate(health)
+            p99 = statistics.median(load.p99_ms for load in predict)
+            print(
+                f"{result['name']:34} {c:>2} {median_rate(health):>13,.0f} "
+                f"{median_rate(predict):>14,.0f} {median_ratio:>6.0%}  {best_ratio:>11.0%} "
+                f"{p99:>8.2f} ms"
+            )
+
+
+def given_packages(root: Path, args: argparse.Namespace) -> None:
+    """/predict vs /health on package folders built elsewhere (e.g. by a test helper), when
+    the project's own pipeline cannot build them."""
+    packages = {path.resolve().name: path.resolve() for path in args.packages}
+    project = Project(root, project_env(root), ("", ""), packages, {})
+    scripts = {"ours": lua_post(root, "ours", SEED_ROW)}
+    print(f"\n== /predict vs /health, given packages ({args.repeats} alternating runs each)")
+    ratios = [predict_vs_health(project, name, args, scripts) for name in packages]
+    print_ratios(ratios)
+    worst = min((median_rate(r[8][1]) / median_rate(r[8][0]), r["name"]) for r in ratios)
+    print(
+        f"/predict vs /health at c=8, lowest model: {worst[0]:.0%} ({worst[1]}; target >= "
+        f"{TARGETS['predict_vs_health']:.0%})"
+    )
+    print(f"machine at the end: {machine_line()}")
+
+
 def machine_line() -> str:
     load = os.getloadavg()
     cpu = "?"
@@ -589,6 +624,13 @@ def main() -> None:
     parser.add_argument(
         "--matrix", action="store_true", help="Only compare loop/HTTP parser/workers/JSON"
     )
+    parser.add_argument(
+        "--packages",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="Only /predict vs /health, on these package folders (no project is built)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeats = 3.0, 2
@@ -609,6 +651,9 @@ def main() -> None:
         cleanup = tempfile.mkdtemp(prefix="heartml-bench-serving-")
         root = Path(cleanup)
     try:
+        if args.packages:
+            given_packages(root, args)
+            return
         reuse = (root / "mlflow.db").is_file()
         print(f"project: {root}{' (reused)' if reuse else ''}")
         project = prepare_project(root, reuse)
@@ -634,21 +679,7 @@ def main() -> None:
 
         print(f"\n== /predict vs /health, every model ({args.repeats} alternating runs each)")
         ratios = [predict_vs_health(project, name, args, scripts) for name in project.packages]
-        print(
-            f"{'model':34} {'c':>2} {'health req/s':>13} {'predict req/s':>14} "
-            f"{'ratio':>6}  {'(best runs)':>11} {'predict p99':>11}"
-        )
-        for result in ratios:
-            for c in (8, 1):
-                health, predict = result[c]
-                median_ratio = median_rate(predict) / median_rate(health)
-                best_ratio = best_rate(predict) / best_rate(health)
-                p99 = statistics.median(load.p99_ms for load in predict)
-                print(
-                    f"{result['name']:34} {c:>2} {median_rate(health):>13,.0f} "
-                    f"{median_rate(predict):>14,.0f} {median_ratio:>6.0%}  {best_ratio:>11.0%} "
-                    f"{p99:>8.2f} ms"
-                )
+        print_ratios(ratios)
 
         print("\n== against the targets (2 cores)")
         first = comparisons[0]

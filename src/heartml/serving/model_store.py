@@ -10,7 +10,9 @@ Sources (settings.model_source):
   builds it; the watcher then picks it up.
 
 A package is loaded only after every checksum in its MANIFEST matches, and the files the server
-reads are hashed again as they are read, so what is scored is exactly what was verified.
+reads are hashed again as they are read, so what is scored is exactly what was verified
+(heartml.manifest.read_package). The package's dataset spec is its input contract: a package
+without one, or whose ONNX graph takes other columns than its spec declares, is refused.
 Loading runs in a worker thread; the swap is one reference assignment, so a request keeps the
 model object it started with. A failed load keeps the last good model.
 """
@@ -30,21 +32,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
-import yaml
 
-from heartml.coding import RAW_COLUMNS, RAW_FEATURES
 from heartml.errors import HeartmlError
 from heartml.manifest import (
     MODEL_CONFIG,
     ONNX_FILE,
     REFERENCE_FILE,
+    SPEC_FILE,
     PackagingError,
     package_dirs,
     read_manifest,
-    verify_checksums,
+    read_package,
 )
+from heartml.serving.contract import Contract, build_contract, configured_spec
 from heartml.settings import Settings
+from heartml.spec.model import DatasetSpec, SpecError, spec_from_text
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ class ModelLoadError(HeartmlError):
 
 
 class Scorer(Protocol):
-    """What the service needs from a model: raw [n, 13] float64 rows in, P(class=1) out."""
+    """What the service needs from a model: raw [n, k] float64 rows in, P(class=1) out."""
 
     def predict_proba(self, data: Any) -> np.ndarray: ...
 
@@ -79,22 +81,29 @@ class LoadedModel:
     fingerprint: str
     reference: dict[str, Any]
     scorer: Scorer  # OnnxModel; a stand-in in tests
+    contract: Contract  # from the package's dataset spec: what a request must hold
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     baseline: np.ndarray = field(init=False)
     _run: Callable[[np.ndarray], np.ndarray] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "baseline", reference_baseline(self.reference))
+        object.__setattr__(self, "baseline", reference_baseline(self.reference, self.columns))
         object.__setattr__(self, "_run", _direct_onnx_run(self.scorer))
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The raw input columns, in the model's order."""
+        return self.contract.names
+
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        """P(class=1) for [n, 13] float64 raw rows (NaN = missing), in model column order."""
+        """P(class=1) for [n, k] float64 raw rows (NaN = missing), in model column order."""
         run = self._run
         if run is not None:
             return run(rows)
         return np.asarray(self.scorer.predict_proba(rows), dtype=np.float64)
 
     def info(self) -> dict[str, Any]:
+        contract = self.contract
         return {
             "name": self.name,
             "algorithm": self.algorithm,
@@ -108,6 +117,11 @@ class LoadedModel:
             "package": str(self.directory),
             "package_created_at": self.package_created_at,
             "loaded_at": self.loaded_at,
+            "risk_bands": contract.spec.risk_bands_text,
+            "dataset": contract.dataset_info(),
+            "fields": contract.fields_info(),
+            "risk_levels": contract.risk_levels(),
+            "spec_hash": contract.spec_hash,
         }
 
 
@@ -136,11 +150,13 @@ def _direct_onnx_run(scorer: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return probabilities
 
 
-def reference_baseline(reference: dict[str, Any]) -> np.ndarray:
-    """Per raw feature, a typical training value: median (numeric) or most frequent code."""
+def reference_baseline(reference: dict[str, Any], columns: tuple[str, ...]) -> np.ndarray:
+    """Per raw column, a typical training value: median (numeric) or most frequent code."""
     values = []
-    for column in RAW_COLUMNS:
-        entry = reference["features"][column.name]
+    for name in columns:
+        entry = reference["features"].get(name)
+        if entry is None:
+            raise PackagingError(f"{REFERENCE_FILE}: no statistics for the input column {name!r}")
         if "codes" in entry:
             proportions = entry["proportions"]
             values.append(float(entry["codes"][proportions.index(max(proportions))]))
@@ -149,31 +165,31 @@ def reference_baseline(reference: dict[str, Any]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _verified_bytes(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
-    entry = manifest["files"].get(name)
-    if entry is None:
-        raise PackagingError(f"{name}: not in the package")
-    content = (directory / name).read_bytes()
-    if hashlib.sha256(content).hexdigest() != entry["sha256"]:
-        raise PackagingError(f"{name}: changed after verification")
-    return content
-
-
 def load_package(directory: Path, source: str, fingerprint: str, onnx_threads: int) -> LoadedModel:
-    """Verify every checksum, then load the ONNX graph, the model config and the reference."""
+    """Verify every checksum, then load the spec, the ONNX graph, the config and the reference."""
     from heartml.onnx_runtime import OnnxModel  # onnxruntime: loaded once, on first use
 
-    manifest = verify_checksums(directory)
+    package = read_package(directory)
+    manifest, config = package.manifest, package.model_config
     try:
-        config = yaml.load(
-            _verified_bytes(directory, manifest, MODEL_CONFIG),
-            Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader),
+        spec = spec_from_text(package.spec_text, SPEC_FILE)
+    except SpecError as exc:
+        raise PackagingError(str(exc)) from None
+    except Exception as exc:  # not YAML at all
+        raise PackagingError(f"{SPEC_FILE}: not a dataset spec ({type(exc).__name__})") from None
+    try:
+        scorer = OnnxModel.from_bytes(package.onnx, intra_op_num_threads=onnx_threads)
+    except Exception as exc:
+        raise ModelLoadError(f"{directory.name}: {type(exc).__name__}: {exc}") from exc
+    if scorer.columns != spec.raw_names:
+        raise PackagingError(
+            f"{ONNX_FILE} takes the columns ({', '.join(scorer.columns)}) but {SPEC_FILE} "
+            f"declares ({', '.join(spec.raw_names)})"
         )
-        reference = orjson.loads(_verified_bytes(directory, manifest, REFERENCE_FILE))
-        onnx_file = str(manifest.get("serving_file", ONNX_FILE))
-        scorer = OnnxModel.from_bytes(
-            _verified_bytes(directory, manifest, onnx_file), intra_op_num_threads=onnx_threads
-        )
+    listed = config.get("raw_feature_names") if isinstance(config, dict) else None
+    if listed is not None and tuple(listed) != spec.raw_names:
+        raise PackagingError(f"{MODEL_CONFIG}: raw_feature_names differ from {SPEC_FILE}'s columns")
+    try:
         model = config["model"]
         loaded = LoadedModel(
             name=str(model["name"]),
@@ -182,14 +198,17 @@ def load_package(directory: Path, source: str, fingerprint: str, onnx_threads: i
             run_id=str(model["run_id"]),
             threshold=float(config.get("threshold", manifest.get("threshold", 0.5))),
             metrics=config.get("metrics", {}),
-            raw_feature_names=list(config.get("raw_feature_names", RAW_FEATURES)),
-            engineered_feature_names=list(config.get("engineered_feature_names", [])),
+            raw_feature_names=list(spec.raw_names),
+            engineered_feature_names=list(
+                config.get("engineered_feature_names") or spec.all_features
+            ),
             source=source,
             directory=directory,
             package_created_at=manifest.get("created_at"),
             fingerprint=fingerprint,
-            reference=reference,
+            reference=package.reference,
             scorer=scorer,
+            contract=build_contract(spec),
         )
         # One row through the graph now, so a broken model fails here and not on a request.
         check = loaded.probabilities(loaded.baseline[None, :])
@@ -261,6 +280,19 @@ class ModelStore:
         self._rejected: str | None = None  # fingerprint of the last package that failed
         self._last_logged: str | None = None
         self._client: Any = None  # MLflow client, registry mode only
+        self._configured: tuple[DatasetSpec | None] | None = None
+
+    def configured_spec(self) -> DatasetSpec | None:
+        """The project's dataset spec (read once), if the root has one."""
+        if self._configured is None:
+            self._configured = (configured_spec(self.settings),)
+        return self._configured[0]
+
+    def packages(self) -> list[Path]:
+        """Package folders under packages/, newest first: the configured spec's, or any when
+        the root has no spec (a serving image ships packages, not the project's configs)."""
+        spec = self.configured_spec()
+        return package_dirs(self.settings.packages_dir, spec.package_prefix if spec else "*")
 
     def require(self) -> LoadedModel:
         model = self.current
@@ -283,7 +315,7 @@ class ModelStore:
                     public="the configured model package folder does not exist",
                 )
         else:
-            found = package_dirs(self.settings.packages_dir)
+            found = self.packages()
             if not found:
                 return Candidate(
                     None,
@@ -310,7 +342,7 @@ class ModelStore:
         if champion is None:
             return Candidate(None, "registry", "no champion in the registry: run `heartml track`")
         source = f"registry:{champion.model_uri} (version {champion.version})"
-        for directory in package_dirs(self.settings.packages_dir):
+        for directory in self.packages():
             try:
                 manifest = read_manifest(directory)
             except PackagingError:
@@ -331,7 +363,7 @@ class ModelStore:
 
     def _fallback_package(self, reason: str) -> Candidate:
         """Registry down at start: serve the newest verified package rather than nothing."""
-        found = package_dirs(self.settings.packages_dir)
+        found = self.packages()
         if not found:
             return Candidate(
                 None,

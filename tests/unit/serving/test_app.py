@@ -16,10 +16,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from heartml.coding import RAW_FEATURES
+from serving_packages import heart_spec
+
 from heartml.serving.logging import JsonFormatter
 from heartml.serving.model_store import LoadedModel, ModelStore
 from heartml.settings import Settings
+from heartml.spec import rules
 
 pytestmark = pytest.mark.serving
 
@@ -40,6 +42,8 @@ SEED_BODY: dict[str, Any] = {
     "thal": 6,
 }
 JSON = {"content-type": "application/json"}
+SPEC = heart_spec()
+RAW_FEATURES = SPEC.raw_names
 
 
 def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -55,10 +59,13 @@ def test_seed_body_gives_a_prediction(packaged: TestClient) -> None:
         "prediction",
         "probability",
         "risk_level",
+        "imputed_fields",
+        "note",
         "model_name",
         "model_version",
         "request_id",
     }
+    assert body["imputed_fields"] == [] and body["note"] is None
     assert body["prediction"] == int(body["probability"] >= 0.5)
     assert 0 <= body["probability"] <= 1
     assert body["model_name"] == "heart_disease_logistic_regression"
@@ -117,17 +124,17 @@ BAD_INPUTS: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
     ("wrong type", "/predict", {**SEED_BODY, "age": "sixty"}, 422, ("age", '"sixty"', "18 to 100")),
     ("number as text", "/predict", {**SEED_BODY, "thalach": "150"}, 422, ("thalach",)),
     ("out of range", "/predict", {**SEED_BODY, "age": 150}, 422, ("age", "150", "years")),
-    ("zero cholesterol", "/predict", {**SEED_BODY, "chol": 0}, 422, ("chol", "null when unknown")),
+    ("low cholesterol", "/predict", {**SEED_BODY, "chol": 5}, 422, ("chol", "80 to 700")),
     ("bad code", "/predict", {**SEED_BODY, "cp": 5}, 422, ("cp", "typical angina", "5")),
     ("boolean code", "/predict", {**SEED_BODY, "sex": True}, 422, ("sex", "female")),
     ("fractional code", "/predict", {**SEED_BODY, "slope": 1.5}, 422, ("slope", "upsloping")),
-    ("null required", "/predict", {**SEED_BODY, "age": None}, 422, ("age", "null")),
+    ("null required", "/predict", {**SEED_BODY, "age": None}, 422, ("age", "required")),
     (
         "missing field",
         "/predict",
         {k: v for k, v in SEED_BODY.items() if k != "exang"},
         422,
-        ("exang is required",),
+        ("exang is missing", "or null when unknown"),
     ),
     ("extra field", "/predict", {**SEED_BODY, "smoker": 1}, 422, ("smoker", "accepted fields")),
     (
@@ -182,7 +189,15 @@ def test_bad_inputs_are_refused_with_a_clear_message(
     if isinstance(payload["detail"], list):
         for item in payload["detail"]:
             assert set(item) == {"field", "value", "message", "type"}
-            assert item["field"] in item["message"]
+            name = item["field"].rpartition(".")[2]
+            if item["type"] in (rules.NOT_A_NUMBER, rules.NOT_ALLOWED, rules.REQUIRED):
+                # A value problem: the words of the rules every door uses, as they are.
+                value = item["value"] if item["value"] not in ("NaN", "Infinity") else None
+                if value is not None:
+                    expected = rules.problem_message(SPEC.columns[name], item["type"], value)
+                    assert item["message"] == expected, (case, item)
+            else:
+                assert item["field"] in item["message"], (case, item)
 
 
 def test_limits_give_413(
@@ -291,6 +306,7 @@ def test_model_info(packaged: TestClient) -> None:
     assert info["run_id"] == "run-logistic_regression-1"
     assert info["threshold"] == 0.5
     assert info["raw_feature_names"] == list(RAW_FEATURES)
+    assert info["engineered_feature_names"] == list(SPEC.all_features)
     assert "chol_age_ratio" in info["engineered_feature_names"]
     assert info["metrics"]["test"]["roc_auc"] == 0.88
     assert info["source"].startswith("package:") and info["loaded_at"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from serving_packages import heart_spec
+from serving_packages import reference_statistics as spec_reference_statistics
 
-from heartml.coding import RAW_FEATURES
-from heartml.packaging import reference_statistics
 from heartml.serving.drift import (
     MIN_SAMPLES,
     DriftMonitor,
@@ -21,6 +23,13 @@ from heartml.serving.drift import (
 
 pytestmark = pytest.mark.serving
 
+SPEC = heart_spec()
+RAW_FEATURES = SPEC.raw_names
+
+
+def reference_statistics(frame: pd.DataFrame) -> dict[str, Any]:
+    return spec_reference_statistics(SPEC, frame)
+
 
 def rows_of(frame: pd.DataFrame) -> np.ndarray:
     return frame[list(RAW_FEATURES)].to_numpy(dtype=np.float64, copy=True)
@@ -29,7 +38,7 @@ def rows_of(frame: pd.DataFrame) -> np.ndarray:
 @pytest.fixture
 def monitor(cleveland: pd.DataFrame) -> DriftMonitor:
     monitor = DriftMonitor(capacity=500)
-    monitor.set_reference(reference_statistics(cleveland), "1")
+    monitor.set_reference(reference_statistics(cleveland), "1", RAW_FEATURES)
     return monitor
 
 
@@ -102,7 +111,7 @@ def test_window_keeps_the_latest_rows_and_missing_values_are_counted(
     cleveland: pd.DataFrame,
 ) -> None:
     monitor = DriftMonitor(capacity=50)
-    monitor.set_reference(reference_statistics(cleveland), "1")
+    monitor.set_reference(reference_statistics(cleveland), "1", RAW_FEATURES)
     rows = rows_of(cleveland.head(80))
     rows[-10:, RAW_FEATURES.index("ca")] = np.nan
     monitor.observe(rows)
@@ -127,5 +136,21 @@ def test_report_is_cached_until_new_inputs_arrive(
     assert monitor.report() is first
     monitor.observe(rows_of(cleveland.head(1)))
     assert monitor.report() is not first
-    monitor.set_reference(reference_statistics(cleveland.head(150)), "2")
+    monitor.set_reference(reference_statistics(cleveland.head(150)), "2", RAW_FEATURES)
     assert monitor.report()["model_version"] == "2"
+
+
+def test_a_model_with_other_columns_starts_a_new_window(
+    monitor: DriftMonitor, cleveland: pd.DataFrame
+) -> None:
+    monitor.observe(rows_of(cleveland.head(40)))
+    reference = reference_statistics(cleveland)
+    fewer = RAW_FEATURES[:-1]
+    monitor.set_reference(
+        {**reference, "features": {n: reference["features"][n] for n in fewer}}, "2", fewer
+    )
+    assert len(monitor) == 0  # rows of 13 columns cannot be compared with a 12-column model
+    monitor.observe(rows_of(cleveland.head(40))[:, :-1])
+    monitor.observe([[63.0] * len(RAW_FEATURES)])  # a request that started before the swap
+    report = monitor.report()
+    assert report["window_size"] == 40 and set(report["features"]) == set(fewer)

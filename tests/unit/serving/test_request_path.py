@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,21 +14,26 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from pydantic import ValidationError
+from serving_packages import heart_spec, records_of
 
-from heartml.coding import RAW_FEATURES, example_record
+from heartml.serving.contract import build_contract
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.metrics import LATENCY_BUCKETS, LoopHistogram, ServiceMetrics
 from heartml.serving.model_store import LoadedModel, ModelStore, load_package
-from heartml.serving.schemas import PatientRecord, patient_row
+from heartml.serving.schemas import batch_rows, patient_row
 from heartml.serving.service import Service
 from heartml.settings import Settings
 
 pytestmark = pytest.mark.serving
 
 PackageFactory = Callable[..., Path]
-SEED: dict[str, Any] = dict(example_record())
+CONTRACT = build_contract(heart_spec())
+RAW_FEATURES = CONTRACT.names
+SEED: dict[str, Any] = dict(CONTRACT.spec.example_record())
 
 
 def same_row(left: list[float], right: list[float]) -> bool:
@@ -36,19 +42,30 @@ def same_row(left: list[float], right: list[float]) -> bool:
     )
 
 
+def slow_row(body: bytes) -> list[float]:
+    return CONTRACT.record_row(CONTRACT.record.model_validate_json(body))
+
+
 def test_fast_check_gives_the_record_row_for_every_dataset_row(cleveland: pd.DataFrame) -> None:
-    frame = cleveland[list(RAW_FEATURES)]
-    for values in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
-        body = orjson.dumps(dict(zip(RAW_FEATURES, values, strict=True)))
-        row = patient_row(body)
+    bodies = [orjson.dumps(record) for record in records_of(cleveland, RAW_FEATURES)]
+    assert len(bodies) == 303
+    for body in bodies:
+        row = patient_row(body, CONTRACT)
         assert row is not None, body
-        assert same_row(row, PatientRecord.model_validate_json(body).as_row()), body
+        assert same_row(row, slow_row(body)), body
+    rows = batch_rows(b'{"records": [' + b",".join(bodies) + b"]}", CONTRACT)
+    assert rows is not None and len(rows) == len(bodies)
+    assert all(same_row(a, slow_row(b)) for a, b in zip(rows, bodies, strict=True))
 
 
+EXERCISE_TEST = ("slope", "oldpeak", "thalach", "exang")
 ACCEPTED = [
     orjson.dumps(SEED),
     orjson.dumps({**SEED, "cp": 1.0, "age": 63.5}),  # codes as pandas writes them
     orjson.dumps({**SEED, "ca": None, "thal": None, "chol": None, "trestbps": None}),
+    orjson.dumps({**SEED, **dict.fromkeys(EXERCISE_TEST)}),  # no exercise test
+    orjson.dumps({**SEED, "fbs": None}),
+    orjson.dumps({**SEED, "chol": 0, "trestbps": 0.0}),  # UCI's "not measured"
     orjson.dumps({**SEED, "age": 18, "oldpeak": 0}),  # the bounds themselves
     b'  {"age": 63, "sex": 1, "cp": 1, "trestbps": 145, "chol": 233, "fbs": 1, "restecg": 2,'
     b' "thalach": 150, "exang": 0, "oldpeak": 2.3, "slope": 3, "ca": 0, "thal": 6}\n',
@@ -60,8 +77,9 @@ REFUSED = [
     orjson.dumps({**SEED, "age": 17.9}),
     orjson.dumps({**SEED, "cp": 5}),
     orjson.dumps({**SEED, "slope": 1.5}),
-    orjson.dumps({**SEED, "chol": 0}),
+    orjson.dumps({**SEED, "chol": 1}),
     orjson.dumps({**SEED, "age": None}),
+    orjson.dumps({**SEED, "sex": None}),
     orjson.dumps({**SEED, "smoker": 1}),
     orjson.dumps({k: v for k, v in SEED.items() if k != "exang"}),
     orjson.dumps({**SEED, "age": [63]}),
@@ -82,16 +100,71 @@ REFUSED = [
 
 @pytest.mark.parametrize("body", ACCEPTED)
 def test_fast_check_accepts_what_the_record_accepts(body: bytes) -> None:
-    row = patient_row(body)
+    row = patient_row(body, CONTRACT)
     assert row is not None
-    assert same_row(row, PatientRecord.model_validate_json(body).as_row())
+    assert same_row(row, slow_row(body))
 
 
 @pytest.mark.parametrize("body", REFUSED)
 def test_fast_check_leaves_every_refusal_to_the_record(body: bytes) -> None:
-    assert patient_row(body) is None
+    assert patient_row(body, CONTRACT) is None
     with pytest.raises(ValidationError):
-        PatientRecord.model_validate_json(body)
+        CONTRACT.record.model_validate_json(body)
+
+
+def _values(name: str) -> st.SearchStrategy[Any]:
+    """Any JSON value a client might send for one field, biased to the column's edges."""
+    column = CONTRACT.columns[name]
+    edges: list[Any] = list(column.missing_values)
+    if column.codes is not None:
+        edges += [*column.codes, *(float(c) for c in column.codes), max(column.codes) + 1, -1, 0.5]
+    else:
+        assert column.range is not None
+        low, high = column.range
+        edges += [low, high, low - 1e-9, high + 1e-9, int(low), int(high) + 1, 0, -0.0]
+    return st.one_of(
+        st.sampled_from(edges),
+        st.none(),
+        st.integers(min_value=-(2**70), max_value=2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.text(max_size=4),
+        st.lists(st.integers(), max_size=2),
+    )
+
+
+VALUES = {name: _values(name) for name in RAW_FEATURES}
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> bytes:
+    record = draw(st.fixed_dictionaries(VALUES))
+    if draw(st.integers(0, 9)) == 0:
+        del record[draw(st.sampled_from(RAW_FEATURES))]
+    if draw(st.integers(0, 19)) == 0:
+        record["smoker"] = 1
+    # Mostly the seed with a few fields changed, so that many bodies are valid.
+    if draw(st.booleans()):
+        record = {**SEED, **dict(list(record.items())[: draw(st.integers(0, 3))])}
+    # The standard library writes integers beyond 64 bits (orjson refuses them).
+    return json.dumps(record).encode()
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies())
+def test_fast_check_and_the_contract_model_agree_on_random_bodies(body: bytes) -> None:
+    """Same verdict, same row: the fast path never accepts what the model refuses, nor the
+    other way round (a refusal there is only slower, but then the two sets have drifted)."""
+    fast = patient_row(body, CONTRACT)
+    try:
+        slow: list[float] | None = slow_row(body)
+    except ValidationError:
+        slow = None
+    assert (fast is None) == (slow is None), (body, fast, slow)
+    if fast is not None and slow is not None:
+        assert same_row(fast, slow), body
+        batch = batch_rows(b'{"records": [' + body + b"]}", CONTRACT)
+        assert batch is not None and same_row(batch[0], fast)
 
 
 class CountingScorer:

@@ -1,0 +1,172 @@
+"""Real model packages for the serving tests, built in seconds from a dataset spec.
+
+A package here is what `heartml package` writes for serving: `model.onnx` (the fitted pipeline,
+exported by heartml.onnx_export), `dataset_spec.yaml` (the spec it was trained with),
+`model_config.yaml`, `reference_statistics.json` (keyed by raw column name) and a
+`MANIFEST.json` with the sha256 of every file. Only the MLflow round trip is left out (the
+integration tests run the real command). The data are read from the spec's own source
+declaration (pandas), so a test can add a column to a spec and fit on it.
+
+Usable from every test folder (tests/ is on sys.path through tests/conftest.py), and as a
+script: `python tests/serving_packages.py OUT_DIR` writes a heart package (benchmarks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import Pipeline
+
+from heartml.features import build_pipeline
+from heartml.manifest import MANIFEST, MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
+from heartml.onnx_export import pipeline_to_onnx
+from heartml.spec.model import TARGET, DatasetSpec, load_spec, spec_from_text
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HEART_SPEC_FILE = REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml"
+REFERENCE_BINS = 10
+
+
+def heart_spec() -> DatasetSpec:
+    return load_spec(HEART_SPEC_FILE)
+
+
+def read_source(spec: DatasetSpec) -> pd.DataFrame:
+    """The spec's shipped headerless CSV as floats: markers and missing_values -> NaN, plus the
+    0/1 target (`num > 0` style rules only: what the test specs use)."""
+    assert spec.source.format == "headerless_csv" and spec.source.shipped_copy
+    frame = pd.read_csv(
+        REPO_ROOT / spec.source.shipped_copy,
+        header=None,
+        names=list(spec.source.columns or ()),
+        na_values=list(spec.missing_markers),
+        keep_default_na=False,
+        dtype="float64",
+    )
+    for column in spec.raw_columns:
+        if column.missing_values:
+            frame.loc[frame[column.name].isin(column.missing_values), column.name] = np.nan
+    operator, (operand, *_) = spec.positive_rule
+    assert operator == ">", spec.target.positive
+    frame[TARGET] = (frame[spec.target.column] > operand).astype("int64")
+    return frame
+
+
+def with_extra_column(spec: DatasetSpec, name: str, column: dict[str, Any]) -> DatasetSpec:
+    """The spec with one more raw column (added to the source's column list too)."""
+    data = yaml.safe_load(spec.to_yaml())
+    data["columns"][name] = column
+    data["source"]["columns"] = [*data["source"]["columns"], name]
+    return spec_from_text(yaml.safe_dump(data, sort_keys=False), f"spec + {name}")
+
+
+def fit(spec: DatasetSpec, frame: pd.DataFrame, estimator: BaseEstimator) -> Pipeline:
+    return build_pipeline(spec, estimator).fit(frame[list(spec.raw_names)], frame[TARGET])
+
+
+def reference_statistics(spec: DatasetSpec, frame: pd.DataFrame) -> dict[str, Any]:
+    """The drift reference in the package format: per raw column, decile bins, proportions and
+    101 quantiles (numbers) or the proportion of each code (coded)."""
+    features: dict[str, Any] = {}
+    for column in spec.raw_columns:
+        values = frame[column.name].to_numpy(dtype=float)
+        present = values[~np.isnan(values)]
+        entry: dict[str, Any] = {
+            "kind": column.kind,
+            "count": len(values),
+            "missing_fraction": float(np.isnan(values).mean()),
+        }
+        if column.codes is not None:
+            codes = sorted(column.codes)
+            entry["codes"] = codes
+            entry["proportions"] = [float((present == code).mean()) for code in codes]
+        else:
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, REFERENCE_BINS + 1)))[1:-1]
+            counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+            entry["bin_edges"] = edges.tolist()
+            entry["proportions"] = (counts / counts.sum()).tolist()
+            entry["quantiles"] = np.quantile(present, np.linspace(0, 1, 101)).tolist()
+        features[column.name] = entry
+    return {"rows": len(frame), "features": features}
+
+
+def write_package(
+    packages_dir: Path,
+    spec: DatasetSpec,
+    pipeline: Pipeline,
+    frame: pd.DataFrame,
+    *,
+    algorithm: str = "logistic_regression",
+    version: str = "1",
+    threshold: float = 0.5,
+    onnx_bytes: bytes | None = None,
+    spec_text: str | None = None,
+    newer_by: float | None = None,
+) -> Path:
+    """A complete, checksummed package folder `<package_prefix>_<algorithm>_v<version>`."""
+    directory = packages_dir / f"{spec.package_prefix}_{algorithm}_v{version}"
+    directory.mkdir(parents=True)
+    onnx_bytes = onnx_bytes or pipeline_to_onnx(pipeline).SerializeToString()
+    (directory / ONNX_FILE).write_bytes(onnx_bytes)
+    (directory / SPEC_FILE).write_text(spec_text or spec.to_yaml(), encoding="utf-8")
+    name = f"{spec.model_name_prefix}_{algorithm}"
+    config = {
+        "model": {"name": name, "algorithm": algorithm, "version": version, "run_id": f"run-{algorithm}-{version}"},
+        "threshold": threshold,
+        "metrics": {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}},
+        "raw_feature_names": list(spec.raw_names),
+        "engineered_feature_names": list(spec.all_features),
+    }
+    (directory / MODEL_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    (directory / REFERENCE_FILE).write_text(json.dumps(reference_statistics(spec, frame)))
+    files = {
+        path.name: {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
+        for path in sorted(directory.iterdir())
+    }
+    manifest = {
+        "package": directory.name,
+        "model_name": name,
+        "algorithm": algorithm,
+        "version": version,
+        "run_id": config["model"]["run_id"],
+        "threshold": threshold,
+        "serving_file": ONNX_FILE,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    # "Newest" is by MANIFEST time: make a later package look newer even within one clock tick.
+    stamp = time.time() + (newer_by if newer_by is not None else int(version))
+    os.utime(directory / MANIFEST, (stamp, stamp))
+    return directory
+
+
+def records_of(frame: pd.DataFrame, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows as API bodies: JSON numbers, null where unknown."""
+    values = frame[list(names)].astype(object).where(frame[list(names)].notna(), None)
+    return [dict(zip(names, row, strict=True)) for row in values.itertuples(index=False)]
+
+
+if __name__ == "__main__":
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    out = Path(sys.argv[1])
+    heart = heart_spec()
+    data = read_source(heart)
+    for algorithm, model in (
+        ("logistic_regression", LogisticRegression(max_iter=2000)),
+        ("random_forest", RandomForestClassifier(n_estimators=100, max_depth=6, random_state=0)),
+    ):
+        print(write_package(out, heart, fit(heart, data, model), data, algorithm=algorithm))
