@@ -93,7 +93,9 @@ def reference_statistics(spec: DatasetSpec, frame: pd.DataFrame) -> dict[str, An
             entry["proportions"] = [float((present == code).mean()) for code in codes]
         else:
             edges = np.unique(np.quantile(present, np.linspace(0, 1, REFERENCE_BINS + 1)))[1:-1]
-            counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+            counts = np.bincount(
+                np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1
+            )
             entry["bin_edges"] = edges.tolist()
             entry["proportions"] = (counts / counts.sum()).tolist()
             entry["quantiles"] = np.quantile(present, np.linspace(0, 1, 101)).tolist()
@@ -122,7 +124,12 @@ def write_package(
     (directory / SPEC_FILE).write_text(spec_text or spec.to_yaml(), encoding="utf-8")
     name = f"{spec.model_name_prefix}_{algorithm}"
     config = {
-        "model": {"name": name, "algorithm": algorithm, "version": version, "run_id": f"run-{algorithm}-{version}"},
+        "model": {
+            "name": name,
+            "algorithm": algorithm,
+            "version": version,
+            "run_id": f"run-{algorithm}-{version}",
+        },
         "threshold": threshold,
         "metrics": {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}},
         "raw_feature_names": list(spec.raw_names),
@@ -131,7 +138,10 @@ def write_package(
     (directory / MODEL_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
     (directory / REFERENCE_FILE).write_text(json.dumps(reference_statistics(spec, frame)))
     files = {
-        path.name: {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size}
+        path.name: {
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "bytes": path.stat().st_size,
+        }
         for path in sorted(directory.iterdir())
     }
     manifest = {

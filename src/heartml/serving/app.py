@@ -42,6 +42,7 @@ log = logging.getLogger("heartml.serving")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
+
 def describe(contract: Contract | None) -> str:
     """The /docs page's introduction, for the contract being served."""
     if contract is None:

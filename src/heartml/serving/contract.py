@@ -119,7 +119,8 @@ def _record_model(spec: DatasetSpec) -> type[BaseModel]:
             annotated,
             Field(title=column.label, description=field_description(column), examples=[example]),
         )
-    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [spec.example_record()]})
+    record: dict[str, Any] = spec.example_record()
+    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [record]})
     doc = (
         f"One {spec.record_title} ({spec.title}): {len(fields)} fields, each a JSON number, "
         "and each present (null where unknown and allowed). A field left out is refused, never "
@@ -130,7 +131,7 @@ def _record_model(spec: DatasetSpec) -> type[BaseModel]:
 
 
 def _batch_model(spec: DatasetSpec, record: type[BaseModel]) -> type[BaseModel]:
-    example = {"records": [spec.example_record()]}
+    example: dict[str, Any] = {"records": [spec.example_record()]}
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
     records = Field(
         min_length=1,
@@ -138,7 +139,9 @@ def _batch_model(spec: DatasetSpec, record: type[BaseModel]) -> type[BaseModel]:
         "(default 1000) per request, more is refused with 413.",
     )
     model: type[BaseModel] = create_model(
-        BATCH_MODEL, __config__=config, records=(list[record], records)  # type: ignore[valid-type]
+        BATCH_MODEL,
+        __config__=config,
+        records=(list[record], records),  # type: ignore[valid-type]
     )
     return model
 

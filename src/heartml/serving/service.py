@@ -62,7 +62,12 @@ class Service:
         self.drift.observe(rows)
         if self.prediction_log is not None:
             self.prediction_log.write(
-                request_id, model.name, model.version, model.columns, rows, probabilities,
+                request_id,
+                model.name,
+                model.version,
+                model.columns,
+                rows,
+                probabilities,
                 predictions,
             )
         return probabilities, predictions
@@ -153,7 +158,11 @@ class Service:
         if previous is None or previous.key == model.contract.key:
             return previous is None
         old, new = previous.names, model.contract.names
-        changed = [n for n in new if n in previous.columns and previous.columns[n] != model.contract.columns[n]]
+        changed = [
+            n
+            for n in new
+            if n in previous.columns and previous.columns[n] != model.contract.columns[n]
+        ]
         log.info(
             f"input contract changed: {', '.join(old)} -> {', '.join(new)}",
             extra={

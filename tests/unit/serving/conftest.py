@@ -16,7 +16,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from serving_packages import fit, heart_spec, read_source, write_package
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -26,6 +25,7 @@ from heartml.serving.app import create_app
 from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
 from heartml.spec.model import DatasetSpec
+from serving_packages import fit, heart_spec, read_source, write_package
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its TestClient; httpx is what the project ships.

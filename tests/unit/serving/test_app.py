@@ -16,12 +16,11 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from serving_packages import heart_spec
-
 from heartml.serving.logging import JsonFormatter
 from heartml.serving.model_store import LoadedModel, ModelStore
 from heartml.settings import Settings
 from heartml.spec import rules
+from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
 

@@ -9,11 +9,11 @@ import orjson
 import pytest
 import yaml
 from pydantic import ValidationError
-from serving_packages import heart_spec
 
 from heartml.serving.contract import Contract, build_contract, field_schema
 from heartml.spec import rules
 from heartml.spec.model import DatasetSpec, spec_from_text
+from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
 
@@ -90,7 +90,9 @@ def test_a_required_column_with_missing_values_refuses_them() -> None:
 
 
 @pytest.mark.parametrize("name", ["age", "trestbps", "chol", "thalach", "oldpeak"])
-def test_numeric_bounds_come_from_the_spec(contract: Contract, spec: DatasetSpec, name: str) -> None:
+def test_numeric_bounds_come_from_the_spec(
+    contract: Contract, spec: DatasetSpec, name: str
+) -> None:
     column = spec.columns[name]
     assert column.range is not None
     low, high = column.range
@@ -141,7 +143,9 @@ def test_only_json_numbers_are_accepted(
 
 
 @pytest.mark.parametrize("literal", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
-def test_non_finite_numbers_are_refused(contract: Contract, spec: DatasetSpec, literal: bytes) -> None:
+def test_non_finite_numbers_are_refused(
+    contract: Contract, spec: DatasetSpec, literal: bytes
+) -> None:
     body = orjson.dumps(seed(spec)).replace(b'"oldpeak":2.3', b'"oldpeak":' + literal)
     (error,) = errors_of(contract, body)
     assert error["loc"] == ("oldpeak",) and error["type"] == rules.NOT_A_NUMBER
@@ -202,7 +206,14 @@ def test_batch_needs_at_least_one_record(contract: Contract, spec: DatasetSpec) 
 
 @pytest.mark.parametrize(
     ("probability", "level"),
-    [(0.0, "low"), (0.2999, "low"), (0.3, "moderate"), (0.5999, "moderate"), (0.6, "high"), (1.0, "high")],
+    [
+        (0.0, "low"),
+        (0.2999, "low"),
+        (0.3, "moderate"),
+        (0.5999, "moderate"),
+        (0.6, "high"),
+        (1.0, "high"),
+    ],
 )
 def test_risk_bands_come_from_the_spec(contract: Contract, probability: float, level: str) -> None:
     assert contract.risk_level(probability) == level

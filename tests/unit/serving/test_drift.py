@@ -8,8 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from serving_packages import heart_spec
-from serving_packages import reference_statistics as spec_reference_statistics
 
 from heartml.serving.drift import (
     MIN_SAMPLES,
@@ -20,6 +18,8 @@ from heartml.serving.drift import (
     psi,
     psi_status,
 )
+from serving_packages import heart_spec
+from serving_packages import reference_statistics as spec_reference_statistics
 
 pytestmark = pytest.mark.serving
 

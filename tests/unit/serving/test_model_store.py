@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from serving_packages import heart_spec, write_package
 
 from heartml.manifest import PackagingError, verify_checksums
 from heartml.serving.model_store import ModelNotReady, ModelStore, load_package
 from heartml.settings import Settings
 from heartml.spec.model import spec_from_text
+from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
 

@@ -192,7 +192,7 @@ async def predict_batch(request: Request) -> Response:
     row_list = batch_rows(body, contract)
     if row_list is None:
         batch = validated(body, contract.batch, contract)
-        row_list = [contract.record_row(record) for record in batch.records]  # type: ignore[attr-defined]
+        row_list = [contract.record_row(record) for record in batch.records]
     limit = service.settings.serve_batch_limit
     if len(row_list) > limit:
         raise HTTPException(
