@@ -33,15 +33,16 @@ from integration_helpers import (
     tail,
 )
 
-from heartml.coding import RAW_FEATURES
 from heartml.data.prepare import read_split
 from heartml.data.schema import parse_uci
+from serving_packages import heart_spec
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.slow]
 
 JSON = {"content-type": "application/json"}
 POLL_S = 0.5  # the servers' HEARTML_SERVE_RELOAD_INTERVAL_S
 ADMIN_KEY = "integration-secret"
+RAW_FEATURES = heart_spec().raw_names
 
 
 @dataclass
@@ -125,10 +126,13 @@ def test_seed_body_over_http(client: httpx.Client, built: Built) -> None:
         "prediction",
         "probability",
         "risk_level",
+        "imputed_fields",
+        "note",
         "model_name",
         "model_version",
         "request_id",
     }
+    assert body["imputed_fields"] == [] and body["note"] is None
     assert (body["model_name"], body["model_version"]) == (
         manifest["model_name"],
         manifest["version"],
@@ -199,10 +203,10 @@ BAD_INPUTS: list[tuple[str, str, Any, dict[str, str], int, tuple[str, ...]]] = [
         {k: v for k, v in SEED_BODY.items() if k != "oldpeak"},
         JSON,
         422,
-        ("oldpeak is required",),
+        ("oldpeak is missing",),
     ),
     ("extra field", "/predict", {**SEED_BODY, "bmi": 31}, JSON, 422, ("bmi", "accepted fields")),
-    ("null age", "/predict", {**SEED_BODY, "age": None}, JSON, 422, ("age", "null")),
+    ("null age", "/predict", {**SEED_BODY, "age": None}, JSON, 422, ("age", "required")),
     (
         "NaN",
         "/predict",

@@ -51,6 +51,10 @@ from heartml.spec.model import DatasetSpec, SpecError, spec_from_text
 log = logging.getLogger(__name__)
 
 
+# Any folder name but a hidden one (`heartml package` builds in a hidden staging folder).
+ANY_PREFIX = "[!.]*"
+
+
 class ModelNotReady(HeartmlError):
     """No model is loaded; the message says why (for /ready and a 503)."""
 
@@ -292,7 +296,7 @@ class ModelStore:
         """Package folders under packages/, newest first: the configured spec's, or any when
         the root has no spec (a serving image ships packages, not the project's configs)."""
         spec = self.configured_spec()
-        return package_dirs(self.settings.packages_dir, spec.package_prefix if spec else "*")
+        return package_dirs(self.settings.packages_dir, spec.package_prefix if spec else ANY_PREFIX)
 
     def require(self) -> LoadedModel:
         model = self.current
