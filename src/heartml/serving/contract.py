@@ -171,7 +171,15 @@ class Contract:
     record: type[BaseModel]
     batch: type[BaseModel]
     row_rules: tuple[RowRule, ...]
+    # The fast check tests "not measured" values only where a value is refused: right when no
+    # such value is also an allowed one (UCI's 0 is not a cholesterol), else it is off.
+    fast_path: bool
+    _bands: tuple[tuple[float, str], ...] = field(init=False, repr=False)
     _notes: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        bands = tuple((b.below, b.label) for b in self.spec.risk_bands if b.below is not None)
+        object.__setattr__(self, "_bands", bands)
 
     @property
     def fields_text(self) -> str:
@@ -205,7 +213,12 @@ class Contract:
         return text
 
     def risk_level(self, probability: float) -> str:
-        return self.spec.risk_level(probability)
+        """The spec's band of a probability (DatasetSpec.risk_level, without its objects: the
+        request path asks once per answer)."""
+        for below, label in self._bands:
+            if probability < below:
+                return label
+        return self.spec.risk_bands[-1].label
 
     @property
     def risk_labels(self) -> list[str]:
@@ -269,6 +282,9 @@ def build_contract(spec: DatasetSpec) -> Contract:
         row_rules.append(
             (column.name, low, high, codes, not column.required, tuple(column.missing_values))
         )
+    fast_path = not any(
+        column.allows(value) for column in spec.raw_columns for value in column.missing_values
+    )
     return Contract(
         spec=spec,
         names=spec.raw_names,
@@ -278,6 +294,7 @@ def build_contract(spec: DatasetSpec) -> Contract:
         record=record,
         batch=_batch_model(spec, record),
         row_rules=tuple(row_rules),
+        fast_path=fast_path,
     )
 
 

@@ -239,3 +239,22 @@ def test_the_note_names_the_imputed_fields_in_words(contract: Contract) -> None:
     assert note is not None
     assert "Serum cholesterol" in note and "Thallium stress test" in note
     assert "less certain" in note
+
+
+def test_a_not_measured_value_that_is_also_allowed_turns_the_fast_check_off(
+    spec: DatasetSpec,
+) -> None:
+    """The fast check tests "not measured" values only where a value is refused; a spec whose
+    missing value is also an allowed value gets the model's check alone, with the rules' verdict
+    (measured first: 0 is unknown)."""
+    from heartml.serving.schemas import checked_record, patient_row
+
+    assert build_contract(spec).fast_path
+    data = yaml.safe_load(spec.to_yaml())
+    data["columns"]["oldpeak"]["missing_values"] = [0]  # inside [-3, 10]
+    odd = build_contract(spec_from_text(yaml.safe_dump(data)))
+    assert not odd.fast_path
+    body = orjson.dumps({**odd.spec.example_record(), "oldpeak": 0})
+    assert checked_record(body, odd) is None and patient_row(body, odd) is None
+    row = odd.record_row(odd.record.model_validate_json(body))
+    assert odd.imputed(row) == ["oldpeak"]

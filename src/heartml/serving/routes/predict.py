@@ -46,7 +46,7 @@ from heartml.serving.schemas import (
     PredictionResponse,
     ValidationErrorResponse,
     batch_rows,
-    patient_row,
+    checked_record,
 )
 from heartml.serving.service import Service
 
@@ -129,12 +129,14 @@ def validated(body: bytes, model: type[BaseModel], contract: Contract) -> Any:
         raise RecordValidationError(errors, body, contract) from None
 
 
-def record_row(body: bytes, contract: Contract) -> list[float]:
-    """One record's row: the fast check, else the contract's model (which words any error)."""
-    row = patient_row(body, contract)
-    if row is None:
+def record_row(body: bytes, contract: Contract) -> tuple[list[float], list[str]]:
+    """One record's row and its unknown fields: the fast check, else the contract's model
+    (which words any error)."""
+    checked = checked_record(body, contract)
+    if checked is None:
         row = contract.record_row(validated(body, contract.record, contract))
-    return row
+        return row, contract.imputed(row)
+    return checked
 
 
 def service_of(request: Request) -> Service:
@@ -156,11 +158,10 @@ async def predict(request: Request) -> Response:
     model = service.store.require()  # once: a hot swap mid-request does not mix two contracts
     contract = model.contract
     # The fast check accepts only valid records; anything else gets the contract model's verdict.
-    row = record_row(body, contract)
+    row, imputed = record_row(body, contract)
     rid = request_id(request)
     probability, prediction = await service.predict_one(model, row, rid)
     request.scope[MODEL_VERSION_KEY] = model.version
-    imputed = contract.imputed(row)
     return JSONBytesResponse(
         orjson.dumps(
             {
@@ -245,7 +246,7 @@ async def explain(request: Request) -> Response:
     service = service_of(request)
     model = service.store.require()
     contract = model.contract
-    listed = record_row(body, contract)
+    listed, imputed = record_row(body, contract)
     rid = request_id(request)
     row = np.array(listed, dtype=np.float64)
     count = len(row)
@@ -267,7 +268,6 @@ async def explain(request: Request) -> Response:
         }
         for i in np.argsort(-np.abs(deltas), kind="stable").tolist()
     ]
-    imputed = contract.imputed(listed)
     return json_response(
         {
             "prediction": prediction,
