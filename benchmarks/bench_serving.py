@@ -522,26 +522,32 @@ def json_costs() -> None:
 
     import orjson
 
-    from heartml.serving.schemas import PatientRecord, PredictionResponse, patient_row
+    from heartml.serving.contract import build_contract
+    from heartml.serving.schemas import PredictionResponse, patient_row
+    from heartml.spec.model import load_spec
 
+    contract = build_contract(load_spec(ROOT / "configs" / "datasets" / "uci_heart.yaml"))
+    record = contract.record
     body = json.dumps(SEED_ROW).encode()
     response = {
         "prediction": 0,
         "probability": 0.2204500138759613,
         "risk_level": "low",
+        "imputed_fields": [],
+        "note": None,
         "model_name": "heart_disease_random_forest",
         "model_version": "1",
         "request_id": "0123456789abcdef01234567",
     }
     model = PredictionResponse(**response)
     cases = {
-        "parse+validate: orjson + patient_row (ours)": lambda: patient_row(body),
-        "parse+validate: pydantic model_validate_json": lambda: PatientRecord.model_validate_json(
-            body
-        ).as_row(),
-        "parse+validate: json.loads + model_validate": lambda: PatientRecord.model_validate(
-            stdlib_json.loads(body)
-        ).as_row(),
+        "parse+validate: orjson + patient_row (ours)": lambda: patient_row(body, contract),
+        "parse+validate: pydantic model_validate_json": lambda: contract.record_row(
+            record.model_validate_json(body)
+        ),
+        "parse+validate: json.loads + model_validate": lambda: contract.record_row(
+            record.model_validate(stdlib_json.loads(body))
+        ),
         "serialise: orjson.dumps(dict) (ours)": lambda: orjson.dumps(response),
         "serialise: json.dumps(dict).encode()": lambda: stdlib_json.dumps(response).encode(),
         "serialise: pydantic model_dump_json": lambda: model.model_dump_json(),

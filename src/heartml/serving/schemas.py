@@ -143,12 +143,12 @@ class BatchPredictionResponse(BaseModel):
 class FeatureContribution(BaseModel):
     feature: str
     label: str = Field(description="The feature in plain words")
-    value: float | None = Field(description="The patient's value (null when unknown)")
+    value: float | None = Field(description="The record's value (null when unknown)")
     reference_value: float = Field(
         description="Training median (numeric) or most frequent code (coded)"
     )
     contribution: float = Field(
-        description="P(patient) minus P(patient with this feature at its reference value): "
+        description="P(record) minus P(record with this feature at its reference value): "
         "positive pushed the probability up, negative pushed it down"
     )
 

@@ -49,7 +49,7 @@ class Service:
     def predict(
         self, model: LoadedModel, rows: np.ndarray, request_id: str
     ) -> tuple[np.ndarray, np.ndarray]:
-        """P(disease) and the 0/1 decision for raw rows, recorded in metrics, drift and log."""
+        """P(positive) and the 0/1 decision for raw rows, recorded in metrics, drift and log."""
         return self.record(model, rows, model.probabilities(rows), request_id)
 
     def record(
@@ -75,7 +75,7 @@ class Service:
     async def predict_one(
         self, model: LoadedModel, row: list[float], request_id: str
     ) -> tuple[float, int]:
-        """P(disease) and the 0/1 decision for one patient's raw row, micro-batched (see above)."""
+        """P(positive) and the 0/1 decision for one record's raw row, micro-batched (see above)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[float, int] | None] = loop.create_future()
         if not self._pending:

@@ -23,7 +23,7 @@ from heartml.serving.contract import build_contract
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.metrics import LATENCY_BUCKETS, LoopHistogram, ServiceMetrics
 from heartml.serving.model_store import LoadedModel, ModelStore, load_package
-from heartml.serving.schemas import batch_rows, patient_row
+from heartml.serving.schemas import batch_rows, checked_record, patient_row
 from heartml.serving.service import Service
 from heartml.settings import Settings
 from serving_packages import heart_spec, records_of
@@ -179,6 +179,8 @@ def test_fast_check_and_the_contract_model_agree_on_random_bodies(body: bytes) -
     assert (fast is None) == (slow is None), (body, fast, slow)
     if fast is not None and slow is not None:
         assert same_row(fast, slow), body
+        checked = checked_record(body, CONTRACT)
+        assert checked is not None and checked[1] == CONTRACT.imputed(slow), body
         batch = batch_rows(b'{"records": [' + body + b"]}", CONTRACT)
         assert batch is not None and same_row(batch[0], fast)
 

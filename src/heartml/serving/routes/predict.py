@@ -64,7 +64,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 THREADPOOL_ROWS = 64
 EXPLANATION_METHOD = (
     "occlusion: each raw feature replaced by its training median (numeric) or most frequent "
-    "code (coded); contribution = P(patient) - P(patient with that feature replaced)"
+    "code (coded); contribution = P(record) - P(record with that feature replaced)"
 )
 
 
