@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from heartml import __version__
-from heartml.serving.contract import BATCH_MODEL, RECORD_MODEL, Contract, build_contract
+from heartml.serving.contract import Contract, generic_models
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
 from heartml.serving.logging import (
@@ -208,16 +208,7 @@ def served_contract(service: Service) -> Contract | None:
     model = service.store.current
     if model is not None:
         return model.contract
-    spec = service.store.configured_spec()
-    return build_contract(spec) if spec is not None else None
-
-
-GENERIC_RECORD = {
-    "title": RECORD_MODEL,
-    "type": "object",
-    "description": "One record: the served model's input fields, each a JSON number (null where "
-    "unknown and allowed). No model is loaded yet: see /model/info once one is.",
-}
+    return service.store.configured_contract()
 
 
 def _document_bodies(app: FastAPI, service: Service) -> None:
@@ -232,27 +223,14 @@ def _document_bodies(app: FastAPI, service: Service) -> None:
             app.description = describe(contract)
             schema = generate()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            if contract is None:
-                components[RECORD_MODEL] = GENERIC_RECORD
-                components[BATCH_MODEL] = {
-                    "title": BATCH_MODEL,
-                    "type": "object",
-                    "properties": {
-                        "records": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {"$ref": f"#/components/schemas/{RECORD_MODEL}"},
-                        }
-                    },
-                    "required": ["records"],
-                }
-            else:
-                for body_model in (contract.record, contract.batch):
-                    definition = body_model.model_json_schema(
-                        ref_template="#/components/schemas/{model}"
-                    )
-                    components.update(definition.pop("$defs", {}))
-                    components[body_model.__name__] = definition
+            bodies = generic_models() if contract is None else (contract.record, contract.batch)
+            for body_model in bodies:
+                definition = body_model.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                components.update(definition.pop("$defs", {}))
+                components[body_model.__name__] = definition
+            if contract is not None:
                 _describe_results(components, contract)
             app.openapi_schema = schema
         return app.openapi_schema

@@ -16,6 +16,7 @@ verdict and the same message through every door. A field left out of the body is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, create_model
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    RootModel,
+    Strict,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from heartml.spec import rules
@@ -296,6 +307,26 @@ def build_contract(spec: DatasetSpec) -> Contract:
         row_rules=tuple(row_rules),
         fast_path=fast_path,
     )
+
+
+@functools.cache
+def generic_models() -> tuple[type[BaseModel], type[BaseModel]]:
+    """(record, batch) for when no spec is known (no model loaded, no project spec): an object
+    of JSON numbers or nulls. Bad input is still refused with a 422 before the 503 that says a
+    model is missing, and /docs describes what it can."""
+    value = Annotated[float | None, Strict(), AllowInfNan(False)]
+    record = create_model(
+        RECORD_MODEL,
+        __base__=RootModel[dict[str, value]],
+        __doc__="One record: the served model's input fields, each a JSON number (null where "
+        "unknown and allowed). No model is loaded yet: /model/info names the fields once one is.",
+    )
+    batch = create_model(
+        BATCH_MODEL,
+        __config__=ConfigDict(extra="forbid"),
+        records=(list[record], Field(min_length=1)),
+    )
+    return record, batch
 
 
 def configured_spec_path(settings: Any) -> Path:

@@ -27,7 +27,7 @@ RULE_PROBLEMS = frozenset({"not_a_number", "not_allowed", "required"})
 class RecordValidationError(RequestValidationError):
     """A body the served contract refuses; carries the contract, whose fields name the errors."""
 
-    def __init__(self, errors: Any, body: Any, contract: Contract) -> None:
+    def __init__(self, errors: Any, body: Any, contract: Contract | None) -> None:
         super().__init__(errors, body=body)
         self.contract = contract
 

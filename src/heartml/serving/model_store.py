@@ -285,12 +285,21 @@ class ModelStore:
         self._last_logged: str | None = None
         self._client: Any = None  # MLflow client, registry mode only
         self._configured: tuple[DatasetSpec | None] | None = None
+        self._configured_contract: tuple[Contract | None] | None = None
 
     def configured_spec(self) -> DatasetSpec | None:
         """The project's dataset spec (read once), if the root has one."""
         if self._configured is None:
             self._configured = (configured_spec(self.settings),)
         return self._configured[0]
+
+    def configured_contract(self) -> Contract | None:
+        """The contract of the project's spec (built once): what the API describes and checks
+        before any model is loaded."""
+        if self._configured_contract is None:
+            spec = self.configured_spec()
+            self._configured_contract = (build_contract(spec) if spec is not None else None,)
+        return self._configured_contract[0]
 
     def packages(self) -> list[Path]:
         """Package folders under packages/, newest first: the configured spec's, or any when

@@ -305,3 +305,31 @@ def test_before_a_model_the_docs_describe_the_projects_spec_or_a_generic_record(
     configured = client_for(settings_for(root=project), ready=False)
     record = configured.get("/openapi.json").json()["components"]["schemas"]["PatientRecord"]
     assert list(record["properties"]) == list(spec.raw_names)
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_before_a_model_bad_input_is_still_a_422_and_good_input_a_503(
+    configured: bool,
+    tmp_path: Path,
+    spec: DatasetSpec,
+    settings_for: Callable[..., Settings],
+    client_for: Callable[..., TestClient],
+) -> None:
+    root = tmp_path / "project"
+    if configured:
+        (root / "configs" / "datasets").mkdir(parents=True)
+        (root / "configs" / "datasets" / "uci_heart.yaml").write_text(spec.to_yaml())
+    client = client_for(settings_for(root=root), ready=False)
+    seed = spec.example_record()
+    for path, good in (("/predict", seed), ("/predict/batch", {"records": [seed]})):
+        assert client.post(path, json=good).status_code == 503, path
+        for bad in ([seed], "text", {"records": "x"} if "batch" in path else {**seed, "age": "x"}):
+            response = client.post(path, json=bad)
+            assert response.status_code == 422, (path, bad, response.text)
+    refused = client.post("/predict", json={**seed, "cp": 9})
+    # With the project's spec, its rules; without one, only the shape can be checked.
+    assert refused.status_code == (422 if configured else 503)
+    if configured:
+        assert refused.json()["detail"][0]["message"] == rules.problem_message(
+            spec.columns["cp"], rules.NOT_ALLOWED, 9
+        )

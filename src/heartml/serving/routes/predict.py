@@ -31,7 +31,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from heartml.serving.contract import BATCH_MODEL, RECORD_MODEL, Contract
+from heartml.serving.contract import BATCH_MODEL, RECORD_MODEL, Contract, generic_models
 from heartml.serving.errors import (
     JSONBytesResponse,
     RecordValidationError,
@@ -39,6 +39,7 @@ from heartml.serving.errors import (
     request_id,
 )
 from heartml.serving.middleware import MODEL_VERSION_KEY
+from heartml.serving.model_store import LoadedModel
 from heartml.serving.schemas import (
     BatchPredictionResponse,
     ErrorResponse,
@@ -120,7 +121,7 @@ async def json_body(request: Request, batch: bool = False) -> bytes:
     return body
 
 
-def validated(body: bytes, model: type[BaseModel], contract: Contract) -> Any:
+def validated(body: bytes, model: type[BaseModel], contract: Contract | None) -> Any:
     """`body` as `model` (one of the contract's), or the 4xx that says what is wrong with it."""
     try:
         return model.model_validate_json(body)
@@ -145,6 +146,22 @@ def service_of(request: Request) -> Service:
     return service
 
 
+def served_model(service: Service, body: bytes, batch: bool = False) -> LoadedModel:
+    """The model that scores this request (taken once: a hot swap mid-request does not mix two
+    contracts). Without one, bad input is still refused (422, by the project's spec, or as
+    "not an object of numbers") before the 503 that says no model is loaded."""
+    model = service.store.current
+    if model is None:
+        contract = service.store.configured_contract()
+        if contract is not None:
+            validated(body, contract.batch if batch else contract.record, contract)
+        else:
+            record, batch_model = generic_models()
+            validated(body, batch_model if batch else record, None)
+        model = service.store.require()  # ModelNotReady: the 503 with the reason
+    return model
+
+
 @router.post(
     "/predict",
     response_model=PredictionResponse,
@@ -155,7 +172,7 @@ async def predict(request: Request) -> Response:
     """Score one record (the served model's input fields; see /model/info)."""
     body = await json_body(request)
     service = service_of(request)
-    model = service.store.require()  # once: a hot swap mid-request does not mix two contracts
+    model = served_model(service, body)
     contract = model.contract
     # The fast check accepts only valid records; anything else gets the contract model's verdict.
     row, imputed = record_row(body, contract)
@@ -188,7 +205,7 @@ async def predict_batch(request: Request) -> Response:
     """Score many records at once: one result per record, in order."""
     body = await json_body(request, batch=True)
     service = service_of(request)
-    model = service.store.require()
+    model = served_model(service, body, batch=True)
     contract = model.contract
     row_list = batch_rows(body, contract)
     if row_list is None:
@@ -244,7 +261,7 @@ async def explain(request: Request) -> Response:
     """Score one record and say which features pushed the probability up or down."""
     body = await json_body(request)
     service = service_of(request)
-    model = service.store.require()
+    model = served_model(service, body)
     contract = model.contract
     listed, imputed = record_row(body, contract)
     rid = request_id(request)
