@@ -19,7 +19,7 @@ from heartml.data.parse import parse_records
 from heartml.features import build_pipeline, feature_engineer
 from heartml.models import make_estimator
 from heartml.onnx_export import TARGET_OPSET, parity, pipeline_to_onnx, transformers_to_onnx
-from heartml.onnx_runtime import INPUT_COLUMNS_KEY, OnnxModel
+from heartml.onnx_runtime import INPUT_COLUMNS_KEY, OnnxModel, inference_session
 from heartml.spec import load_spec
 from oracles import HEART_SPEC_FILE
 
@@ -121,7 +121,7 @@ EDGE_AGE_GROUPS = [0.0, 1.0, 1.0, 2.0, 3.0, 0.0, 1.0, 3.0, np.nan]
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:
     # Plain onnxruntime: a transformer-only graph has no `probabilities` for OnnxModel.
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return inference_session(model.SerializeToString())
 
 
 def _edge_rows(frame: pd.DataFrame) -> pd.DataFrame:
