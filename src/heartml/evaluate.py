@@ -62,14 +62,30 @@ def corrected_std_error(values: np.ndarray, test_fraction: float) -> float:
     return math.sqrt((1.0 / n + test_fraction / (1.0 - test_fraction)) * variance)
 
 
-def summarize_folds(values: list[float], test_fraction: float) -> dict[str, float]:
-    """mean, std and a corrected 95% t-interval of one metric over repeated-CV folds."""
+# Where each metric can lie: an interval is cut at these ends (a CV ROC-AUC near 1 with few
+# folds otherwise gets an upper limit above 1, which no model can reach).
+METRIC_RANGE: dict[str, tuple[float, float]] = {name: (0.0, 1.0) for name in METRICS} | {
+    "log_loss": (0.0, math.inf)
+}
+
+
+def summarize_folds(
+    values: list[float], test_fraction: float, bounds: tuple[float, float] = (0.0, 1.0)
+) -> dict[str, float]:
+    """mean, std and a corrected 95% t-interval of one metric over repeated-CV folds, cut at
+    the metric's `bounds`."""
     array = np.asarray(values, dtype=float)
     mean = float(array.mean())
     std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
     error = corrected_std_error(array, test_fraction)
     half = float(stats.t.ppf(0.975, len(array) - 1) * error) if len(array) > 1 else 0.0
-    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+    low, high = bounds
+    return {
+        "mean": mean,
+        "std": std,
+        "ci_low": max(mean - half, low),
+        "ci_high": min(mean + half, high),
+    }
 
 
 def corrected_paired_t_test(

@@ -68,7 +68,7 @@ def test_threshold_is_inclusive_and_moves_the_counts() -> None:
 
 
 def test_summarize_folds_by_hand() -> None:
-    summary = summarize_folds([0.8, 0.9, 1.0], test_fraction=0.2)
+    summary = summarize_folds([0.8, 0.9, 1.0], test_fraction=0.2, bounds=(-math.inf, math.inf))
     assert summary["mean"] == pytest.approx(0.9)
     assert summary["std"] == pytest.approx(0.1)
     t_975_df2 = 4.302652729911275
@@ -77,6 +77,16 @@ def test_summarize_folds_by_hand() -> None:
     assert summary["mean"] - summary["ci_low"] == pytest.approx(t_975_df2 * corrected_se)
     naive_half = t_975_df2 * 0.1 / math.sqrt(3)
     assert summary["ci_high"] - summary["mean"] > naive_half * 1.3  # wider than the naive one
+
+
+def test_intervals_stop_where_the_metric_does() -> None:
+    """Three folds near 1: the t interval reaches past 1, which no ROC-AUC can."""
+    summary = summarize_folds([0.97, 0.99, 1.0], test_fraction=1 / 3)
+    assert summary["ci_high"] == 1.0
+    assert summary["ci_low"] < summary["mean"] < summary["ci_high"]
+    unbounded = summarize_folds([0.97, 0.99, 1.0], 1 / 3, bounds=(-math.inf, math.inf))
+    assert unbounded["ci_high"] > 1.0
+    assert unbounded["ci_low"] == summary["ci_low"]
 
 
 def test_summarize_single_value_and_constant_folds() -> None:
