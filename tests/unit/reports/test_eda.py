@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from heartml.data.eda import write_eda_report
 from heartml.data.schema import parse_uci
+from heartml.reports.eda import write_eda_report
 
 pytestmark = pytest.mark.task1
 

@@ -21,7 +21,7 @@ from heartml.evaluate import (
     curves,
     summarize_folds,
 )
-from heartml.report import write_evaluation_report
+from heartml.reports.evaluation import write_evaluation_report
 
 pytestmark = pytest.mark.task2
 
