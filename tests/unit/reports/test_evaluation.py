@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from heartml.errors import ReportError
 from heartml.evaluate import (
     METRICS,
     classification_metrics,
@@ -37,6 +38,26 @@ FIGURE_SECTIONS = (
     "confusion",
     "importance",
     "subgroup-auc",
+)
+# The page's headings in order (taken from the page before the move to templates); the two
+# subgroup tables are titled by split. A lost section or figure fails here.
+SECTION_HEADINGS = (
+    "h2 Summary",
+    "h2 Metrics",
+    "h3 Probability quality (no threshold)",
+    "h3 Decisions at the threshold",
+    "h2 Models",
+    "h2 ROC-AUC across CV folds",
+    "h2 ROC curves",
+    "h2 Precision-recall curves",
+    "h2 Calibration",
+    "h2 Confusion matrices",
+    "h2 Permutation importance",
+    "h2 ROC-AUC by subgroup",
+    "h2 Subgroup metrics",
+    "h3 Training split, CV out-of-fold (n = 150)",
+    "h3 Held-out test split (n = 50)",
+    "h2 Provenance",
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATA_URI = 'src="data:image/png;base64,'
@@ -231,6 +252,22 @@ def test_returns_index_html_inside_out_dir(report: Path) -> None:
     assert report.read_text(encoding="utf-8").lstrip().startswith("<!DOCTYPE html>")
 
 
+def test_page_has_every_section_in_order_and_a_link_to_each(html: str) -> None:
+    headings = [f"{level} {text}" for level, text in re.findall(r"<(h[23])>(.*?)</h[23]>", html)]
+    assert headings == list(SECTION_HEADINGS)
+    nav = re.search(r"<nav>(.*?)</nav>", html, re.DOTALL)
+    assert nav
+    sections = re.findall(r'<section id="([^"]+)">', html)
+    assert re.findall(r'href="#([^"]+)"', nav.group(1)) == sections
+
+
+def test_page_uses_the_shared_layout(html: str) -> None:
+    assert html.count("<style>") == 1 and html.count("<h1>") == 1
+    assert "<footer>Made by heartml" in html
+    assert ".honesty" in html  # the page's own style joins the shared one
+    assert "<title>Heart disease models: evaluation report</title>" in html
+
+
 @pytest.mark.parametrize("section_id", FIGURE_SECTIONS)
 def test_each_figure_section_embeds_a_png_data_uri(html: str, section_id: str) -> None:
     assert DATA_URI in section(html, section_id)
@@ -409,7 +446,7 @@ def test_no_subgroup_auc_at_all_still_renders_the_tables(tmp_path: Path) -> None
 def test_a_document_without_models_is_refused(tmp_path: Path) -> None:
     document = make_results()
     document["models"] = {}
-    with pytest.raises(ValueError, match="no models"):
+    with pytest.raises(ReportError, match="no models"):
         write_evaluation_report(document, tmp_path)
 
 
