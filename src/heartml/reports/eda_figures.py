@@ -18,7 +18,7 @@ from heartml.reports.style import (
     DISEASE_COLOUR,
     NEUTRAL_COLOUR,
     NO_DISEASE_COLOUR,
-    hide_unused,
+    panel_grid,
 )
 
 CLASS_COLOURS = ((0, NO_DISEASE_COLOUR), (1, DISEASE_COLOUR))
@@ -103,14 +103,11 @@ def class_balance_figure(frame: pd.DataFrame) -> Figure:
 
 def numeric_by_target_figure(frame: pd.DataFrame) -> Figure:
     numeric = [c for c in columns.input_columns() if c.kind == "numeric"]
-    per_row = 3
-    rows = -(-len(numeric) // per_row)
-    figure = Figure(figsize=(13, 3.8 * rows), layout="constrained")
-    axes = figure.subplots(rows, per_row, squeeze=False).ravel()
-    for ax, column in zip(axes, numeric, strict=False):
+    figure, axes = panel_grid(len(numeric), per_row=3, width=13, row_height=3.8)
+    for ax, column in zip(axes, numeric, strict=True):
         values = frame[column.name]
         # Shared bin edges so the two classes' bars line up and compare.
-        edges = np.histogram_bin_edges(values.dropna(), bins=20)
+        edges = np.histogram_bin_edges(values.dropna(), bins=20).tolist()
         for target, colour in CLASS_COLOURS:
             ax.hist(
                 values[frame[TARGET] == target].dropna(),
@@ -123,17 +120,13 @@ def numeric_by_target_figure(frame: pd.DataFrame) -> Figure:
         ax.set_xlabel(column.axis_label)
         ax.set_ylabel("Patients")
     axes[0].legend(frameon=False)
-    hide_unused(axes, len(numeric))
     return figure
 
 
 def coded_by_target_figure(frame: pd.DataFrame) -> Figure:
     coded = [c for c in columns.input_columns() if c.kind != "numeric"]
-    per_row = 2
-    rows = -(-len(coded) // per_row)
-    figure = Figure(figsize=(12, 3.6 * rows), layout="constrained")
-    axes = figure.subplots(rows, per_row, squeeze=False).ravel()
-    for ax, column in zip(axes, coded, strict=False):
+    figure, axes = panel_grid(len(coded), per_row=2, width=12, row_height=3.6)
+    for ax, column in zip(axes, coded, strict=True):
         values = frame[column.name]
         groups: list[tuple[str, pd.Series]] = [
             (meaning, frame[TARGET][values == code]) for code, meaning in column.codes.items()
@@ -161,7 +154,6 @@ def coded_by_target_figure(frame: pd.DataFrame) -> Figure:
         ax.set_ylabel("Patients")
         ax.margins(y=0.15)
     axes[0].legend(frameon=False)
-    hide_unused(axes, len(coded))
     return figure
 
 

@@ -18,6 +18,21 @@ def _line_width(model: ModelResult) -> float:
     return 2.6 if model.best else 1.6  # the chosen model stands out in crowded panels
 
 
+def _curve(
+    ax: Axes, model: ModelResult, x: Sequence[float], y: Sequence[float], label: str
+) -> None:
+    ax.plot(x, y, color=model.colour, lw=_line_width(model), drawstyle="steps-post", label=label)
+
+
+def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend_loc: str) -> None:
+    """Probability axes on both sides, labels, title and the legend of one panel."""
+    unit_square(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    legend(ax, loc=legend_loc)
+
+
 def _two_panels(
     split_names: Mapping[str, str], width: float = 12.0, height: float = 5.6
 ) -> tuple[Figure, list[tuple[str, str, Axes]]]:
@@ -40,19 +55,14 @@ def roc_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) ->
                 continue
             # The test AUC is in the document; the pooled out-of-fold one only as its curve.
             auc = model.test("roc_auc") if key == "test_curves" else roc_auc_of_curve(fpr, tpr)
-            ax.plot(
-                fpr,
-                tpr,
-                color=model.colour,
-                lw=_line_width(model),
-                drawstyle="steps-post",
-                label=f"{model.name} (AUC {fmt(auc)})",
-            )
-        unit_square(ax)
-        ax.set_xlabel("False positive rate (1 − specificity)")
-        ax.set_ylabel("True positive rate (recall)")
-        ax.set_title(title)
-        legend(ax, loc="lower right")
+            _curve(ax, model, fpr, tpr, f"{model.name} (AUC {fmt(auc)})")
+        _finish(
+            ax,
+            title,
+            "False positive rate (1 − specificity)",
+            "True positive rate (recall)",
+            "lower right",
+        )
     return figure
 
 
@@ -87,19 +97,14 @@ def pr_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> 
                 if key == "test_curves"
                 else average_precision_of_curve(precision, recall)
             )
-            ax.plot(
-                recall,
-                precision,
-                color=model.colour,
-                lw=_line_width(model),
-                drawstyle="steps-post",
-                label=f"{model.name} (AP {fmt(average)})",
-            )
-        unit_square(ax)
-        ax.set_xlabel("Recall (sensitivity)")
-        ax.set_ylabel("Precision (positive predictive value)")
-        ax.set_title(title)
-        legend(ax, loc="lower left")
+            _curve(ax, model, recall, precision, f"{model.name} (AP {fmt(average)})")
+        _finish(
+            ax,
+            title,
+            "Recall (sensitivity)",
+            "Precision (positive predictive value)",
+            "lower left",
+        )
     return figure
 
 
@@ -122,11 +127,13 @@ def calibration_figure(models: Sequence[ModelResult], split_names: Mapping[str, 
                 ms=5,
                 label=model.name,
             )
-        unit_square(ax)
-        ax.set_xlabel("Mean predicted probability")
-        ax.set_ylabel("Observed share with heart disease")
-        ax.set_title(title)
-        legend(ax, loc="upper left")
+        _finish(
+            ax,
+            title,
+            "Mean predicted probability",
+            "Observed share with heart disease",
+            "upper left",
+        )
     return figure
 
 

@@ -71,10 +71,16 @@ def legend(ax: Axes, **kwargs: Any) -> None:
     ax.legend(frameon=False, fontsize=9, **kwargs)
 
 
-def hide_unused(axes: Any, used: int) -> None:
-    """Grids of panels are filled row by row; the leftover panels stay blank."""
-    for ax in axes[used:]:
+def panel_grid(
+    count: int, per_row: int, width: float, row_height: float
+) -> tuple[Figure, list[Axes]]:
+    """A figure with `count` panels filled row by row; the leftover panels of the grid are hidden."""
+    rows = -(-count // per_row)
+    figure = Figure(figsize=(width, row_height * rows), layout="constrained")
+    axes = list(figure.subplots(rows, per_row, squeeze=False).ravel())
+    for ax in axes[count:]:
         ax.set_visible(False)
+    return figure, axes[:count]
 
 
 def unit_square(ax: Axes) -> None:
