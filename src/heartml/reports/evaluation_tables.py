@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from heartml.evaluate import METRICS
@@ -31,7 +32,77 @@ SUBGROUP_METRICS = ("roc_auc", "accuracy", "recall", "precision", "brier")
 SMALL_SUBGROUP = 20  # below this many patients a subgroup number is mostly noise
 
 
-def metric_tables(models: Sequence[ModelResult]) -> list[dict[str, Any]]:
+# What the template shows, as display text; `name` is the model's name in every row type.
+@dataclass(frozen=True)
+class MetricColumn:
+    name: str
+    label: str
+    lower: bool  # lower is better
+
+
+@dataclass(frozen=True)
+class MetricCell:
+    metric: str
+    split: str  # "cv" | "test"
+    main: str
+    ci: str
+    top: bool  # best value of its column
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    best: bool
+    colour: str
+    cells: list[MetricCell]
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    id: str
+    title: str
+    metrics: list[MetricColumn]
+    rows: list[MetricRow]
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    name: str
+    best: bool
+    colour: str
+    estimator: str
+    params: str
+    search: str
+    versus_best: str
+    seconds: str
+    estimator_params: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SubgroupRow:
+    name: str
+    best: bool
+    cells: list[str]  # SUBGROUP_METRICS in order
+
+
+@dataclass(frozen=True)
+class SubgroupGroup:
+    key: str
+    label: str
+    n: str
+    small: bool
+    prevalence: str
+    rows: list[SubgroupRow]
+
+
+@dataclass(frozen=True)
+class SubgroupTable:
+    id: str
+    title: str
+    groups: list[SubgroupGroup]
+
+
+def metric_tables(models: Sequence[ModelResult]) -> list[MetricTable]:
     """One table of probability metrics, one of metrics at the threshold; CV and test cells."""
     present = [
         name
@@ -51,15 +122,12 @@ def metric_tables(models: Sequence[ModelResult]) -> list[dict[str, Any]]:
         ),
     )
     return [
-        {
-            "id": table_id,
-            "title": title,
-            "metrics": [
-                {"name": n, "label": METRIC_LABELS.get(n, n), "lower": n in LOWER_IS_BETTER}
-                for n in names
-            ],
-            "rows": [_metric_row(model, names, models) for model in models],
-        }
+        MetricTable(
+            table_id,
+            title,
+            [MetricColumn(n, METRIC_LABELS.get(n, n), n in LOWER_IS_BETTER) for n in names],
+            [_metric_row(model, names, models) for model in models],
+        )
         for table_id, title, names in groups
         if names
     ]
@@ -67,29 +135,29 @@ def metric_tables(models: Sequence[ModelResult]) -> list[dict[str, Any]]:
 
 def _metric_row(
     model: ModelResult, names: Sequence[str], models: Sequence[ModelResult]
-) -> dict[str, Any]:
+) -> MetricRow:
     cells = []
     for name in names:
         cv, ci = model.cv(name), model.test_ci(name)
         cells.append(
-            {
-                "metric": name,
-                "split": "cv",
-                "main": f"{fmt(cv.get('mean'))} ± {fmt(cv.get('std'))}",
-                "ci": f"[{fmt(cv.get('ci_low'))}, {fmt(cv.get('ci_high'))}]",
-                "top": is_top(model, name, "cv", models),
-            }
+            MetricCell(
+                name,
+                "cv",
+                f"{fmt(cv.get('mean'))} ± {fmt(cv.get('std'))}",
+                f"[{fmt(cv.get('ci_low'))}, {fmt(cv.get('ci_high'))}]",
+                is_top(model, name, "cv", models),
+            )
         )
         cells.append(
-            {
-                "metric": name,
-                "split": "test",
-                "main": fmt(model.test(name)),
-                "ci": f"[{fmt(ci.get('ci_low'))}, {fmt(ci.get('ci_high'))}]",
-                "top": is_top(model, name, "test", models),
-            }
+            MetricCell(
+                name,
+                "test",
+                fmt(model.test(name)),
+                f"[{fmt(ci.get('ci_low'))}, {fmt(ci.get('ci_high'))}]",
+                is_top(model, name, "test", models),
+            )
         )
-    return {"name": model.name, "best": model.best, "colour": model.colour, "cells": cells}
+    return MetricRow(model.name, model.best, model.colour, cells)
 
 
 def is_top(model: ModelResult, name: str, split: str, models: Sequence[ModelResult]) -> bool:
@@ -123,35 +191,35 @@ def lead_text(comparison: Mapping[str, float]) -> str:
 
 def model_rows(
     models: Sequence[ModelResult], leads: Mapping[str, Mapping[str, float]]
-) -> list[dict[str, Any]]:
+) -> list[ModelRow]:
     """Per model: estimator, tuned parameters, search, the best model's lead over it, time."""
     rows = []
     for model in models:
         comparison = leads.get(model.name)
         rows.append(
-            {
-                "name": model.name,
-                "best": model.best,
-                "colour": model.colour,
-                "estimator": str(model.summary.get("estimator", MISSING)),
-                "params": _params_text(model.summary.get("best_params")),
-                "search": _search_text(model.section("tuning")),
-                "versus_best": (
+            ModelRow(
+                name=model.name,
+                best=model.best,
+                colour=model.colour,
+                estimator=str(model.summary.get("estimator", MISSING)),
+                params=_params_text(model.summary.get("best_params")),
+                search=_search_text(model.section("tuning")),
+                versus_best=(
                     "best" if model.best else lead_text(comparison) if comparison else MISSING
                 ),
-                "seconds": fmt(model.summary.get("seconds"), 1),
-                "estimator_params": [
+                seconds=fmt(model.summary.get("seconds"), 1),
+                estimator_params=[
                     (str(key), repr(value))
                     for key, value in model.section("estimator_params").items()
                 ],
-            }
+            )
         )
     return rows
 
 
 def subgroup_tables(
     models: Sequence[ModelResult], split_names: Mapping[str, str]
-) -> list[dict[str, Any]]:
+) -> list[SubgroupTable]:
     """Per split, per subgroup: n and prevalence once, then one row of metrics per model."""
     tables = []
     for split, title in split_names.items():
@@ -165,22 +233,22 @@ def subgroup_tables(
             first = entries[0][1]  # n and prevalence depend on the rows only, not the model
             n = first.get("n")
             groups.append(
-                {
-                    "key": key,
-                    "label": subgroup_label(key),
-                    "n": MISSING if n is None else str(n),
-                    "small": isinstance(n, int) and n < SMALL_SUBGROUP,
-                    "prevalence": fmt(first.get("prevalence")),
-                    "rows": [
-                        {
-                            "name": model.name,
-                            "best": model.best,
-                            "cells": [fmt(entry.get(metric)) for metric in SUBGROUP_METRICS],
-                        }
+                SubgroupGroup(
+                    key=key,
+                    label=subgroup_label(key),
+                    n=MISSING if n is None else str(n),
+                    small=isinstance(n, int) and n < SMALL_SUBGROUP,
+                    prevalence=fmt(first.get("prevalence")),
+                    rows=[
+                        SubgroupRow(
+                            model.name,
+                            model.best,
+                            [fmt(entry.get(metric)) for metric in SUBGROUP_METRICS],
+                        )
                         for model, entry in entries
                     ],
-                }
+                )
             )
         if groups:
-            tables.append({"id": f"subgroups-{split}", "title": title, "groups": groups})
+            tables.append(SubgroupTable(f"subgroups-{split}", title, groups))
     return tables
