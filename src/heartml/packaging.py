@@ -338,29 +338,26 @@ def build_package(
     check parity, write the manifest, swap in. Reads the registry; never creates a version."""
     import joblib
 
-    from heartml import tracking
     from heartml.onnx_export import parity, pipeline_to_onnx
     from heartml.onnx_runtime import OnnxModel
+    from heartml.tracking.lineage import run_data_info, run_summary
+    from heartml.tracking.registry import Registry
+    from heartml.tracking.versions import ChampionInfo
 
     report = progress or (lambda _m: None)
     if (model_name is None) != (version is None):
         raise PackagingError("name both the model and its version, or neither (the champion)")
-    client = tracking.connect(settings)
-    champion: tracking.ChampionInfo | None
+    registry = Registry.connect(settings)
+    champion: ChampionInfo
     if model_name is not None and version is not None:
-        champion = tracking.find_version(client, settings, model_name, version)
+        champion = registry.find_version(model_name, version)
     else:
-        champion = tracking.find_champion(client, settings)
-    if champion is None:
-        raise PackagingError(
-            "no champion in the registry: run python src/experiment_tracking.py first"
-        )
+        champion = registry.require_champion()
+    version_uri = f"models:/{champion.model_name}/{champion.version}"
     report(f"loading {champion.model_name} v{champion.version}")
-    pipeline = tracking.load_model_pipeline(
-        settings, f"models:/{champion.model_name}/{champion.version}"
-    )
-    summary = tracking.run_summary(settings, champion.run_id)
-    data_info = tracking.run_data_info(settings, champion.run_id)
+    pipeline = registry.load_pipeline(version_uri)
+    summary = run_summary(registry, champion.run_id)
+    data_info = run_data_info(registry, champion.run_id)
 
     final = settings.packages_dir / package_dir_name(champion.algorithm, champion.version)
     with staged_directory(final) as staging:
@@ -375,9 +372,7 @@ def build_package(
                 f"over {len(rows)} rows"
             )
         report("copying the MLflow model")
-        tracking.download_model(
-            settings, f"models:/{champion.model_name}/{champion.version}", staging / MLFLOW_DIR
-        )
+        registry.download_model(version_uri, staging / MLFLOW_DIR)
         joblib.dump(pipeline, staging / JOBLIB_FILE)
 
         requirements = pinned_requirements()
@@ -459,10 +454,10 @@ def verify_package(directory: Path, root: Path) -> Verification:
     except Exception as exc:
         raise PackagingError(f"{ONNX_FILE}: does not load or score ({exc})") from exc
     formats["onnx"] = float(np.max(np.abs(onnx_p - expected)))
-    from heartml import tracking
+    from heartml.tracking.model_format import pyfunc_probabilities
 
     try:
-        pyfunc_p = tracking.pyfunc_probabilities(directory / MLFLOW_DIR, rows)
+        pyfunc_p = pyfunc_probabilities(directory / MLFLOW_DIR, rows)
     except Exception as exc:
         raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
     formats["mlflow_pyfunc"] = float(np.max(np.abs(pyfunc_p - expected)))
