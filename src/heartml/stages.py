@@ -26,9 +26,9 @@ class DataStageResult:
 
 def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
     from heartml.data.acquire import acquire
-    from heartml.data.eda import write_eda_report
     from heartml.data.prepare import prepare, write_processed
     from heartml.data.schema import parse_uci, validate
+    from heartml.reports.eda import write_eda_report
 
     raw = acquire(
         None if settings.offline else settings.data_url,
@@ -70,7 +70,7 @@ def run_train(
 ) -> TrainStageResult:
     from heartml.artifacts import save_training
     from heartml.data.prepare import read_split
-    from heartml.report import write_evaluation_report
+    from heartml.reports.evaluation import write_evaluation_report
     from heartml.train import train_all
 
     train, test = read_split(settings.processed_dir)
