@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from heartml.settings import Settings
+from oracles import REPO_ROOT
 
 CONNECT_ENV = (
     "HEARTML_MLFLOW_TRACKING_URI",
@@ -54,6 +55,8 @@ def isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def store_settings(tmp_path: Path, empty_store: Path, isolated_mlflow: None) -> Settings:
     """Settings of a project whose embedded store (mlflow.db + mlartifacts/) is fresh."""
     shutil.copyfile(empty_store, tmp_path / "mlflow.db")
+    # The registered names come from the project's dataset spec.
+    shutil.copytree(REPO_ROOT / "configs" / "datasets", tmp_path / "configs" / "datasets")
     return Settings(root=tmp_path)
 
 
