@@ -2,9 +2,9 @@
 
 A package here is what `heartml package` writes for serving: `model.onnx` (the fitted pipeline,
 exported by heartml.onnx_export), `dataset_spec.yaml` (the spec it was trained with),
-`model_config.yaml`, `reference_statistics.json` (keyed by raw column name) and a
-`MANIFEST.json` with the sha256 of every file. Only the MLflow round trip is left out (the
-integration tests run the real command). The data are read from the spec's own source
+`model_config.yaml`, `reference_statistics.json` and a `MANIFEST.json` with the sha256 of every
+file, the last three by heartml.packaging's own pieces, so a change of the format reaches these
+tests. Only the MLflow round trip is left out (the integration tests run the real command). The data are read from the spec's own source
 declaration (pandas), so a test can add a column to a spec and fit on it.
 
 Usable from every test folder (tests/ is on sys.path through tests/conftest.py), and as a
@@ -13,12 +13,9 @@ script: `python tests/serving_packages.py OUT_DIR` writes a heart package (bench
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,8 @@ from sklearn.pipeline import Pipeline
 from heartml.features import build_pipeline
 from heartml.manifest import MANIFEST, MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
 from heartml.onnx_export import pipeline_to_onnx
+from heartml.packaging import model_config, reference_statistics, write_manifest
+from heartml.provenance import write_json
 from heartml.spec.model import TARGET, DatasetSpec, load_spec, spec_from_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,34 +74,6 @@ def fit(spec: DatasetSpec, frame: pd.DataFrame, estimator: BaseEstimator) -> Pip
     return build_pipeline(spec, estimator).fit(frame[list(spec.raw_names)], frame[TARGET])
 
 
-def reference_statistics(spec: DatasetSpec, frame: pd.DataFrame) -> dict[str, Any]:
-    """The drift reference in the package format: per raw column, decile bins, proportions and
-    101 quantiles (numbers) or the proportion of each code (coded)."""
-    features: dict[str, Any] = {}
-    for column in spec.raw_columns:
-        values = frame[column.name].to_numpy(dtype=float)
-        present = values[~np.isnan(values)]
-        entry: dict[str, Any] = {
-            "kind": column.kind,
-            "count": len(values),
-            "missing_fraction": float(np.isnan(values).mean()),
-        }
-        if column.codes is not None:
-            codes = sorted(column.codes)
-            entry["codes"] = codes
-            entry["proportions"] = [float((present == code).mean()) for code in codes]
-        else:
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, REFERENCE_BINS + 1)))[1:-1]
-            counts = np.bincount(
-                np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1
-            )
-            entry["bin_edges"] = edges.tolist()
-            entry["proportions"] = (counts / counts.sum()).tolist()
-            entry["quantiles"] = np.quantile(present, np.linspace(0, 1, 101)).tolist()
-        features[column.name] = entry
-    return {"rows": len(frame), "features": features}
-
-
 def write_package(
     packages_dir: Path,
     spec: DatasetSpec,
@@ -122,40 +93,27 @@ def write_package(
     onnx_bytes = onnx_bytes or pipeline_to_onnx(pipeline).SerializeToString()
     (directory / ONNX_FILE).write_bytes(onnx_bytes)
     (directory / SPEC_FILE).write_text(spec_text or spec.to_yaml(), encoding="utf-8")
-    name = f"{spec.model_name_prefix}_{algorithm}"
-    config = {
-        "model": {
-            "name": name,
-            "algorithm": algorithm,
-            "version": version,
-            "run_id": f"run-{algorithm}-{version}",
-        },
-        "threshold": threshold,
-        "metrics": {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}},
-        "raw_feature_names": list(spec.raw_names),
-        "engineered_feature_names": list(spec.all_features),
-    }
-    (directory / MODEL_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
-    (directory / REFERENCE_FILE).write_text(json.dumps(reference_statistics(spec, frame)))
-    files = {
-        path.name: {
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "bytes": path.stat().st_size,
-        }
-        for path in sorted(directory.iterdir())
-    }
-    manifest = {
-        "package": directory.name,
-        "model_name": name,
+    champion = {
+        "model_name": f"{spec.model_name_prefix}_{algorithm}",
         "algorithm": algorithm,
         "version": version,
-        "run_id": config["model"]["run_id"],
-        "threshold": threshold,
-        "serving_file": ONNX_FILE,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": files,
+        "run_id": f"run-{algorithm}-{version}",
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    metrics = {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}}
+    (directory / MODEL_CONFIG).write_text(
+        yaml.safe_dump(model_config(champion, metrics, threshold, spec), sort_keys=False)
+    )
+    write_json(directory / REFERENCE_FILE, reference_statistics(frame, spec))
+    write_manifest(
+        directory,
+        {
+            "package": directory.name,
+            **champion,
+            "model_uri": f"models:/{champion['model_name']}@champion",
+            "threshold": threshold,
+            "serving_file": ONNX_FILE,
+        },
+    )
     # "Newest" is by MANIFEST time: make a later package look newer even within one clock tick.
     stamp = time.time() + (newer_by if newer_by is not None else int(version))
     os.utime(directory / MANIFEST, (stamp, stamp))

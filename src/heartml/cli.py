@@ -73,6 +73,15 @@ def main(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Experiment parameters (YAML)")
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Dataset spec: a name under configs/datasets/ (default uci_heart, or "
+            "HEARTML_DATASET) or a path to a spec file",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
 ) -> None:
     logging.basicConfig(
@@ -80,10 +89,17 @@ def main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        state.settings = Settings()
+        state.settings = Settings(dataset=dataset) if dataset else Settings()
     except Exception as exc:  # pydantic's message names the variable and the value
         fail(f"settings: {exc}".replace("\n", " "))
     state.config_path = config
+    from heartml.catalog import spec_path
+
+    # A bad spec stops every command before anything is written; a missing default spec only
+    # matters to the commands that need one (a serving container may have no configs/).
+    if dataset or spec_path(state.settings.resolved_root, state.settings.dataset).is_file():
+        with clear_errors():
+            state.settings.catalog  # noqa: B018
 
 
 def _load_config() -> PipelineConfig:
@@ -119,7 +135,7 @@ def data(
         f"test {source['rows_test']}; prevalence {quality['class_balance']['prevalence']:.1%}"
     )
     console.print(f"processed data: {result.processed_dir}")
-    console.print(f"quality report: {result.processed_dir / 'data_quality_report.json'}")
+    console.print(f"quality report: {state.settings.catalog.quality_file}")
     console.print(f"EDA report:     {result.eda_report}")
 
 
@@ -180,7 +196,7 @@ def train(
     console.print(_metrics_table(result.results))
     console.print(f"best model (by CV ROC-AUC): {result.results['best_algorithm']}")
     console.print(f"models:            {result.models_dir}/<algorithm>/")
-    console.print(f"evaluation:        {result.models_dir / 'evaluation_results.json'}")
+    console.print(f"evaluation:        {state.settings.catalog.results_file}")
     console.print(f"evaluation report: {result.evaluation_report}")
     console.print(f"took {time.perf_counter() - started:.1f} s")
 
@@ -201,7 +217,7 @@ def track(
             state.settings, config, force_champion, progress=lambda m: status.update(m)
         )
     if result.reused_training:
-        console.print("reused the Task 2 models (same data and config hash)")
+        console.print("reused the Task 2 models (same data, config and dataset spec)")
     for version in result.versions:
         console.print(
             f"registered {version.model_name} version {version.version} "
@@ -222,10 +238,10 @@ def _print_champion(champion: Any) -> None:
     )
 
 
-def _client() -> Any:
-    from heartml import tracking
+def _registry() -> Any:
+    from heartml.tracking.registry import Registry
 
-    return tracking.connect(state.settings)
+    return Registry.connect(state.settings)
 
 
 @app.command()
@@ -235,12 +251,8 @@ def champion(
     """Show the current champion (name, version, CV ROC-AUC, URI)."""
     import json
 
-    from heartml import tracking
-
     with clear_errors():
-        found = tracking.find_champion(_client(), state.settings)
-    if found is None:
-        fail("no champion yet: run python src/experiment_tracking.py first")
+        found = _registry().require_champion()
     if as_json:
         console.print_json(json.dumps(found.as_dict()))
     else:
@@ -250,12 +262,10 @@ def champion(
 @app.command()
 def rollback() -> None:
     """Give the champion alias back to the previous champion."""
-    from heartml import tracking
-
     with clear_errors():
-        client = _client()
-        decision = tracking.rollback(client, state.settings)
-        found = tracking.find_champion(client, state.settings)
+        registry = _registry()
+        decision = registry.rollback()
+        found = registry.find_champion()
     console.print(f"rolled back: {decision.reason}")
     _print_champion(found)
 
@@ -263,22 +273,15 @@ def rollback() -> None:
 @app.command()
 def registry() -> None:
     """List every registered version of the four models with its aliases."""
-    from heartml import tracking
-
     with clear_errors():
-        listing = tracking.registry_state(_client(), state.settings)
+        listing = _registry().listing()
     table = Table(title=f"Registry at {state.settings.tracking_uri}")
     for column in ("model", "version", "aliases", "CV ROC-AUC", "run"):
         table.add_column(column, no_wrap=True)
-    for name, versions in listing.items():
-        for item in versions:
-            table.add_row(
-                name,
-                item["version"],
-                ", ".join(item["aliases"]),
-                str(item["cv_roc_auc"]),
-                str(item["run_id"])[:8],
-            )
+    for name, entries in listing.items():
+        for entry in entries:
+            auc = "None" if entry.cv_roc_auc is None else f"{entry.cv_roc_auc:.6f}"
+            table.add_row(name, entry.version, ", ".join(entry.aliases), auc, str(entry.run_id)[:8])
     console.print(table)
 
 
@@ -341,17 +344,48 @@ def package_verify(
     """Check every checksum, load every format, re-run the parity check."""
     from heartml.packaging import newest_package, verify_package
 
-    target = directory or newest_package(state.settings.packages_dir)
+    with clear_errors():
+        catalog = state.settings.catalog
+    target = directory or newest_package(catalog.packages_dir, catalog.spec.package_prefix)
     if target is None:
-        fail(f"no package under {state.settings.packages_dir}: run heartml package first")
+        fail(f"no package under {catalog.packages_dir}: run heartml package first")
     if not target.is_dir():
         fail(f"{target}: not a package folder")
     with clear_errors(), console.status(f"verifying {target.name}"):
-        result = verify_package(target, state.settings.resolved_root)
+        result = verify_package(target, catalog)
     console.print(
         f"OK {target}: {len(result.manifest['files'])} files match MANIFEST.json; "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
         + f" over {result.rows} rows"
+    )
+
+
+@app.command("spec")
+def spec_command(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The fields and features as Markdown tables")
+    ] = False,
+) -> None:
+    """Check the dataset spec and describe it (its fields, features and where things go)."""
+    from heartml.spec.docs import features_table, fields_table
+
+    with clear_errors():
+        catalog = state.settings.catalog
+    spec = catalog.spec
+    if markdown:
+        console.print(fields_table(spec) + "\n" + features_table(spec), markup=False, end="")
+        return
+    console.print(f"{spec.title} ({spec.name}): {catalog.spec_file} is valid", highlight=False)
+    console.print(
+        f"{len(spec.columns)} fields ({len(spec.optional_names)} may be unknown), "
+        f"{len(spec.features)} engineered features, target {spec.target.positive!r} = "
+        f"{spec.target.positive_label}; spec sha256 {spec.spec_hash()[:12]}…",
+        highlight=False,
+    )
+    console.print(
+        f"registered as {spec.model_name_prefix}_<algorithm>, packaged as "
+        f"{spec.package_prefix}_<algorithm>_v<version>, data in {catalog.processed_dir}",
+        highlight=False,
     )
 
 
@@ -510,12 +544,13 @@ def tune(
     url = storage or default_storage(state.settings.resolved_root)
     name = study or f"heartml-{algorithm}"
     with clear_errors():
-        train_split, _ = read_split(state.settings.processed_dir)
+        train_split, _ = read_split(state.settings.catalog)
         data_sha256 = processed_data_sha256(state.settings)
         try:
             summary = run_study(
                 algorithm,
                 train_split,
+                state.settings.catalog.spec,
                 config,
                 data_sha256,
                 name,

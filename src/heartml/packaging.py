@@ -12,7 +12,6 @@ packages/heart_disease_model_<algorithm>_v<version>/
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -23,12 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from heartml.coding import (
-    ENGINEERED_FEATURES,
-    ONE_HOT_FEATURES,
-    RAW_COLUMNS,
-    RAW_FEATURES,
-)
+from heartml.catalog import Catalog
 
 # Verification lives in the light heartml.manifest (the server uses it without pandas);
 # re-exported here for the callers of heartml.packaging.
@@ -37,11 +31,14 @@ from heartml.manifest import (
     MODEL_CONFIG,
     ONNX_FILE,
     REFERENCE_FILE,
+    SPEC_FILE,
     PackagingError,
     verify_checksums,
 )
 from heartml.manifest import newest_package as newest_package
 from heartml.provenance import platform_info, sha256_file, staged_directory, write_json
+from heartml.spec import DatasetSpec
+from heartml.spec.model import spec_from_text
 
 JOBLIB_FILE = "model.joblib"
 MLFLOW_DIR = "mlflow_model"
@@ -55,22 +52,18 @@ class PackageResult:
     manifest: dict[str, Any]
 
 
-def package_dir_name(algorithm: str, version: str) -> str:
-    return f"heart_disease_model_{algorithm}_v{version}"
-
-
 # --------------------------------------------------------------------------------------------
 # Pure pieces
 
 
-def reference_statistics(train: pd.DataFrame) -> dict[str, Any]:
+def reference_statistics(train: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
     """Per raw feature, what the training data looked like: the baseline for drift monitoring.
 
     Numeric features get decile bin edges with their proportions (for PSI) and 101 quantiles
     (a compact sample for a KS test); coded features get the proportion of each code.
     """
     features: dict[str, Any] = {}
-    for column in RAW_COLUMNS:
+    for column in spec.raw_columns:
         values = train[column.name].to_numpy(dtype=float)
         present = values[~np.isnan(values)]
         entry: dict[str, Any] = {
@@ -78,7 +71,7 @@ def reference_statistics(train: pd.DataFrame) -> dict[str, Any]:
             "count": len(values),
             "missing_fraction": float(np.isnan(values).mean()),
         }
-        if column.codes:
+        if column.codes is not None:
             codes = sorted(column.codes)
             entry["codes"] = codes
             entry["proportions"] = [float((present == code).mean()) for code in codes]
@@ -104,8 +97,10 @@ def reference_statistics(train: pd.DataFrame) -> dict[str, Any]:
 
 
 def model_config(
-    champion: dict[str, Any], metrics: dict[str, Any], threshold: float
+    champion: dict[str, Any], metrics: dict[str, Any], threshold: float, spec: DatasetSpec
 ) -> dict[str, Any]:
+    """What the model is and how it is used; the input rules themselves are in the package's
+    dataset spec (dataset_spec.yaml), summarised here for people reading the config."""
     return {
         "model": {
             "name": champion["model_name"],
@@ -116,21 +111,24 @@ def model_config(
             "file": ONNX_FILE,
         },
         "threshold": threshold,
-        "raw_feature_names": list(RAW_FEATURES),
-        "engineered_feature_names": [*RAW_FEATURES, *ENGINEERED_FEATURES],
-        "one_hot_features": list(ONE_HOT_FEATURES),
+        "dataset": spec.name,
+        "spec_file": SPEC_FILE,
+        "spec_hash": spec.spec_hash(),
+        "raw_feature_names": list(spec.raw_names),
+        "engineered_feature_names": list(spec.all_features),
+        "one_hot_features": list(spec.one_hot),
         "input_coding": {
             column.name: {
                 "description": column.description,
                 "kind": column.kind,
                 **(
-                    {"codes": {int(k): v for k, v in column.codes.items()}}
-                    if column.codes
-                    else {"minimum": column.minimum, "maximum": column.maximum, "unit": column.unit}
+                    {"codes": dict(column.codes)}
+                    if column.codes is not None
+                    else {"range": list(column.range or ()), "unit": column.unit}
                 ),
-                "may_be_missing": column.missing_zero or column.name in ("ca", "thal"),
+                "may_be_missing": not column.required,
             }
-            for column in RAW_COLUMNS
+            for column in spec.raw_columns
         },
         "metrics": metrics,
     }
@@ -176,139 +174,32 @@ def conda_environment(requirements: list[str], python_version: str) -> dict[str,
     }
 
 
-def _metric_row(name: str, cv: dict[str, float], test: float | None) -> str:
-    test_text = "" if test is None else f"{test:.3f}"
-    return (
-        f"| {name} | {cv['mean']:.3f} ± {cv['std']:.3f} "
-        f"[{cv['ci_low']:.3f}, {cv['ci_high']:.3f}] | {test_text} |"
-    )
-
-
-def model_card_markdown(
-    champion: dict[str, Any], summary: dict[str, Any], data: dict[str, Any]
-) -> str:
-    lines = [
-        f"# Model card: {champion['model_name']} v{champion['version']}",
-        "",
-        "## Intended use",
-        "Decision support for estimating the probability of angiographic coronary artery disease "
-        "(> 50% narrowing) from 13 routine clinical measurements, in the UCI Cleveland coding. "
-        "For research and education; it is not a medical device and must not replace a "
-        "clinician's judgement.",
-        "",
-        "## Model",
-        f"- Algorithm: {champion['algorithm']} ({summary.get('estimator', '')})",
-        f"- Tuned parameters: {summary.get('best_params', {})}",
-        f"- Registry: `{champion['model_uri']}` (run `{champion['run_id']}`)",
-        "- One sklearn Pipeline: 6 engineered features → imputation, scaling, one-hot → estimator; "
-        "exported whole to ONNX.",
-        "",
-        "## Data",
-        f"- UCI Heart Disease, Cleveland processed file (303 patients), sha256 `{data.get('sha256')}`.",
-        f"- Source used: {data.get('source')}; stratified split: {data.get('rows_train')} train / "
-        f"{data.get('rows_test')} test (seed {data.get('split', {}).get('seed')}).",
-        "- Licence CC BY 4.0; Janosi, Steinbrunn, Pfisterer, Detrano (1988), doi:10.24432/C52P4X.",
-        "",
-        "## Metrics",
-        "Repeated stratified CV on the training split (mean ± std [95% CI, Nadeau-Bengio "
-        "corrected]) and the held-out test split.",
-        "",
-        "| metric | CV | test |",
-        "|---|---|---|",
-    ]
-    for name, cv in summary.get("cv_metrics", {}).items():
-        lines.append(_metric_row(name, cv, summary.get("test_metrics", {}).get(name)))
-    lines += [
-        "",
-        "## Subgroups (cross-validated, out-of-fold)",
-        "",
-        "| group | n | prevalence | ROC-AUC | recall | precision |",
-        "|---|---|---|---|---|---|",
-    ]
-    for group, values in summary.get("subgroups", {}).get("cv_out_of_fold", {}).items():
-        auc = values.get("roc_auc")
-        lines.append(
-            f"| {group} | {values['n']} | {values['prevalence']:.2f} | "
-            f"{'n/a' if auc is None else f'{auc:.3f}'} | {values['recall']:.3f} | "
-            f"{values['precision']:.3f} |"
-        )
-    lines += [
-        "",
-        "## Limitations",
-        "- 303 patients from one centre (Cleveland Clinic, 1980s); performance on other "
-        "populations (see UCI's Hungarian, Swiss and VA files) is not established.",
-        "- Few women (about a third) and few patients under 40: subgroup estimates are uncertain.",
-        "- The label is angiographic narrowing, not a clinical outcome.",
-        "- Missing `ca`/`thal` values are imputed; predictions for such patients are flagged by "
-        "the batch scorer.",
-        "- Monitor input drift (`/monitoring/drift`) and recalibrate before use on new data.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def markdown_to_html(markdown: str, title: str) -> str:
-    """Just enough Markdown (headings, lists, tables, code) for the model card; no dependency."""
-    out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;"
-        "line-height:1.45;color:#222}table{border-collapse:collapse}td,th{border:1px solid "
-        "#ccc;padding:.25em .6em}th{background:#f3f3f3}code{background:#f5f5f5}</style>"
-        "</head><body>",
-    ]
-    in_list = in_table = False
-
-    def inline(text: str) -> str:
-        parts = html.escape(text).split("`")
-        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-    for line in markdown.splitlines():
-        if in_list and not line.startswith("- "):
-            out.append("</ul>")
-            in_list = False
-        if in_table and not line.startswith("|"):
-            out.append("</table>")
-            in_table = False
-        if line.startswith("# "):
-            out.append(f"<h1>{inline(line[2:])}</h1>")
-        elif line.startswith("## "):
-            out.append(f"<h2>{inline(line[3:])}</h2>")
-        elif line.startswith("- "):
-            if not in_list:
-                out.append("<ul>")
-                in_list = True
-            out.append(f"<li>{inline(line[2:])}</li>")
-        elif line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if all(set(c) <= {"-"} for c in cells):
-                continue
-            tag = "th" if not in_table else "td"
-            if not in_table:
-                out.append("<table>")
-                in_table = True
-            out.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
-        elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
-    if in_list:
-        out.append("</ul>")
-    if in_table:
-        out.append("</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
 # --------------------------------------------------------------------------------------------
 # Building and verifying
 
 
-def dataset_rows(root: Path) -> pd.DataFrame:
-    """Every row of the dataset (the parity set): the processed data, else the shipped raw file."""
-    processed = root / "data" / "processed" / "heart.parquet"
-    if processed.is_file():
-        return pd.read_parquet(processed)
-    from heartml.data.schema import parse_uci
+def dataset_rows(catalog: Catalog, spec: DatasetSpec) -> pd.DataFrame:
+    """Every row of the dataset (the parity set): the processed data, else the raw file."""
+    if catalog.clean_file.is_file():
+        return pd.read_parquet(catalog.clean_file)
+    from heartml.data.parse import parse_records
 
-    return parse_uci((root / "data" / "raw" / "processed.cleveland.data").read_bytes())
+    return parse_records(catalog.raw_path.read_bytes(), spec).frame
+
+
+def check_contract(pipeline: Any, spec: DatasetSpec) -> None:
+    """The fitted pipeline computes exactly the spec's columns and features."""
+    from heartml.features import feature_engineer
+
+    expected = feature_engineer(spec)
+    actual = pipeline.named_steps.get("features")
+    if actual is None or (actual.columns, actual.expressions) != (
+        expected.columns,
+        expected.expressions,
+    ):
+        raise PackagingError(
+            "the registered model's features do not match the dataset spec logged with its run"
+        )
 
 
 def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
@@ -338,36 +229,43 @@ def build_package(
     check parity, write the manifest, swap in. Reads the registry; never creates a version."""
     import joblib
 
-    from heartml import tracking
     from heartml.onnx_export import parity, pipeline_to_onnx
     from heartml.onnx_runtime import OnnxModel
+    from heartml.tracking.lineage import run_data_info, run_summary
+    from heartml.tracking.registry import Registry
+    from heartml.tracking.versions import ChampionInfo
 
     report = progress or (lambda _m: None)
     if (model_name is None) != (version is None):
         raise PackagingError("name both the model and its version, or neither (the champion)")
-    client = tracking.connect(settings)
-    champion: tracking.ChampionInfo | None
+    registry = Registry.connect(settings)
+    champion: ChampionInfo
     if model_name is not None and version is not None:
-        champion = tracking.find_version(client, settings, model_name, version)
+        champion = registry.find_version(model_name, version)
     else:
-        champion = tracking.find_champion(client, settings)
-    if champion is None:
-        raise PackagingError(
-            "no champion in the registry: run python src/experiment_tracking.py first"
-        )
+        champion = registry.require_champion()
+    version_uri = f"models:/{champion.model_name}/{champion.version}"
     report(f"loading {champion.model_name} v{champion.version}")
-    pipeline = tracking.load_model_pipeline(
-        settings, f"models:/{champion.model_name}/{champion.version}"
-    )
-    summary = tracking.run_summary(settings, champion.run_id)
-    data_info = tracking.run_data_info(settings, champion.run_id)
+    spec_text = registry.run_text(champion.run_id, SPEC_FILE)
+    if spec_text is None:
+        raise PackagingError(
+            f"{champion.model_name} version {champion.version} was registered before models "
+            "carried their dataset spec",
+            hint="register a new version with `heartml track`",
+        )
+    spec = spec_from_text(spec_text, f"the dataset spec of run {champion.run_id}")
+    pipeline = registry.load_pipeline(version_uri)
+    check_contract(pipeline, spec)
+    catalog = settings.catalog
+    summary = run_summary(registry, champion.run_id)
+    data_info = run_data_info(registry, champion.run_id)
 
-    final = settings.packages_dir / package_dir_name(champion.algorithm, champion.version)
+    final = catalog.package_dir(champion.algorithm, champion.version)
     with staged_directory(final) as staging:
         report("exporting ONNX")
         onnx_proto = pipeline_to_onnx(pipeline)
         (staging / ONNX_FILE).write_bytes(onnx_proto.SerializeToString())
-        rows = dataset_rows(settings.resolved_root)
+        rows = dataset_rows(catalog, spec)
         max_delta = parity(pipeline, OnnxModel.from_path(staging / ONNX_FILE), rows)
         if not max_delta <= PARITY_TOLERANCE:
             raise PackagingError(
@@ -375,9 +273,7 @@ def build_package(
                 f"over {len(rows)} rows"
             )
         report("copying the MLflow model")
-        tracking.download_model(
-            settings, f"models:/{champion.model_name}/{champion.version}", staging / MLFLOW_DIR
-        )
+        registry.download_model(version_uri, staging / MLFLOW_DIR)
         joblib.dump(pipeline, staging / JOBLIB_FILE)
 
         requirements = pinned_requirements()
@@ -397,15 +293,18 @@ def build_package(
         }
         champion_dict = champion.as_dict()
         (staging / MODEL_CONFIG).write_text(
-            yaml.safe_dump(model_config(champion_dict, metrics, threshold), sort_keys=False)
+            yaml.safe_dump(model_config(champion_dict, metrics, threshold, spec), sort_keys=False)
         )
         (staging / "deployment_config.yaml").write_text(
             yaml.safe_dump(deployment_config(champion.algorithm, champion.version), sort_keys=False)
         )
+        (staging / SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
         from heartml.data.prepare import read_split
 
-        train, _ = read_split(settings.processed_dir)
-        write_json(staging / REFERENCE_FILE, reference_statistics(train))
+        train, _ = read_split(catalog)
+        write_json(staging / REFERENCE_FILE, reference_statistics(train, spec))
+        from heartml.reports.model_card import markdown_to_html, model_card_markdown
+
         card = model_card_markdown(champion_dict, summary, data_info)
         (staging / "model_card.md").write_text(card)
         (staging / "model_card.html").write_text(
@@ -443,26 +342,33 @@ class Verification:
     rows: int
 
 
-def verify_package(directory: Path, root: Path) -> Verification:
+def verify_package(directory: Path, catalog: Catalog) -> Verification:
     """Checksums, then every format loads, then parity of every format on every dataset row."""
     import joblib
 
     from heartml.onnx_runtime import OnnxModel
 
     manifest = verify_checksums(directory)
-    rows = dataset_rows(root)
+    if SPEC_FILE not in manifest["files"]:
+        raise PackagingError(
+            f"{directory.name}: no {SPEC_FILE} (built before packages carried their dataset spec)",
+            hint="rebuild it with `heartml package`",
+        )
+    spec = spec_from_text((directory / SPEC_FILE).read_text(encoding="utf-8"), SPEC_FILE)
+    rows = dataset_rows(catalog, spec)
     reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
-    expected = reference_pipeline.predict_proba(rows.loc[:, list(RAW_FEATURES)])[:, 1]
+    check_contract(reference_pipeline, spec)
+    expected = reference_pipeline.predict_proba(rows.loc[:, list(spec.raw_names)])[:, 1]
     formats: dict[str, float] = {}
     try:
         onnx_p = OnnxModel.from_path(directory / ONNX_FILE).predict_proba(rows)
     except Exception as exc:
         raise PackagingError(f"{ONNX_FILE}: does not load or score ({exc})") from exc
     formats["onnx"] = float(np.max(np.abs(onnx_p - expected)))
-    from heartml import tracking
+    from heartml.tracking.model_format import pyfunc_probabilities
 
     try:
-        pyfunc_p = tracking.pyfunc_probabilities(directory / MLFLOW_DIR, rows)
+        pyfunc_p = pyfunc_probabilities(directory / MLFLOW_DIR, rows, spec.raw_names)
     except Exception as exc:
         raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
     formats["mlflow_pyfunc"] = float(np.max(np.abs(pyfunc_p - expected)))

@@ -22,7 +22,6 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -38,6 +37,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from heartml.catalog import spec_path
+from heartml.settings import Settings
 from heartml.spec import rules
 from heartml.spec.model import Column, DatasetSpec, SpecError, load_spec
 
@@ -45,7 +46,6 @@ log = logging.getLogger("heartml.serving")
 
 RECORD_MODEL = "PatientRecord"  # the OpenAPI component of one record, whatever the dataset
 BATCH_MODEL = "BatchRequest"
-DEFAULT_DATASET = "uci_heart"  # configs/datasets/<name>.yaml when settings name no other
 # (name, minimum, maximum, codes or None, may be unknown, values meaning "not measured")
 RowRule = tuple[str, float, float, frozenset[int] | None, bool, tuple[float, ...]]
 
@@ -329,15 +329,10 @@ def generic_models() -> tuple[type[BaseModel], type[BaseModel]]:
     return record, batch
 
 
-def configured_spec_path(settings: Any) -> Path:
-    """The project's dataset spec: configs/datasets/<settings.dataset>.yaml under the root."""
-    name = getattr(settings, "dataset", None) or DEFAULT_DATASET
-    return Path(settings.resolved_root) / "configs" / "datasets" / f"{name}.yaml"
-
-
-def configured_spec(settings: Any) -> DatasetSpec | None:
-    """The project's spec if the root has one (a serving image ships packages only: None)."""
-    path = configured_spec_path(settings)
+def configured_spec(settings: Settings) -> DatasetSpec | None:
+    """The project's spec (settings.dataset) if the root has it; a serving image ships packages,
+    not the project's configs: None."""
+    path = spec_path(settings.resolved_root, settings.dataset)
     if not path.is_file():
         return None
     try:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from heartml.packaging import reference_statistics as spec_reference_statistics
 from heartml.serving.drift import (
     MIN_SAMPLES,
     DriftMonitor,
@@ -19,7 +20,6 @@ from heartml.serving.drift import (
     psi_status,
 )
 from serving_packages import heart_spec
-from serving_packages import reference_statistics as spec_reference_statistics
 
 pytestmark = pytest.mark.serving
 
@@ -28,7 +28,7 @@ RAW_FEATURES = SPEC.raw_names
 
 
 def reference_statistics(frame: pd.DataFrame) -> dict[str, Any]:
-    return spec_reference_statistics(SPEC, frame)
+    return spec_reference_statistics(frame, SPEC)
 
 
 def rows_of(frame: pd.DataFrame) -> np.ndarray:
