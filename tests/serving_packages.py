@@ -4,8 +4,8 @@ A package here is what `heartml package` writes for serving: `model.onnx` (the f
 exported by heartml.onnx_export), `dataset_spec.yaml` (the spec it was trained with),
 `model_config.yaml`, `reference_statistics.json` and a `MANIFEST.json` with the sha256 of every
 file, the last three by heartml.packaging's own pieces, so a change of the format reaches these
-tests. Only the MLflow round trip is left out (the integration tests run the real command). The data are read from the spec's own source
-declaration (pandas), so a test can add a column to a spec and fit on it.
+tests. Only the MLflow round trip is left out (the integration tests run the real command). The data are read as Task 1 reads them, and a
+test can add a column to a spec and fit on it.
 
 Usable from every test folder (tests/ is on sys.path through tests/conftest.py), and as a
 script: `python tests/serving_packages.py OUT_DIR` writes a heart package (benchmarks).
@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
+from heartml.data.parse import parse_records
 from heartml.features import build_pipeline
 from heartml.manifest import MANIFEST, MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
 from heartml.onnx_export import pipeline_to_onnx
@@ -42,24 +42,10 @@ def heart_spec() -> DatasetSpec:
 
 
 def read_source(spec: DatasetSpec) -> pd.DataFrame:
-    """The spec's shipped headerless CSV as floats: markers and missing_values -> NaN, plus the
-    0/1 target (`num > 0` style rules only: what the test specs use)."""
-    assert spec.source.format == "headerless_csv" and spec.source.shipped_copy
-    frame = pd.read_csv(
-        REPO_ROOT / spec.source.shipped_copy,
-        header=None,
-        names=list(spec.source.columns or ()),
-        na_values=list(spec.missing_markers),
-        keep_default_na=False,
-        dtype="float64",
-    )
-    for column in spec.raw_columns:
-        if column.missing_values:
-            frame.loc[frame[column.name].isin(column.missing_values), column.name] = np.nan
-    operator, (operand, *_) = spec.positive_rule
-    assert operator == ">", spec.target.positive
-    frame[TARGET] = (frame[spec.target.column] > operand).astype("int64")
-    return frame
+    """The spec's shipped data file as Task 1 reads it (heartml.data.parse): markers and
+    missing_values as NaN, plus the 0/1 target."""
+    assert spec.source.shipped_copy
+    return parse_records((REPO_ROOT / spec.source.shipped_copy).read_bytes(), spec).frame
 
 
 def with_extra_column(spec: DatasetSpec, name: str, column: dict[str, Any]) -> DatasetSpec:

@@ -1,8 +1,10 @@
 """The web page at `/`, end to end: real packages, a real `heartml serve`, headless Chromium.
 
-The packages carry their dataset spec (tests/serving_packages.py: the pipeline fitted from the
-spec, exported to ONNX, checksummed, as `heartml package` lays them out), and `heartml serve`
-runs on a free port in its own process group. The page builds its form from GET /model/info, so
+The heart package is built the way a user builds one (`heartml data`, `train`, `track`,
+`package` in a temporary project); the package of a spec with one more column, which no data
+file has, is built by tests/serving_packages.py (the pipeline fitted from that spec, exported to
+ONNX, written with heartml.packaging's pieces). `heartml serve` runs on a free port in its own
+process group. The page builds its form from GET /model/info, so
 every expectation about the form comes from the spec file itself. Chromium and chromedriver are
 Debian's (scripts/ci-install-browser.sh installs them); without them the browser tests fail,
 unless HEARTML_SKIP_BROWSER=1. What the page sends is read from Chrome's own network log
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.linear_model import LogisticRegression
 
 from heartml.serving.app import STATIC_DIR
@@ -167,11 +170,39 @@ def frame() -> pd.DataFrame:
     return read_source(SPEC)
 
 
+def _small_config() -> dict[str, Any]:
+    """One logistic regression, one grid point, 3-fold CV: a real package in well under a minute."""
+    raw = yaml.safe_load((REPO_ROOT / "configs" / "pipeline.yaml").read_text())
+    raw["evaluation"].update(cv_folds=3, cv_repeats=1, permutation_repeats=1)
+    raw["tuning"].update(cv_folds=3, cv_repeats=1)
+    logistic = raw["models"]["logistic_regression"]
+    raw["models"] = {
+        "logistic_regression": {"params": logistic["params"], "search_space": {"C": [0.3]}}
+    }
+    return raw
+
+
 @pytest.fixture(scope="module")
-def heart_package(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Path:
-    """A logistic-regression package of the heart spec (its ONNX graph, spec and manifest)."""
-    pipeline = fit(SPEC, frame, LogisticRegression(max_iter=2000))
-    return write_package(tmp_path_factory.mktemp("heart"), SPEC, pipeline, frame, version="1")
+def heart_package(
+    tmp_path_factory: pytest.TempPathFactory,
+    project_factory: Callable[[Path], Any],
+    heartml_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> Path:
+    """The champion's package made by the user's commands (`heartml data`, `train`, `track`,
+    `package`) in a throwaway project with the embedded MLflow store."""
+    root = tmp_path_factory.mktemp("web-page") / "project"
+    project_factory(root)  # data/raw and configs, copied from the repository
+    (root / "configs" / "pipeline.yaml").write_text(yaml.safe_dump(_small_config()))
+    env = _clean_env()
+    for command in (("data",), ("train", "-a", "logistic_regression"), ("track",), ("package",)):
+        result = heartml_cli(*command, cwd=root, env=env, timeout=300)
+        assert result.returncode == 0, (
+            f"heartml {' '.join(command)} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+        )
+    packages = sorted((root / "packages").glob(f"{SPEC.package_prefix}_*"))
+    assert len(packages) == 1, packages
+    return packages[0]
 
 
 @pytest.fixture(scope="module")

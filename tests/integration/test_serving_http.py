@@ -33,9 +33,9 @@ from integration_helpers import (
     tail,
 )
 
+from heartml.catalog import Catalog
 from heartml.data.prepare import read_split
-from heartml.data.schema import parse_uci
-from serving_packages import heart_spec
+from serving_packages import heart_spec, read_source
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.slow]
 
@@ -152,7 +152,7 @@ def test_parity_with_the_offline_pipeline_on_every_row(client: httpx.Client, bui
     digest = hashlib.sha256(joblib_path.read_bytes()).hexdigest()
     assert digest == manifest_of(package)["files"]["model.joblib"]["sha256"]
     pipeline = joblib.load(joblib_path)  # a pickle: loaded only after its checksum matched
-    rows = parse_uci((built.project.root / "data/raw/processed.cleveland.data").read_bytes())
+    rows = read_source(heart_spec())
     expected = pipeline.predict_proba(rows[list(RAW_FEATURES)])[:, 1]
     records = records_of(rows)
     response = client.post("/predict/batch", json={"records": records})
@@ -351,7 +351,7 @@ def test_admin_reload_needs_the_key(client: httpx.Client) -> None:
 
 
 def test_drift_rises_for_a_shifted_stream_only(client: httpx.Client, built: Built) -> None:
-    train, _ = read_split(built.project.root / "data" / "processed")
+    train, _ = read_split(Catalog.load(built.project.root, "uci_heart"))
     resample = train.sample(500, replace=True, random_state=7)
     assert client.post("/predict/batch", json={"records": records_of(resample)}).status_code == 200
     report = client.get("/monitoring/drift").json()

@@ -25,6 +25,7 @@ from heartml import __version__
 from heartml.serving.contract import Contract, generic_models
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
+from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.logging import (
     FLUSH_INTERVAL_S,
     PredictionLog,
@@ -33,7 +34,7 @@ from heartml.serving.logging import (
 )
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.middleware import ServiceMiddleware
-from heartml.serving.model_store import LoadedModel, ModelStore
+from heartml.serving.model_store import ModelStore
 from heartml.serving.routes import admin, health, model, monitoring, predict
 from heartml.serving.service import Service
 from heartml.settings import Settings

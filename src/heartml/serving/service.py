@@ -22,9 +22,10 @@ from fastapi import Depends, Request
 
 from heartml.serving.contract import Contract
 from heartml.serving.drift import DriftMonitor
+from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.logging import PredictionLog
 from heartml.serving.metrics import ServiceMetrics
-from heartml.serving.model_store import LoadedModel, ModelStore
+from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
 
 log = logging.getLogger("heartml.serving")

@@ -38,8 +38,8 @@ from heartml.serving.errors import (
     json_response,
     request_id,
 )
+from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.middleware import MODEL_VERSION_KEY
-from heartml.serving.model_store import LoadedModel
 from heartml.serving.schemas import (
     BatchPredictionResponse,
     ErrorResponse,
