@@ -258,3 +258,10 @@ def test_a_not_measured_value_that_is_also_allowed_turns_the_fast_check_off(
     assert checked_record(body, odd) is None and patient_row(body, odd) is None
     row = odd.record_row(odd.record.model_validate_json(body))
     assert odd.imputed(row) == ["oldpeak"]
+
+
+def test_the_request_paths_band_lookup_is_the_specs(contract: Contract, spec: DatasetSpec) -> None:
+    """Contract.risk_level is DatasetSpec.risk_level without its objects (the request path asks
+    once per answer): the same band for every probability, edges included."""
+    grid = [i / 1000 for i in range(1001)] + [0.3, 0.6, math.nextafter(0.3, 0), 1e-12]
+    assert [contract.risk_level(p) for p in grid] == [spec.risk_level(p) for p in grid]
