@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from rich.table import Table
 from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
+
+if TYPE_CHECKING:
+    from heartml.spec import DatasetSpec
 
 app = typer.Typer(
     name="heartml",
@@ -405,6 +408,16 @@ def serve(
 # Scale: batch scoring, shared tuning studies, reproducibility (heartml.batch, .tuning, .reproduce)
 
 
+DEFAULT_DATASET = Path("configs") / "datasets" / "uci_heart.yaml"
+
+
+def _dataset_spec() -> DatasetSpec:
+    """The dataset spec of this project (until a global --dataset option chooses another)."""
+    from heartml.spec import load_spec
+
+    return load_spec(state.settings.resolved_root / DEFAULT_DATASET)
+
+
 @app.command()
 def score(
     input_path: Annotated[
@@ -433,16 +446,19 @@ def score(
     ] = None,
 ) -> None:
     """Score a file with a verified package's ONNX model; invalid rows go to a rejects file."""
-    from heartml.batch import BatchError, load_package, newest_package_or_fail, score_file
-    from heartml.packaging import PackagingError
+    from heartml.batch import ENGINES, score_file, scoring_model
+    from heartml.errors import HeartmlError
+    from heartml.manifest import newest_package_or_fail, read_package
 
-    if engine not in ("local", "dask"):
-        fail(f"--engine {engine!r}: allowed: local, dask")
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: allowed: {', '.join(ENGINES)}")
     if scheduler is not None and engine != "dask":
         fail("--scheduler needs --engine dask")
     try:
-        directory = package or newest_package_or_fail(state.settings.packages_dir)
-        model, _ = load_package(directory)
+        directory = package or newest_package_or_fail(
+            state.settings.packages_dir, _dataset_spec().package_prefix
+        )
+        model = scoring_model(read_package(directory))
         console.print(f"model: {model.version} from {directory} (checksums verified)")
         with Progress(
             TextColumn("[bold]scoring"),
@@ -459,12 +475,14 @@ def score(
                 model,
                 chunk_size=chunk_size,
                 rejects_path=rejects,
-                engine=engine,  # type: ignore[arg-type]
+                engine=engine,
                 scheduler=scheduler,
                 workers=workers,
                 progress=lambda rows, total: bar.update(task, advance=rows, total=total),
             )
-    except (BatchError, PackagingError, OSError, TimeoutError) as exc:
+    except HeartmlError as exc:
+        fail(str(exc) + (f" ({exc.hint})" if exc.hint else ""))
+    except (OSError, TimeoutError) as exc:
         fail(str(exc) or type(exc).__name__)
     console.print(
         f"{summary.rows:,} rows: {summary.scored:,} scored ({summary.imputed:,} with imputed "
