@@ -42,18 +42,20 @@ def risk_levels(probability: np.ndarray, contract: Contract) -> pa.DictionaryArr
     return labels(bands, contract.risk_labels)
 
 
-def imputed_labels(unknown: np.ndarray, contract: Contract) -> pa.DictionaryArray:
+def imputed_labels(
+    unknown: np.ndarray, imputed: np.ndarray, contract: Contract
+) -> pa.DictionaryArray:
     """Per row, the names of its unknown fields ("slope,oldpeak,thalach,exang"; "" for none).
 
-    The [n, m] mask over the optional columns is packed into one bit pattern per row; only the
-    patterns present are turned into text, in order of first appearance (see FileLabels).
+    `unknown` holds one row per optional column, `imputed` their OR. The rows with an unknown
+    field (few) are packed into one bit pattern each; only the patterns present are turned
+    into text, in order of first appearance (see FileLabels).
     """
-    n, m = unknown.shape
-    codes = np.zeros(n, dtype=np.int32)
-    rows = np.flatnonzero(unknown.any(axis=1)) if m else np.zeros(0, dtype=np.intp)
+    codes = np.zeros(len(imputed), dtype=np.int32)
+    rows = np.flatnonzero(imputed)
     if len(rows) == 0:
         return labels(codes, pa.array([""], pa.string()))
-    packed = np.packbits(unknown[rows], axis=1)
+    packed = np.packbits(unknown[:, rows].T, axis=1)
     patterns, first, inverse = np.unique(packed, axis=0, return_index=True, return_inverse=True)
     rank = np.empty(len(patterns), dtype=np.int32)
     rank[np.argsort(first, kind="stable")] = np.arange(1, len(patterns) + 1, dtype=np.int32)
@@ -61,10 +63,8 @@ def imputed_labels(unknown: np.ndarray, contract: Contract) -> pa.DictionaryArra
     names_ = contract.optional_names
     text = [""] * (len(patterns) + 1)
     for pattern, code in zip(patterns, rank.tolist(), strict=True):
-        bits = np.unpackbits(pattern, count=m).astype(bool)
-        text[code] = IMPUTED_SEPARATOR.join(
-            name for name, hit in zip(names_, bits, strict=True) if hit
-        )
+        bits = np.unpackbits(pattern, count=len(names_)).astype(bool)
+        text[code] = IMPUTED_SEPARATOR.join(n for n, hit in zip(names_, bits, strict=True) if hit)
     return labels(codes, pa.array(text, pa.string()))
 
 
@@ -121,7 +121,7 @@ def score_frame(frame: Chunk, model: ScoringModel) -> ScoredChunk:
             fields.append(pa.field(name, array.type))
         arrays.append(array)
     arrays += [
-        imputed_labels(check.unknown, contract),
+        imputed_labels(check.unknown, check.imputed, contract),
         pa.array(probability),
         pa.array((probability >= model.threshold).astype(np.int8)),
         risk_levels(probability, contract),
@@ -137,7 +137,7 @@ def score_frame(frame: Chunk, model: ScoringModel) -> ScoredChunk:
         positions = np.flatnonzero(valid)
     else:
         positions = np.arange(n)
-    imputed = int(np.count_nonzero(check.unknown.any(axis=1)))
+    imputed = int(np.count_nonzero(check.imputed))
     return ScoredChunk(
         n, scored, positions, rejects_table(frame, check, bad, contract), bad, imputed
     )

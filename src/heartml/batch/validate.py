@@ -37,7 +37,8 @@ class ChunkValidation:
     matrix: np.ndarray  # [n, k] C-ordered, what the model sees: missing_values -> NaN
     valid: np.ndarray  # [n] bool
     reasons: np.ndarray  # [n_invalid] str, aligned with np.flatnonzero(~valid)
-    unknown: np.ndarray  # [n, len(contract.optional)] bool: the field is imputed (valid rows)
+    unknown: np.ndarray  # [len(contract.optional), n] bool: the field is imputed (valid rows)
+    imputed: np.ndarray  # [n] bool: any field of the (valid) row is imputed
     texts: dict[str, dict[int, str]]  # column -> {position: text} where it is not a number
 
 
@@ -54,7 +55,9 @@ def validate_frame(
     given: list[np.ndarray] = []
     matrix = np.empty((n, k), dtype=np.float64)
     invalid = np.zeros(n, dtype=bool)
-    unknown = np.zeros((n, len(contract.optional)), dtype=bool)
+    # One contiguous row per optional column: cheap to fill, and to OR across.
+    unknown = np.zeros((len(contract.optional), n), dtype=bool)
+    imputed = np.zeros(n, dtype=bool)
     problems: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
     texts: dict[str, dict[int, str]] = {}
     for j, spec_column in enumerate(contract.columns):
@@ -71,7 +74,11 @@ def validate_frame(
             if parsed.texts:
                 texts[spec_column.name] = parsed.texts
         if not spec_column.required:
-            unknown[:, contract.optional.index(j)] = np.isnan(measured) & ~parsed.not_number
+            row = unknown[contract.optional.index(j)]
+            np.isnan(measured, out=row)
+            if parsed.texts:
+                row &= ~parsed.not_number
+            imputed |= row
 
     rows = np.flatnonzero(invalid)
     reasons = np.full(len(rows), "", dtype=object)
@@ -90,8 +97,9 @@ def validate_frame(
             value = float(given[j][rows[position]])
             message = rules.problem_message(spec_column, rules.NOT_ALLOWED, value)
             _add(reasons, position, rules.reason(name, message))
-    unknown[rows] = False  # a rejected row is not scored, so nothing of it is imputed
-    return ChunkValidation(given, matrix, ~invalid, reasons, unknown, texts)
+    unknown[:, rows] = False  # a rejected row is not scored, so nothing of it is imputed
+    imputed[rows] = False
+    return ChunkValidation(given, matrix, ~invalid, reasons, unknown, imputed, texts)
 
 
 def _add(reasons: np.ndarray, position: int | np.integer[Any], reason: str) -> None:

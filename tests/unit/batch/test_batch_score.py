@@ -30,7 +30,7 @@ def test_imputed_labels_name_the_fields_in_the_specs_order(spec: DatasetSpec) ->
     unknown[1, [optional.index("slope"), optional.index("thalach")]] = True
     unknown[3, optional.index("fbs")] = True
     unknown[4] = unknown[1]
-    labels = imputed_labels(unknown, contract(spec))
+    labels = imputed_labels(unknown.T.copy(), unknown.any(axis=1), contract(spec))
     assert labels.to_pylist() == ["", "thalach,slope", "", "fbs", "thalach,slope"]
     # Only the patterns present, in order of first appearance.
     assert labels.dictionary.to_pylist() == ["", "thalach,slope", "fbs"]

@@ -77,7 +77,8 @@ def records(spec: DatasetSpec) -> list[dict[str, Any]]:
 
 def imputed_fields(check: Any, spec: DatasetSpec, i: int) -> str:
     names = [n for n in spec.raw_names if not spec.columns[n].required]
-    return ",".join(n for n, hit in zip(names, check.unknown[i], strict=True) if hit)
+    assert check.imputed[i] == check.unknown[:, i].any()
+    return ",".join(n for n, hit in zip(names, check.unknown[:, i], strict=True) if hit)
 
 
 def test_each_row_gets_the_verdict_and_the_words_of_the_rules(spec: DatasetSpec) -> None:
@@ -157,7 +158,7 @@ def test_every_broken_field_of_a_row_is_named_in_column_order(spec: DatasetSpec)
             "7 (reversible defect)",
         ]
     )
-    assert not check.unknown[0].any()  # a rejected row has nothing imputed
+    assert not check.unknown[:, 0].any() and not check.imputed[0]  # nothing imputed
 
 
 def test_numbers_typed_by_the_reader_follow_the_same_rules(spec: DatasetSpec) -> None:
