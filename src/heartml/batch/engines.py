@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 import pandas as pd
 import pyarrow as pa
 
-from heartml.batch.contract import IMPUTED_COLUMN, ROW_COLUMN, BatchError
+from heartml.batch.contract import ROW_COLUMN, BatchError
 from heartml.batch.io import (
     InputFormat,
     count_rows,
@@ -33,7 +33,7 @@ from heartml.batch.io import (
     read_error,
 )
 from heartml.batch.model import ScoringModel
-from heartml.batch.score import FileLabels, ScoredChunk, score_frame
+from heartml.batch.score import ScoredChunk, score_frame
 from heartml.batch.writers import OUTPUT_SUFFIXES, OutputWriter, RejectsWriter
 
 T = TypeVar("T")
@@ -101,7 +101,6 @@ def score_file(
     summary = ScoreSummary(input_path, output_path, rejects_path, engine)
     writer = OutputWriter(output_path)
     rejects = RejectsWriter(rejects_path, fmt.columns)
-    imputed = FileLabels()
     started = time.perf_counter()
     try:
         if engine == "local":
@@ -112,7 +111,7 @@ def score_file(
         else:
             chunks = _dask_chunks(input_path, fmt, chunk_size, model, scheduler, workers)
         for chunk in chunks:
-            _emit(chunk, summary, writer, rejects, imputed)
+            _emit(chunk, summary, writer, rejects)
             report(chunk.rows, total)
         if summary.rows == 0:
             raise BatchError(f"{input_path}: no data rows")
@@ -131,13 +130,9 @@ def _emit(
     summary: ScoreSummary,
     writer: OutputWriter,
     rejects: RejectsWriter,
-    imputed: FileLabels,
 ) -> None:
     offset = summary.rows + 1  # rows are numbered from 1
     table = chunk.scored
-    at = table.schema.get_field_index(IMPUTED_COLUMN)
-    labels = imputed.recode(table.column(at).combine_chunks())
-    table = table.set_column(at, table.schema.field(at).with_type(labels.type), labels)
     table = table.add_column(
         0, pa.field(ROW_COLUMN, pa.int64(), nullable=False), pa.array(chunk.positions + offset)
     )

@@ -49,7 +49,9 @@ def imputed_labels(
 
     `unknown` holds one row per optional column, `imputed` their OR. The rows with an unknown
     field (few) are packed into one bit pattern each; only the patterns present are turned
-    into text, in order of first appearance (see FileLabels).
+    into text. The dictionary is "" and then the patterns in order of first appearance: a
+    reader joining the chunks' dictionaries (pyarrow, pandas) then gets the same categories
+    however the file was cut into chunks, so both engines' outputs read back equal.
     """
     codes = np.zeros(len(imputed), dtype=np.int32)
     rows = np.flatnonzero(imputed)
@@ -66,31 +68,6 @@ def imputed_labels(
         bits = np.unpackbits(pattern, count=len(names_)).astype(bool)
         text[code] = IMPUTED_SEPARATOR.join(n for n, hit in zip(names_, bits, strict=True) if hit)
     return labels(codes, pa.array(text, pa.string()))
-
-
-class FileLabels:
-    """One dictionary for a label column across the whole file, in order of first appearance.
-
-    Each chunk's dictionary holds only what that chunk has; re-coding every chunk against the
-    file's growing dictionary makes the output independent of where the chunks were cut (local
-    chunks and Dask partitions differ), down to the order of a reader's categories.
-    """
-
-    def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
-        self.dictionary: list[str] = []
-
-    def recode(self, array: pa.DictionaryArray) -> pa.DictionaryArray:
-        local = array.dictionary.to_pylist()
-        mapping = np.empty(len(local), dtype=np.int32)
-        for i, label in enumerate(local):
-            code = self.codes.get(label)
-            if code is None:
-                code = self.codes[label] = len(self.dictionary)
-                self.dictionary.append(label)
-            mapping[i] = code
-        indices = mapping[array.indices.to_numpy(zero_copy_only=False)]
-        return labels(indices, pa.array(self.dictionary, pa.string()))
 
 
 def score_frame(frame: Chunk, model: ScoringModel) -> ScoredChunk:
