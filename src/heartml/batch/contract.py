@@ -19,7 +19,8 @@ from heartml.spec.model import Column, DatasetSpec, spec_from_text
 ROW_COLUMN = "row"  # 1-based data row of the input (header and blank lines not counted)
 REASONS_COLUMN = "reasons"
 IMPUTED_COLUMN = "imputed"
-SCORE_COLUMNS = (IMPUTED_COLUMN, "probability", "prediction", "risk_level", "model_version")
+PROBABILITY_COLUMN = "probability"
+SCORE_COLUMNS = (IMPUTED_COLUMN, PROBABILITY_COLUMN, "prediction", "risk_level", "model_version")
 OUTPUT_COLUMNS = frozenset({ROW_COLUMN, *SCORE_COLUMNS})
 IMPUTED_SEPARATOR = ","  # "slope,oldpeak": the imputed fields of a row, in the spec's order
 

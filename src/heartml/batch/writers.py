@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from heartml.batch.contract import REASONS_COLUMN, ROW_COLUMN, BatchError
+from heartml.batch.contract import PROBABILITY_COLUMN, REASONS_COLUMN, ROW_COLUMN, BatchError
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -49,7 +49,7 @@ class OutputWriter:
                     compression="snappy",
                     use_dictionary=labels,
                     use_byte_stream_split=floats,
-                    write_statistics=[ROW_COLUMN, "probability"],
+                    write_statistics=[ROW_COLUMN, PROBABILITY_COLUMN],
                 )
             else:
                 self.writer = pa_csv.CSVWriter(self.tmp, self.schema)
