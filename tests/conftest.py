@@ -19,12 +19,14 @@ import yaml
 os.environ["HEARTML_OFFLINE"] = "1"
 
 from heartml.config import PipelineConfig, parse_config
-from heartml.data.schema import parse_uci
+from heartml.data.parse import parse_records
 from heartml.settings import Settings
+from heartml.spec import DatasetSpec, load_spec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_FILE = REPO_ROOT / "data" / "raw" / "processed.cleveland.data"
 CONFIG_FILE = REPO_ROOT / "configs" / "pipeline.yaml"
+HEART_SPEC_FILE = REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml"
 HEARTML_BIN = REPO_ROOT / ".venv" / "bin" / "heartml"
 
 
@@ -34,8 +36,14 @@ def raw_bytes() -> bytes:
 
 
 @pytest.fixture(scope="session")
-def _cleveland(raw_bytes: bytes) -> pd.DataFrame:
-    return parse_uci(raw_bytes)
+def heart_spec() -> DatasetSpec:
+    """The reference dataset's spec, as shipped."""
+    return load_spec(HEART_SPEC_FILE)
+
+
+@pytest.fixture(scope="session")
+def _cleveland(raw_bytes: bytes, heart_spec: DatasetSpec) -> pd.DataFrame:
+    return parse_records(raw_bytes, heart_spec).frame
 
 
 @pytest.fixture

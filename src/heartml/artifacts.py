@@ -13,13 +13,13 @@ from typing import Any
 import joblib
 from sklearn.pipeline import Pipeline
 
+from heartml.catalog import Catalog
 from heartml.errors import ArtifactError
 from heartml.provenance import git_commit, library_versions, read_json, sha256_file, write_json
 from heartml.train import TrainingResult
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
-RESULTS_FILE = "evaluation_results.json"
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,10 @@ class SavedModel:
 def evaluation_results(result: TrainingResult, root: Path) -> dict[str, Any]:
     return {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": result.spec.name,
         "data_sha256": result.data_sha256,
         "config_hash": result.config.config_hash(),
+        "spec_hash": result.spec.spec_hash(),
         "config": result.config.model_dump(mode="json"),
         "seed": result.config.seed,
         "n_train": result.n_train,
@@ -48,11 +50,11 @@ def evaluation_results(result: TrainingResult, root: Path) -> dict[str, Any]:
     }
 
 
-def save_training(result: TrainingResult, models_dir: Path, root: Path) -> dict[str, Any]:
+def save_training(result: TrainingResult, catalog: Catalog, root: Path) -> dict[str, Any]:
     """Write every model folder and evaluation_results.json; return the results document."""
     results = evaluation_results(result, root)
     for algorithm, model in result.models.items():
-        directory = models_dir / algorithm
+        directory = catalog.model_dir(algorithm)
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{MODEL_FILE}.tmp"
         joblib.dump(model.pipeline, tmp)
@@ -71,6 +73,7 @@ def save_training(result: TrainingResult, models_dir: Path, root: Path) -> dict[
                 "test_metrics": summary["test_metrics"],
                 "data_sha256": results["data_sha256"],
                 "config_hash": results["config_hash"],
+                "spec_hash": results["spec_hash"],
                 "seed": results["seed"],
                 "threshold": results["threshold"],
                 "feature_names": results["feature_names"],
@@ -79,14 +82,14 @@ def save_training(result: TrainingResult, models_dir: Path, root: Path) -> dict[
                 "created_at": results["created_at"],
             },
         )
-    write_json(models_dir / RESULTS_FILE, results)
+    write_json(catalog.results_file, results)
     return results
 
 
 def read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / METADATA_FILE
     if not path.is_file():
-        raise ArtifactError(f"{path} not found: run `heartml train` first")
+        raise ArtifactError(f"{path} not found", hint="run `heartml train` first")
     metadata: dict[str, Any] = read_json(path)
     return metadata
 

@@ -76,6 +76,15 @@ def main(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Experiment parameters (YAML)")
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Dataset spec: a name under configs/datasets/ (default uci_heart, or "
+            "HEARTML_DATASET) or a path to a spec file",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False,
 ) -> None:
     logging.basicConfig(
@@ -83,10 +92,17 @@ def main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        state.settings = Settings()
+        state.settings = Settings(dataset=dataset) if dataset else Settings()
     except Exception as exc:  # pydantic's message names the variable and the value
         fail(f"settings: {exc}".replace("\n", " "))
     state.config_path = config
+    from heartml.catalog import spec_path
+
+    # A bad spec stops every command before anything is written; a missing default spec only
+    # matters to the commands that need one (a serving container may have no configs/).
+    if dataset or spec_path(state.settings.resolved_root, state.settings.dataset).is_file():
+        with clear_errors():
+            state.settings.catalog  # noqa: B018
 
 
 def _load_config() -> PipelineConfig:
@@ -122,7 +138,7 @@ def data(
         f"test {source['rows_test']}; prevalence {quality['class_balance']['prevalence']:.1%}"
     )
     console.print(f"processed data: {result.processed_dir}")
-    console.print(f"quality report: {result.processed_dir / 'data_quality_report.json'}")
+    console.print(f"quality report: {state.settings.catalog.quality_file}")
     console.print(f"EDA report:     {result.eda_report}")
 
 
@@ -183,7 +199,7 @@ def train(
     console.print(_metrics_table(result.results))
     console.print(f"best model (by CV ROC-AUC): {result.results['best_algorithm']}")
     console.print(f"models:            {result.models_dir}/<algorithm>/")
-    console.print(f"evaluation:        {result.models_dir / 'evaluation_results.json'}")
+    console.print(f"evaluation:        {state.settings.catalog.results_file}")
     console.print(f"evaluation report: {result.evaluation_report}")
     console.print(f"took {time.perf_counter() - started:.1f} s")
 
@@ -204,7 +220,7 @@ def track(
             state.settings, config, force_champion, progress=lambda m: status.update(m)
         )
     if result.reused_training:
-        console.print("reused the Task 2 models (same data and config hash)")
+        console.print("reused the Task 2 models (same data, config and dataset spec)")
     for version in result.versions:
         console.print(
             f"registered {version.model_name} version {version.version} "
@@ -344,13 +360,15 @@ def package_verify(
     """Check every checksum, load every format, re-run the parity check."""
     from heartml.packaging import newest_package, verify_package
 
-    target = directory or newest_package(state.settings.packages_dir)
+    with clear_errors():
+        catalog = state.settings.catalog
+    target = directory or newest_package(catalog.packages_dir, catalog.spec.package_prefix)
     if target is None:
-        fail(f"no package under {state.settings.packages_dir}: run heartml package first")
+        fail(f"no package under {catalog.packages_dir}: run heartml package first")
     if not target.is_dir():
         fail(f"{target}: not a package folder")
     with clear_errors(), console.status(f"verifying {target.name}"):
-        result = verify_package(target, state.settings.resolved_root)
+        result = verify_package(target, catalog)
     console.print(
         f"OK {target}: {len(result.manifest['files'])} files match MANIFEST.json; "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
@@ -528,12 +546,13 @@ def tune(
     url = storage or default_storage(state.settings.resolved_root)
     name = study or f"heartml-{algorithm}"
     with clear_errors():
-        train_split, _ = read_split(state.settings.processed_dir)
+        train_split, _ = read_split(state.settings.catalog)
         data_sha256 = processed_data_sha256(state.settings)
         try:
             summary = run_study(
                 algorithm,
                 train_split,
+                state.settings.catalog.spec,
                 config,
                 data_sha256,
                 name,

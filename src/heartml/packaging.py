@@ -23,12 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from heartml.coding import (
-    ENGINEERED_FEATURES,
-    ONE_HOT_FEATURES,
-    RAW_COLUMNS,
-    RAW_FEATURES,
-)
+from heartml.catalog import Catalog
 
 # Verification lives in the light heartml.manifest (the server uses it without pandas);
 # re-exported here for the callers of heartml.packaging.
@@ -37,11 +32,14 @@ from heartml.manifest import (
     MODEL_CONFIG,
     ONNX_FILE,
     REFERENCE_FILE,
+    SPEC_FILE,
     PackagingError,
     verify_checksums,
 )
 from heartml.manifest import newest_package as newest_package
 from heartml.provenance import platform_info, sha256_file, staged_directory, write_json
+from heartml.spec import DatasetSpec
+from heartml.spec.model import spec_from_text
 
 JOBLIB_FILE = "model.joblib"
 MLFLOW_DIR = "mlflow_model"
@@ -55,22 +53,18 @@ class PackageResult:
     manifest: dict[str, Any]
 
 
-def package_dir_name(algorithm: str, version: str) -> str:
-    return f"heart_disease_model_{algorithm}_v{version}"
-
-
 # --------------------------------------------------------------------------------------------
 # Pure pieces
 
 
-def reference_statistics(train: pd.DataFrame) -> dict[str, Any]:
+def reference_statistics(train: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
     """Per raw feature, what the training data looked like: the baseline for drift monitoring.
 
     Numeric features get decile bin edges with their proportions (for PSI) and 101 quantiles
     (a compact sample for a KS test); coded features get the proportion of each code.
     """
     features: dict[str, Any] = {}
-    for column in RAW_COLUMNS:
+    for column in spec.raw_columns:
         values = train[column.name].to_numpy(dtype=float)
         present = values[~np.isnan(values)]
         entry: dict[str, Any] = {
@@ -78,7 +72,7 @@ def reference_statistics(train: pd.DataFrame) -> dict[str, Any]:
             "count": len(values),
             "missing_fraction": float(np.isnan(values).mean()),
         }
-        if column.codes:
+        if column.codes is not None:
             codes = sorted(column.codes)
             entry["codes"] = codes
             entry["proportions"] = [float((present == code).mean()) for code in codes]
@@ -104,8 +98,10 @@ def reference_statistics(train: pd.DataFrame) -> dict[str, Any]:
 
 
 def model_config(
-    champion: dict[str, Any], metrics: dict[str, Any], threshold: float
+    champion: dict[str, Any], metrics: dict[str, Any], threshold: float, spec: DatasetSpec
 ) -> dict[str, Any]:
+    """What the model is and how it is used; the input rules themselves are in the package's
+    dataset spec (dataset_spec.yaml), summarised here for people reading the config."""
     return {
         "model": {
             "name": champion["model_name"],
@@ -116,21 +112,24 @@ def model_config(
             "file": ONNX_FILE,
         },
         "threshold": threshold,
-        "raw_feature_names": list(RAW_FEATURES),
-        "engineered_feature_names": [*RAW_FEATURES, *ENGINEERED_FEATURES],
-        "one_hot_features": list(ONE_HOT_FEATURES),
+        "dataset": spec.name,
+        "spec_file": SPEC_FILE,
+        "spec_hash": spec.spec_hash(),
+        "raw_feature_names": list(spec.raw_names),
+        "engineered_feature_names": list(spec.all_features),
+        "one_hot_features": list(spec.one_hot),
         "input_coding": {
             column.name: {
                 "description": column.description,
                 "kind": column.kind,
                 **(
-                    {"codes": {int(k): v for k, v in column.codes.items()}}
-                    if column.codes
-                    else {"minimum": column.minimum, "maximum": column.maximum, "unit": column.unit}
+                    {"codes": dict(column.codes)}
+                    if column.codes is not None
+                    else {"range": list(column.range or ()), "unit": column.unit}
                 ),
-                "may_be_missing": column.missing_zero or column.name in ("ca", "thal"),
+                "may_be_missing": not column.required,
             }
-            for column in RAW_COLUMNS
+            for column in spec.raw_columns
         },
         "metrics": metrics,
     }
@@ -301,14 +300,28 @@ def markdown_to_html(markdown: str, title: str) -> str:
 # Building and verifying
 
 
-def dataset_rows(root: Path) -> pd.DataFrame:
-    """Every row of the dataset (the parity set): the processed data, else the shipped raw file."""
-    processed = root / "data" / "processed" / "heart.parquet"
-    if processed.is_file():
-        return pd.read_parquet(processed)
-    from heartml.data.schema import parse_uci
+def dataset_rows(catalog: Catalog, spec: DatasetSpec) -> pd.DataFrame:
+    """Every row of the dataset (the parity set): the processed data, else the raw file."""
+    if catalog.clean_file.is_file():
+        return pd.read_parquet(catalog.clean_file)
+    from heartml.data.parse import parse_records
 
-    return parse_uci((root / "data" / "raw" / "processed.cleveland.data").read_bytes())
+    return parse_records(catalog.raw_path.read_bytes(), spec).frame
+
+
+def check_contract(pipeline: Any, spec: DatasetSpec) -> None:
+    """The fitted pipeline computes exactly the spec's columns and features."""
+    from heartml.features import feature_engineer
+
+    expected = feature_engineer(spec)
+    actual = pipeline.named_steps.get("features")
+    if actual is None or (actual.columns, actual.expressions) != (
+        expected.columns,
+        expected.expressions,
+    ):
+        raise PackagingError(
+            "the registered model's features do not match the dataset spec logged with its run"
+        )
 
 
 def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
@@ -353,21 +366,31 @@ def build_package(
         champion = tracking.find_champion(client, settings)
     if champion is None:
         raise PackagingError(
-            "no champion in the registry: run python src/experiment_tracking.py first"
+            "no champion in the registry", hint="run python src/experiment_tracking.py first"
         )
     report(f"loading {champion.model_name} v{champion.version}")
+    spec_text = tracking.run_spec_text(settings, champion.run_id)
+    if spec_text is None:
+        raise PackagingError(
+            f"{champion.model_name} version {champion.version} was registered before models "
+            "carried their dataset spec",
+            hint="register a new version with `heartml track`",
+        )
+    spec = spec_from_text(spec_text, f"the dataset spec of run {champion.run_id}")
     pipeline = tracking.load_model_pipeline(
         settings, f"models:/{champion.model_name}/{champion.version}"
     )
+    check_contract(pipeline, spec)
+    catalog = settings.catalog
     summary = tracking.run_summary(settings, champion.run_id)
     data_info = tracking.run_data_info(settings, champion.run_id)
 
-    final = settings.packages_dir / package_dir_name(champion.algorithm, champion.version)
+    final = catalog.package_dir(champion.algorithm, champion.version)
     with staged_directory(final) as staging:
         report("exporting ONNX")
         onnx_proto = pipeline_to_onnx(pipeline)
         (staging / ONNX_FILE).write_bytes(onnx_proto.SerializeToString())
-        rows = dataset_rows(settings.resolved_root)
+        rows = dataset_rows(catalog, spec)
         max_delta = parity(pipeline, OnnxModel.from_path(staging / ONNX_FILE), rows)
         if not max_delta <= PARITY_TOLERANCE:
             raise PackagingError(
@@ -397,15 +420,16 @@ def build_package(
         }
         champion_dict = champion.as_dict()
         (staging / MODEL_CONFIG).write_text(
-            yaml.safe_dump(model_config(champion_dict, metrics, threshold), sort_keys=False)
+            yaml.safe_dump(model_config(champion_dict, metrics, threshold, spec), sort_keys=False)
         )
         (staging / "deployment_config.yaml").write_text(
             yaml.safe_dump(deployment_config(champion.algorithm, champion.version), sort_keys=False)
         )
+        (staging / SPEC_FILE).write_text(spec.to_yaml(), encoding="utf-8")
         from heartml.data.prepare import read_split
 
-        train, _ = read_split(settings.processed_dir)
-        write_json(staging / REFERENCE_FILE, reference_statistics(train))
+        train, _ = read_split(catalog)
+        write_json(staging / REFERENCE_FILE, reference_statistics(train, spec))
         card = model_card_markdown(champion_dict, summary, data_info)
         (staging / "model_card.md").write_text(card)
         (staging / "model_card.html").write_text(
@@ -443,16 +467,23 @@ class Verification:
     rows: int
 
 
-def verify_package(directory: Path, root: Path) -> Verification:
+def verify_package(directory: Path, catalog: Catalog) -> Verification:
     """Checksums, then every format loads, then parity of every format on every dataset row."""
     import joblib
 
     from heartml.onnx_runtime import OnnxModel
 
     manifest = verify_checksums(directory)
-    rows = dataset_rows(root)
+    if SPEC_FILE not in manifest["files"]:
+        raise PackagingError(
+            f"{directory.name}: no {SPEC_FILE} (built before packages carried their dataset spec)",
+            hint="rebuild it with `heartml package`",
+        )
+    spec = spec_from_text((directory / SPEC_FILE).read_text(encoding="utf-8"), SPEC_FILE)
+    rows = dataset_rows(catalog, spec)
     reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
-    expected = reference_pipeline.predict_proba(rows.loc[:, list(RAW_FEATURES)])[:, 1]
+    check_contract(reference_pipeline, spec)
+    expected = reference_pipeline.predict_proba(rows.loc[:, list(spec.raw_names)])[:, 1]
     formats: dict[str, float] = {}
     try:
         onnx_p = OnnxModel.from_path(directory / ONNX_FILE).predict_proba(rows)
@@ -462,7 +493,7 @@ def verify_package(directory: Path, root: Path) -> Verification:
     from heartml import tracking
 
     try:
-        pyfunc_p = tracking.pyfunc_probabilities(directory / MLFLOW_DIR, rows)
+        pyfunc_p = tracking.pyfunc_probabilities(directory / MLFLOW_DIR, rows, spec.raw_names)
     except Exception as exc:
         raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
     formats["mlflow_pyfunc"] = float(np.max(np.abs(pyfunc_p - expected)))

@@ -212,11 +212,14 @@ def reproduce(
     settings: Settings, model_name: str, version: str, progress: Progress | None = None
 ) -> Reproduction:
     from heartml import tracking
+    from heartml.catalog import Catalog
     from heartml.config import ConfigError, parse_config
     from heartml.data.acquire import RawData, sha256_bytes
+    from heartml.data.parse import parse_records
     from heartml.data.prepare import prepare
-    from heartml.data.schema import parse_uci, validate
+    from heartml.data.schema import validate
     from heartml.provenance import git_commit, library_versions
+    from heartml.spec.model import spec_from_text
     from heartml.train import train_model
 
     report = progress or (lambda _m: None)
@@ -237,7 +240,17 @@ def reproduce(
     if algorithm not in config.models:
         raise ReproduceError(f"the logged config has no model {algorithm!r}")
 
-    path = settings.raw_data_path
+    spec_text = tracking.run_spec_text(settings, lineage.run_id)
+    if spec_text is None:
+        raise ReproduceError(
+            f"{model_name} version {version}: its run has no dataset spec (registered before "
+            "models carried their spec), so the features it was trained with are unknown"
+        )
+    spec = spec_from_text(spec_text, "the logged dataset spec")
+    catalog = Catalog(
+        settings.resolved_root, spec, settings.catalog.spec_file, settings.packages_dir
+    )
+    path = catalog.raw_path
     content = path.read_bytes() if path.is_file() else None
     local_sha = sha256_bytes(content) if content is not None else f"(no file at {path})"
     result = Reproduction(
@@ -264,8 +277,8 @@ def reproduce(
     raw = RawData(
         content, "local copy", str(path), local_sha, datetime.now(UTC).isoformat(timespec="seconds")
     )
-    parsed = parse_uci(content)
-    prepared = prepare(parsed, validate(parsed), raw, test_size, split_seed)
+    parsed = parse_records(content, spec)
+    prepared = prepare(parsed.frame, validate(parsed, spec), raw, spec, test_size, split_seed)
     # As read back from data/processed: a fresh 0..n-1 index.
     train = prepared.train.reset_index(drop=True)
     test = prepared.test.reset_index(drop=True)
@@ -276,7 +289,7 @@ def reproduce(
             f"rebuilt {len(train)}/{len(test)}"
         )
     report(f"retraining {algorithm} (seed {config.seed})")
-    model = train_model(algorithm, train, test, config, progress=report)
+    model = train_model(algorithm, train, test, spec, config, progress=report)
     rebuilt = model.summary()
     result.metrics = compare_metrics(lineage.summary, rebuilt)
     result.params = (

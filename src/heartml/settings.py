@@ -13,11 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-UCI_CLEVELAND_URL = (
-    "https://archive.ics.uci.edu/ml/machine-learning-databases/heart-disease/"
-    "processed.cleveland.data"
-)
-UCI_CLEVELAND_SHA256 = "a74b7efa387bc9d108d7d0115d831fe9b414b29ae7124f331b622b4efa0427c8"
+from heartml.catalog import DEFAULT_DATASET, Catalog
 
 
 def _default_root() -> Path:
@@ -33,8 +29,13 @@ class Settings(BaseSettings):
         default=None, description="Experiment parameters (default: <root>/configs/pipeline.yaml)"
     )
 
-    data_url: str = UCI_CLEVELAND_URL
-    data_sha256: str = UCI_CLEVELAND_SHA256
+    dataset: str = Field(
+        default=DEFAULT_DATASET,
+        description="Dataset spec: a name under configs/datasets/ or a path to a spec file",
+    )
+    # The spec declares the source; these override it (a mirror, a test server).
+    data_url: str | None = Field(default=None, description="Override of the spec's source URL")
+    data_sha256: str | None = Field(default=None, description="Override of the spec's sha256")
     download_timeout_s: float = Field(default=5.0, gt=0, le=120)
     offline: bool = Field(default=False, description="Skip the download, use the shipped copy")
 
@@ -44,9 +45,7 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "HEARTML_MLFLOW_TRACKING_URI"),
     )
-    mlflow_experiment: str = "heart-disease"
     mlflow_timeout_s: float = Field(default=20.0, gt=0)
-    model_name_prefix: str = "heart_disease"
     champion_alias: str = "champion"
 
     # Prediction service (`heartml serve`). The model comes from a verified package: the one
@@ -99,29 +98,43 @@ class Settings(BaseSettings):
     def pipeline_config_path(self) -> Path:
         return self.config_path or self.resolved_root / "configs" / "pipeline.yaml"
 
-    @property
-    def raw_dir(self) -> Path:
-        return self.resolved_root / "data" / "raw"
+    @cached_property
+    def catalog(self) -> Catalog:
+        """Every path and file name, for this dataset (loads and validates its spec)."""
+        return Catalog.load(self.resolved_root, self.dataset)
 
-    @property
-    def raw_data_path(self) -> Path:
-        return self.raw_dir / "processed.cleveland.data"
-
+    # Shortcuts into the catalog and the spec, which own these facts.
     @property
     def processed_dir(self) -> Path:
-        return self.resolved_root / "data" / "processed"
+        return self.catalog.processed_dir
 
     @property
     def models_dir(self) -> Path:
-        return self.resolved_root / "models"
+        return self.catalog.models_dir
 
     @property
     def reports_dir(self) -> Path:
-        return self.resolved_root / "reports"
+        return self.catalog.reports_dir
 
     @property
     def packages_dir(self) -> Path:
         return self.resolved_root / "packages"
+
+    @property
+    def mlflow_experiment(self) -> str:
+        return self.catalog.spec.experiment
+
+    @property
+    def model_name_prefix(self) -> str:
+        return self.catalog.spec.model_name_prefix
+
+    @property
+    def source_url(self) -> str | None:
+        return self.data_url or self.catalog.spec.source.url
+
+    @property
+    def source_sha256(self) -> str:
+        return self.data_sha256 or self.catalog.spec.source.sha256
 
     @property
     def tracking_uri(self) -> str:
@@ -138,4 +151,4 @@ class Settings(BaseSettings):
         return self.resolved_root / "mlartifacts"
 
     def registered_model_name(self, algorithm: str) -> str:
-        return f"{self.model_name_prefix}_{algorithm}"
+        return self.catalog.registered_name(algorithm)

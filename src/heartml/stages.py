@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from heartml.config import PipelineConfig
+from heartml.errors import DataError
 from heartml.settings import Settings
 
 Progress = Callable[[str], None]
@@ -24,24 +25,45 @@ class DataStageResult:
     provenance: dict[str, Any]
 
 
-def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
-    from heartml.data.acquire import acquire
-    from heartml.data.eda import write_eda_report
-    from heartml.data.prepare import prepare, write_processed
-    from heartml.data.schema import parse_uci, validate
+def acquire_raw(settings: Settings) -> Any:
+    """The raw data as the spec's source says (download, shipped copy, or scikit-learn's own)."""
+    from heartml.data.acquire import acquire, generated, sklearn_csv
 
-    raw = acquire(
-        None if settings.offline else settings.data_url,
-        settings.raw_data_path,
-        settings.data_sha256,
+    catalog = settings.catalog
+    spec, source = catalog.spec, catalog.spec.source
+    if source.format == "sklearn":
+        assert source.loader is not None
+        content = sklearn_csv(
+            source.loader,
+            {name: column.source_name or name for name, column in spec.columns.items()},
+            (spec.target.column, spec.target.source_name or spec.target.column),
+        )
+        what = f"scikit-learn's {source.loader} data"
+        return generated(content, catalog.raw_path, settings.source_sha256, what)
+    return acquire(
+        None if settings.offline else settings.source_url,
+        catalog.raw_path,
+        settings.source_sha256,
         settings.download_timeout_s,
     )
-    parsed = parse_uci(raw.content)
-    validation = validate(parsed)
-    prepared = prepare(parsed, validation, raw, config.split.test_size, config.seed)
-    write_processed(prepared, settings.processed_dir)
-    report = write_eda_report(parsed, prepared.quality, settings.reports_dir / "eda")
-    return DataStageResult(settings.processed_dir, report, prepared.quality, prepared.provenance)
+
+
+def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
+    from heartml.data.eda import write_eda_report
+    from heartml.data.parse import parse_records
+    from heartml.data.prepare import prepare, write_processed
+    from heartml.data.schema import validate
+
+    catalog = settings.catalog
+    raw = acquire_raw(settings)
+    parsed = parse_records(raw.content, catalog.spec)
+    validation = validate(parsed, catalog.spec)
+    prepared = prepare(
+        parsed.frame, validation, raw, catalog.spec, config.split.test_size, config.seed
+    )
+    write_processed(prepared, catalog)
+    report = write_eda_report(parsed.frame, prepared.quality, catalog.eda_report_dir)
+    return DataStageResult(catalog.processed_dir, report, prepared.quality, prepared.provenance)
 
 
 @dataclass(frozen=True)
@@ -54,10 +76,11 @@ class TrainStageResult:
 def processed_data_sha256(settings: Settings) -> str:
     from heartml.provenance import read_json
 
-    path = settings.processed_dir / "provenance.json"
+    path = settings.catalog.provenance_file
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: run `heartml data` (python src/data_acquisition_eda.py) first"
+        raise DataError(
+            f"{path} not found",
+            hint="run `heartml data` (python src/data_acquisition_eda.py) first",
         )
     return str(read_json(path)["sha256"])
 
@@ -73,31 +96,34 @@ def run_train(
     from heartml.report import write_evaluation_report
     from heartml.train import train_all
 
-    train, test = read_split(settings.processed_dir)
+    catalog = settings.catalog
+    train, test = read_split(catalog)
     data_sha256 = processed_data_sha256(settings)
-    result = train_all(train, test, config, data_sha256, algorithms, progress)
-    results = save_training(result, settings.models_dir, settings.resolved_root)
-    report = write_evaluation_report(results, settings.reports_dir / "evaluation")
-    return TrainStageResult(results, settings.models_dir, report)
+    result = train_all(train, test, catalog.spec, config, data_sha256, algorithms, progress)
+    results = save_training(result, catalog, settings.resolved_root)
+    report = write_evaluation_report(results, catalog.evaluation_report_dir)
+    return TrainStageResult(results, catalog.models_dir, report)
 
 
 def _reusable_training(settings: Settings, config: PipelineConfig) -> dict[str, Any] | None:
-    """The saved Task 2 results, if they were made from this data and this config."""
-    from heartml.artifacts import RESULTS_FILE, ArtifactError, load_verified_pipeline
+    """The saved Task 2 results, if they were made from this data, this config and this
+    dataset spec (a changed feature must never meet a stale model.joblib)."""
+    from heartml.artifacts import ArtifactError, load_verified_pipeline
     from heartml.provenance import read_json
 
-    path = settings.models_dir / RESULTS_FILE
-    if not path.is_file():
+    catalog = settings.catalog
+    if not catalog.results_file.is_file():
         return None
-    results: dict[str, Any] = read_json(path)
+    results: dict[str, Any] = read_json(catalog.results_file)
     if (
         results.get("data_sha256") != processed_data_sha256(settings)
         or results.get("config_hash") != config.config_hash()
+        or results.get("spec_hash") != catalog.spec.spec_hash()
         or set(results.get("models", {})) != set(config.models)
     ):
         return None
     try:
-        pipelines = {a: load_verified_pipeline(settings.models_dir / a) for a in results["models"]}
+        pipelines = {a: load_verified_pipeline(catalog.model_dir(a)) for a in results["models"]}
     except ArtifactError:
         return None
     results["pipelines"] = pipelines
@@ -127,7 +153,8 @@ def run_track(
     report = progress or (lambda _m: None)
     # Fail fast on an unreachable server, before any training or writing.
     client = tracking.connect(settings)
-    if not (settings.processed_dir / "provenance.json").is_file():
+    catalog = settings.catalog
+    if not catalog.provenance_file.is_file():
         report("preparing data")
         run_data(settings, config)
     reused = _reusable_training(settings, config)
@@ -139,16 +166,24 @@ def run_track(
     else:
         reused_training = True
     pipelines = reused.pop("pipelines")
-    train, _ = read_split(settings.processed_dir)
+    train, _ = read_split(catalog)
     artifacts = {
-        "evaluation": settings.models_dir / "evaluation_results.json",
-        "evaluation_report": settings.reports_dir / "evaluation",
-        "data_quality": settings.processed_dir / "data_quality_report.json",
-        "eda_report": settings.reports_dir / "eda",
+        "evaluation": catalog.results_file,
+        "evaluation_report": catalog.evaluation_report_dir,
+        "data_quality": catalog.quality_file,
+        "eda_report": catalog.eda_report_dir,
     }
-    provenance = read_json(settings.processed_dir / "provenance.json")
+    provenance = read_json(catalog.provenance_file)
     run_id, versions = tracking.log_pipeline_execution(
-        client, settings, reused, pipelines, train.head(5), artifacts, provenance, report
+        client,
+        settings,
+        reused,
+        pipelines,
+        train.head(5),
+        artifacts,
+        provenance,
+        catalog.spec.to_yaml(),
+        report,
     )
     best = next(v for v in versions if v.algorithm == reused["best_algorithm"])
     current = tracking.find_champion(client, settings)
@@ -174,5 +209,5 @@ def run_package(
     from heartml.packaging import build_package, verify_package
 
     built = build_package(settings, progress, model_name=model_name, version=version)
-    verification = verify_package(built.directory, settings.resolved_root)
+    verification = verify_package(built.directory, settings.catalog)
     return built, verification

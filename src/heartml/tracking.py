@@ -20,10 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from heartml.coding import RAW_FEATURES
 from heartml.config import ALGORITHMS
 from heartml.errors import TrackingError
 from heartml.evaluate import corrected_paired_t_test
+from heartml.manifest import SPEC_FILE
 from heartml.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ PREVIOUS_ALIAS_SUFFIX = "_previous"
 PROMOTION_P_VALUE = 0.05  # one-sided corrected paired t-test on the same CV folds
 # Types inside our fitted pipelines that skops must be told to trust (it refuses unknown ones).
 SKOPS_TRUSTED_TYPES = [
+    "heartml.features.RawImputer",
     "heartml.features.FeatureEngineer",
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
@@ -198,6 +199,9 @@ def _common_tags(results: dict[str, Any], provenance: dict[str, Any]) -> dict[st
         "data_source": str(provenance.get("source", "unknown")),
         "data_location": str(provenance.get("location", "")),
         "config_hash": results["config_hash"],
+        "dataset": str(results.get("dataset", "")),
+        "spec_hash": str(results.get("spec_hash", "")),
+        "engineered_features": ",".join(results["feature_names"]["engineered"]),
         "git_commit": str(results.get("git_commit") or "unknown"),
         "seed": str(results["seed"]),
         "library_versions": json.dumps(versions, sort_keys=True),
@@ -221,6 +225,7 @@ def log_pipeline_execution(
     example: pd.DataFrame,
     artifacts: dict[str, Path],
     provenance: dict[str, Any],
+    spec_text: str,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[str, list[RegisteredVersion]]:
     """One parent run; one nested run and one new registered version per model."""
@@ -231,7 +236,7 @@ def log_pipeline_execution(
     uri = settings.tracking_uri
     experiment_id = ensure_experiment(client, settings)
     tags = _common_tags(results, provenance)
-    example = example.loc[:, list(RAW_FEATURES)].astype("float64")
+    example = example.loc[:, list(results["feature_names"]["raw"])].astype("float64")
     registered: list[RegisteredVersion] = []
     with (
         tracking_errors("logging the pipeline run", uri),
@@ -250,6 +255,7 @@ def log_pipeline_execution(
             }
         )
         _log_paths(client, parent.info.run_id, artifacts)
+        client.log_text(parent.info.run_id, spec_text, SPEC_FILE)
         for algorithm in (a for a in ALGORITHMS if a in results["models"]):
             report(f"tracking {algorithm}")
             summary = results["models"][algorithm]
@@ -273,6 +279,8 @@ def log_pipeline_execution(
             )
             # Each model run carries the reports it was judged by, not only the parent.
             _log_paths(client, registered[-1].run_id, artifacts)
+            # The contract the model was trained with: packaging copies it from here.
+            client.log_text(registered[-1].run_id, spec_text, SPEC_FILE)
         mlflow.set_tag(
             "registered_versions",
             json.dumps({v.model_name: v.version for v in registered}, sort_keys=True),
@@ -305,6 +313,15 @@ def model_requirements() -> list[str]:
     return pins
 
 
+def summary_features(summary: dict[str, Any], tags: dict[str, str]) -> dict[str, Any]:
+    """The feature lists a run records: the model's engineered features, by name."""
+    return {
+        "dataset": tags.get("dataset"),
+        "spec_hash": tags.get("spec_hash"),
+        "engineered_features": tags.get("engineered_features", "").split(","),
+    }
+
+
 def _log_model_run(
     client: Any,
     settings: Settings,
@@ -334,6 +351,7 @@ def _log_model_run(
             mlflow.log_metric("cv_fold_roc_auc", value, step=step)
         mlflow.log_dict(summary, "evaluation/summary.json")
         mlflow.log_dict(provenance, "data/provenance.json")
+        mlflow.log_dict(summary_features(summary, tags), "features.json")
         signature = infer_signature(example, pipeline.predict_proba(example))
         info = mlflow.sklearn.log_model(
             pipeline,
@@ -648,13 +666,28 @@ def run_data_info(settings: Settings, run_id: str) -> dict[str, Any]:
     return {"sha256": tags.get("data_sha256"), "source": tags.get("data_source"), **info}
 
 
-def pyfunc_probabilities(model_dir: Path, frame: pd.DataFrame) -> Any:
+def run_spec_text(settings: Settings, run_id: str) -> str | None:
+    """The dataset spec a run's model was trained with (None for runs logged before models
+    carried their spec)."""
+    mlflow = _mlflow()
+    with tracking_errors(f"reading run {run_id}", settings.tracking_uri):
+        try:
+            return str(mlflow.artifacts.load_text(f"runs:/{run_id}/{SPEC_FILE}"))
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "No such file" in str(exc):
+                return None
+            if type(exc).__name__ in ("MlflowException", "OSError", "FileNotFoundError"):
+                return None
+            raise
+
+
+def pyfunc_probabilities(model_dir: Path, frame: pd.DataFrame, columns: tuple[str, ...]) -> Any:
     """P(class=1) from an MLflow model folder through the generic pyfunc interface."""
     import numpy as np
 
     mlflow = _mlflow()
     model = mlflow.pyfunc.load_model(str(model_dir))
-    output = np.asarray(model.predict(frame.loc[:, list(RAW_FEATURES)].astype("float64")))
+    output = np.asarray(model.predict(frame.loc[:, list(columns)].astype("float64")))
     return output[:, 1] if output.ndim == 2 else output
 
 

@@ -26,7 +26,6 @@ from sklearn.inspection import permutation_importance
 from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from heartml.coding import AGE_GROUP_EDGES, AGE_GROUP_LABELS, RAW_FEATURES, TARGET
 from heartml.config import ALGORITHMS, PipelineConfig
 from heartml.evaluate import (
     METRICS,
@@ -36,8 +35,10 @@ from heartml.evaluate import (
     subgroup_metrics,
     summarize_folds,
 )
-from heartml.features import ALL_FEATURES, build_pipeline
+from heartml.features import build_pipeline, model_input_names
 from heartml.models import core_estimator, make_estimator, search_grid, strip_prefix
+from heartml.spec import TARGET, DatasetSpec
+from heartml.spec.expressions import evaluate
 
 Progress = Callable[[str], None]
 N_JOBS = -1  # folds in parallel on every core; each estimator itself stays single-threaded
@@ -57,6 +58,7 @@ class ModelResult:
     test_curves: dict[str, Any]
     subgroups: dict[str, Any]
     permutation_importance: dict[str, dict[str, float]]
+    masked_blocks: dict[str, dict[str, Any]]
     seconds: float
 
     def summary(self) -> dict[str, Any]:
@@ -77,6 +79,7 @@ class ModelResult:
             "test_curves": self.test_curves,
             "subgroups": self.subgroups,
             "permutation_importance": self.permutation_importance,
+            "masked_blocks": self.masked_blocks,
             "seconds": self.seconds,
         }
 
@@ -85,6 +88,7 @@ class ModelResult:
 class TrainingResult:
     models: dict[str, ModelResult]
     config: PipelineConfig
+    spec: DatasetSpec
     data_sha256: str
     n_train: int
     n_test: int
@@ -103,41 +107,58 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def age_groups(age: np.ndarray) -> np.ndarray:
-    return np.digitize(age, AGE_GROUP_EDGES, right=True)
-
-
-def _subgroup_masks(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    sex = frame["sex"].to_numpy()
-    groups = age_groups(frame["age"].to_numpy())
-    masks = {"sex=female": sex == 0, "sex=male": sex == 1}
-    for code, label in enumerate(AGE_GROUP_LABELS):
-        masks[f"age_group={label}"] = groups == code
+def subgroup_masks(frame: pd.DataFrame, spec: DatasetSpec) -> dict[str, np.ndarray]:
+    """`name=label` -> rows of that subgroup, for each of the spec's subgroup variables (a coded
+    column, or a labelled bins feature computed from the row's own values)."""
+    masks: dict[str, np.ndarray] = {}
+    for name in spec.subgroups:
+        if name in spec.columns:
+            values = frame[name].to_numpy(dtype=float)
+        else:
+            columns = {c: frame[c].to_numpy(dtype=float) for c in spec.raw_names}
+            values = np.asarray(evaluate(spec.parsed_features[name], columns), dtype=float)
+        for code, label in spec.subgroup_labels(name).items():
+            masks[f"{name}={label}"] = values == code
     return masks
 
 
 def _fit_fold(
-    pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, train_idx: np.ndarray, test_idx: np.ndarray
-) -> np.ndarray:
+    pipeline: Pipeline,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    blocks: dict[str, tuple[str, ...]],
+) -> dict[str, np.ndarray]:
+    """Held-out probabilities of one fold: as recorded (key ""), and with each missing block
+    unknown at scoring time (the same fitted model), to show what a missing block costs."""
     fitted = clone(pipeline).fit(X.iloc[train_idx], y[train_idx])
-    return np.asarray(fitted.predict_proba(X.iloc[test_idx])[:, 1])
+    held_out = X.iloc[test_idx]
+    out = {"": np.asarray(fitted.predict_proba(held_out)[:, 1])}
+    for block, columns in blocks.items():
+        masked = held_out.copy()
+        masked.loc[:, list(columns)] = np.nan
+        out[block] = np.asarray(fitted.predict_proba(masked)[:, 1])
+    return out
 
 
 def train_model(
     algorithm: str,
     train: pd.DataFrame,
     test: pd.DataFrame,
+    spec: DatasetSpec,
     config: PipelineConfig,
     progress: Progress | None = None,
 ) -> ModelResult:
     started = time.perf_counter()
     report = progress or (lambda _message: None)
     model_config = config.models[algorithm]  # type: ignore[index]
-    X_train, y_train = train.loc[:, list(RAW_FEATURES)], train[TARGET].to_numpy()
-    X_test, y_test = test.loc[:, list(RAW_FEATURES)], test[TARGET].to_numpy()
+    raw = list(spec.raw_names)
+    X_train, y_train = train.loc[:, raw], train[TARGET].to_numpy()
+    X_test, y_test = test.loc[:, raw], test[TARGET].to_numpy()
     threshold = config.evaluation.threshold
 
-    pipeline = build_pipeline(make_estimator(algorithm, model_config, config.seed))
+    pipeline = build_pipeline(spec, make_estimator(algorithm, model_config, config.seed))
     grid = search_grid(algorithm, model_config)
     report(f"{algorithm}: tuning")
     if grid:
@@ -175,16 +196,23 @@ def train_model(
     )
     splits = list(splitter.split(X_train, y_train))
     unfitted = clone(tuned)
+    blocks = dict(spec.missing_blocks)
     fold_probabilities = Parallel(n_jobs=N_JOBS)(
-        delayed(_fit_fold)(unfitted, X_train, y_train, tr, te) for tr, te in splits
+        delayed(_fit_fold)(unfitted, X_train, y_train, tr, te, blocks) for tr, te in splits
     )
     fold_metrics: dict[str, list[float]] = {name: [] for name in METRICS}
+    masked_auc: dict[str, list[float]] = {block: [] for block in blocks}
     oof_sum = np.zeros(len(y_train))
-    for (_, test_idx), probabilities in zip(splits, fold_probabilities, strict=True):
+    for (_, test_idx), scored in zip(splits, fold_probabilities, strict=True):
+        probabilities = scored[""]
         for name, value in classification_metrics(
             y_train[test_idx], probabilities, threshold
         ).items():
             fold_metrics[name].append(value)
+        for block in blocks:
+            masked_auc[block].append(
+                classification_metrics(y_train[test_idx], scored[block], threshold)["roc_auc"]
+            )
         oof_sum[test_idx] += probabilities
     oof = oof_sum / config.evaluation.cv_repeats  # each row is held out once per repeat
     test_fraction = 1.0 / config.evaluation.cv_folds
@@ -213,15 +241,24 @@ def train_model(
         oof_curves=curves(y_train, oof, threshold, bins),
         test_curves=curves(y_test, p_test, threshold, bins),
         subgroups={
-            "cv_out_of_fold": subgroup_metrics(y_train, oof, _subgroup_masks(train), threshold),
-            "test": subgroup_metrics(y_test, p_test, _subgroup_masks(test), threshold),
+            "cv_out_of_fold": subgroup_metrics(
+                y_train, oof, subgroup_masks(train, spec), threshold
+            ),
+            "test": subgroup_metrics(y_test, p_test, subgroup_masks(test, spec), threshold),
         },
         permutation_importance={
             name: {
                 "mean": float(importance.importances_mean[i]),
                 "std": float(importance.importances_std[i]),
             }
-            for i, name in enumerate(RAW_FEATURES)
+            for i, name in enumerate(raw)
+        },
+        masked_blocks={
+            block: {
+                "columns": list(blocks[block]),
+                "roc_auc": summarize_folds(values, test_fraction),
+            }
+            for block, values in masked_auc.items()
         },
         seconds=time.perf_counter() - started,
     )
@@ -230,25 +267,25 @@ def train_model(
 def train_all(
     train: pd.DataFrame,
     test: pd.DataFrame,
+    spec: DatasetSpec,
     config: PipelineConfig,
     data_sha256: str,
     algorithms: tuple[str, ...] | None = None,
     progress: Progress | None = None,
 ) -> TrainingResult:
     chosen = algorithms or tuple(a for a in ALGORITHMS if a in config.models)
-    models = {name: train_model(name, train, test, config, progress) for name in chosen}
+    models = {name: train_model(name, train, test, spec, config, progress) for name in chosen}
     any_pipeline = next(iter(models.values())).pipeline
-    from heartml.features import model_input_names
-
     return TrainingResult(
         models=models,
         config=config,
+        spec=spec,
         data_sha256=data_sha256,
         n_train=len(train),
         n_test=len(test),
         feature_names={
-            "raw": list(RAW_FEATURES),
-            "engineered": list(ALL_FEATURES),
+            "raw": list(spec.raw_names),
+            "engineered": list(spec.all_features),
             "model_inputs": model_input_names(any_pipeline),
         },
     )

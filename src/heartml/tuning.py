@@ -27,9 +27,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from heartml.coding import RAW_FEATURES, TARGET
 from heartml.config import ModelConfig, PipelineConfig
 from heartml.errors import HeartmlError
+from heartml.spec import TARGET, DatasetSpec
 
 STUDY_ATTRS = ("algorithm", "config_hash", "data_sha256", "scoring")
 WORKER_ATTR = "worker"
@@ -73,7 +73,11 @@ def search_space(config: PipelineConfig, algorithm: str) -> dict[str, list[Any]]
 
 
 def make_objective(
-    algorithm: str, train: pd.DataFrame, config: PipelineConfig, n_jobs: int = 1
+    algorithm: str,
+    train: pd.DataFrame,
+    spec: DatasetSpec,
+    config: PipelineConfig,
+    n_jobs: int = 1,
 ) -> Callable[[Any], float]:
     """trial -> mean CV score on the training split of the parameters the trial suggests."""
     from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
@@ -83,7 +87,7 @@ def make_objective(
 
     space = search_space(config, algorithm)
     fixed = config.models[algorithm]  # type: ignore[index]
-    X, y = train.loc[:, list(RAW_FEATURES)], train[TARGET].to_numpy()
+    X, y = train.loc[:, list(spec.raw_names)], train[TARGET].to_numpy()
     # The folds train_model's grid search uses: a trial's value is comparable with its scores.
     folds = RepeatedStratifiedKFold(
         n_splits=config.tuning.cv_folds,
@@ -96,7 +100,7 @@ def make_objective(
         trial.set_user_attr(WORKER_ATTR, worker_id())
         chosen = {name: trial.suggest_categorical(name, values) for name, values in space.items()}
         model_config = ModelConfig(params={**fixed.params, **chosen}, search_space={})
-        pipeline = build_pipeline(make_estimator(algorithm, model_config, config.seed))
+        pipeline = build_pipeline(spec, make_estimator(algorithm, model_config, config.seed))
         scores = cross_val_score(
             pipeline, X, y, scoring=config.tuning.scoring, cv=folds, n_jobs=n_jobs
         )
@@ -166,6 +170,7 @@ def _safe(url: str) -> str:
 def tune(
     algorithm: str,
     train: pd.DataFrame,
+    spec: DatasetSpec,
     config: PipelineConfig,
     data_sha256: str,
     study_name: str,
@@ -185,6 +190,7 @@ def tune(
         "algorithm": algorithm,
         "config_hash": config.config_hash(),
         "data_sha256": data_sha256,
+        "spec_hash": spec.spec_hash(),
         "scoring": config.tuning.scoring,
     }
     study = open_study(study_name, storage_url, algorithm, attrs, sampler)
@@ -199,7 +205,7 @@ def tune(
     before = _complete(study)
     if n_trials > 0:
         study.optimize(
-            make_objective(algorithm, train, config, n_jobs),
+            make_objective(algorithm, train, spec, config, n_jobs),
             n_trials=n_trials,
             timeout=timeout_s,
             callbacks=callbacks,

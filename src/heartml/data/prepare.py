@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from heartml.coding import FILE_COLUMNS, RAW_COLUMNS, SOURCE_COLUMN, TARGET
+from heartml.catalog import Catalog
 from heartml.data.acquire import RawData
 from heartml.data.schema import ValidationResult
+from heartml.errors import DataError
 from heartml.provenance import staged_directory, write_json
-
-ROW_ID = "row_id"  # 1-based line number in the raw file, kept through every output
+from heartml.spec import ROW_ID, TARGET, DatasetSpec
 
 
 @dataclass(frozen=True)
@@ -34,32 +33,35 @@ def _number(value: Any) -> float | None:
 
 
 def quality_report(
-    parsed: pd.DataFrame, validation: ValidationResult, raw: RawData
+    parsed: pd.DataFrame, validation: ValidationResult, raw: RawData, spec: DatasetSpec
 ) -> dict[str, Any]:
     """Plain JSON types only: a report a script (or a person) can read without pandas."""
-    features = [column.name for column in RAW_COLUMNS]
+    features = list(spec.raw_names)
+    label = spec.target.column
     counts = parsed[TARGET].value_counts().sort_index()
     out_of_range: dict[str, int] = {}
     for problem in validation.problems:
         column = str(problem["column"])
         out_of_range[column] = out_of_range.get(column, 0) + 1
-    zero_as_missing = {
-        column.name: int((parsed[column.name].isna()).sum())
-        for column in RAW_COLUMNS
-        if column.missing_zero
+    recorded_as_missing = {
+        name: int(parsed[name].isna().sum())
+        for name, column in spec.columns.items()
+        if column.missing_values
     }
     statistics = {}
-    for name in (*features, SOURCE_COLUMN):
+    for name in (*features, label):
         described = parsed[name].describe()
         statistics[name] = {key: _number(described[key]) for key in described.index}
+    labels = parsed[label].dropna().astype("int64").value_counts().sort_index()
     return {
+        "dataset": spec.name,
         "source": raw.provenance(),
         "rows": len(parsed),
         "columns": list(parsed.columns),
         "dtypes": {name: str(dtype) for name, dtype in parsed.dtypes.items()},
-        "missing_per_column": {name: int(parsed[name].isna().sum()) for name in FILE_COLUMNS},
+        "missing_per_column": {name: int(parsed[name].isna().sum()) for name in (*features, label)},
         "rows_with_missing": int(parsed[features].isna().any(axis=1).sum()),
-        "zero_recorded_as_missing": zero_as_missing,
+        "zero_recorded_as_missing": recorded_as_missing,
         "duplicates": int(parsed.duplicated().sum()),
         "out_of_range_per_column": out_of_range,
         "problems": validation.problems,
@@ -69,10 +71,10 @@ def quality_report(
             "no_disease": int(counts.get(0, 0)),
             "disease": int(counts.get(1, 0)),
             "prevalence": float(parsed[TARGET].mean()),
+            "positive_label": spec.target.positive_label,
+            "negative_label": spec.target.negative_label,
         },
-        "num_distribution": {
-            str(k): int(v) for k, v in parsed[SOURCE_COLUMN].value_counts().sort_index().items()
-        },
+        f"{label}_distribution": {str(k): int(v) for k, v in labels.items()},
         "summary_statistics": statistics,
     }
 
@@ -87,9 +89,19 @@ def stratified_split(
 
 
 def prepare(
-    parsed: pd.DataFrame, validation: ValidationResult, raw: RawData, test_size: float, seed: int
+    parsed: pd.DataFrame,
+    validation: ValidationResult,
+    raw: RawData,
+    spec: DatasetSpec,
+    test_size: float,
+    seed: int,
 ) -> PreparedData:
     clean = validation.valid.copy()
+    if clean[TARGET].nunique() < 2 or clean[TARGET].value_counts().min() < 2:
+        raise DataError(
+            f"{len(clean)} valid rows, {int(clean[TARGET].sum())} positive: too few of each class "
+            "to split and train"
+        )
     clean.insert(0, ROW_ID, clean.index + 1)
     clean = clean.reset_index(drop=True)
     train, test = stratified_split(clean, test_size, seed)
@@ -99,31 +111,34 @@ def prepare(
         "rows_train": len(train),
         "rows_test": len(test),
         "split": {"test_size": test_size, "seed": seed, "stratified_on": TARGET},
+        "dataset": spec.name,
+        "spec_sha256": spec.spec_hash(),
     }
-    return PreparedData(
-        clean, train, test, validation.rejected, quality_report(parsed, validation, raw), provenance
-    )
+    quality = quality_report(parsed, validation, raw, spec)
+    return PreparedData(clean, train, test, validation.rejected, quality, provenance)
 
 
-def write_processed(data: PreparedData, processed_dir: Path) -> None:
+def write_processed(data: PreparedData, catalog: Catalog) -> None:
     """Write every output to a staging folder, then swap it in: a failure leaves the old one."""
-    with staged_directory(processed_dir) as staging:
-        for name, frame in (("heart", data.clean), ("train", data.train), ("test", data.test)):
-            frame.to_parquet(staging / f"{name}.parquet", index=False)
-            frame.to_csv(staging / f"{name}.csv", index=False)
-        data.rejected.to_csv(staging / "rejected_rows.csv", index=False)
-        write_json(staging / "data_quality_report.json", data.quality)
-        write_json(staging / "provenance.json", data.provenance)
+    final = catalog.processed_dir
+    with staged_directory(final) as staging:
+        for frame, path in (
+            (data.clean, catalog.clean_file),
+            (data.train, catalog.train_file),
+            (data.test, catalog.test_file),
+        ):
+            frame.to_parquet(staging / path.name, index=False)
+            frame.to_csv(staging / path.with_suffix(".csv").name, index=False)
+        data.rejected.to_csv(staging / catalog.rejected_file.name, index=False)
+        write_json(staging / catalog.quality_file.name, data.quality)
+        write_json(staging / catalog.provenance_file.name, data.provenance)
 
 
-def read_split(processed_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    missing = [n for n in ("train.parquet", "test.parquet") if not (processed_dir / n).is_file()]
+def read_split(catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:
+    missing = [p.name for p in (catalog.train_file, catalog.test_file) if not p.is_file()]
     if missing:
-        raise FileNotFoundError(
-            f"{processed_dir} has no {', '.join(missing)}: run `heartml data` "
-            "(python src/data_acquisition_eda.py) first"
+        raise DataError(
+            f"{catalog.processed_dir} has no {', '.join(missing)}",
+            hint="run `heartml data` (python src/data_acquisition_eda.py) first",
         )
-    return (
-        pd.read_parquet(processed_dir / "train.parquet"),
-        pd.read_parquet(processed_dir / "test.parquet"),
-    )
+    return pd.read_parquet(catalog.train_file), pd.read_parquet(catalog.test_file)

@@ -1,155 +1,103 @@
-"""Parse the UCI file format and validate it against the UCI coding with pandera.
+"""The Task 1 pandera schema, derived from the dataset spec, and row-level validation.
 
-Two kinds of problem, kept apart on purpose:
-- structural (wrong field count, text where a number belongs): the file is not what we think it
-  is, so parsing stops with a StructuralError naming the line and field;
-- domain (a code outside the UCI coding, an implausible clinical value): reported row by row with
-  column, value and rule; those rows are quarantined, the rest go on.
+Every rule comes from the spec (codes, ranges, which columns are required, the label's allowed
+values); every message comes from heartml.spec.rules, so Task 1's rejected rows, batch scoring's
+rejects file and the API's 422s word the same problem the same way. Rows that break a rule are
+quarantined with their reasons; a column-level failure (a column missing or extra) is
+structural and stops the run.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from heartml.coding import COLUMNS_BY_NAME, FILE_COLUMNS, RAW_COLUMNS, SOURCE_COLUMN, TARGET
-from heartml.errors import DataError
+from heartml.data.parse import Parsed, StructuralError
+from heartml.spec import TARGET, DatasetSpec, rules
 
-MISSING_MARKERS = frozenset({"?", ""})
-
-
-class StructuralError(DataError):
-    """The file does not have the UCI processed-file structure."""
+NOT_NULLABLE = "not_nullable"
 
 
-def _parse_number(text: str, line_number: int, column: str) -> float:
-    stripped = text.strip()
-    if stripped in MISSING_MARKERS:
-        return math.nan
-    try:
-        value = float(stripped)  # accepts "63", "63.0" and ".7"
-    except ValueError:
-        raise StructuralError(
-            f"line {line_number}, column '{column}': {stripped!r} is not a number or '?'"
-        ) from None
-    if not math.isfinite(value):
-        raise StructuralError(f"line {line_number}, column '{column}': {stripped!r} is not finite")
-    return value
-
-
-def parse_uci(content: bytes | str) -> pd.DataFrame:
-    """UCI processed format (no header, comma-separated, '?' missing) -> typed DataFrame.
-
-    Adds `target` = (num > 0). A cholesterol or blood pressure of 0 becomes missing: it is not a
-    measurement.
-    """
-    text = content.decode("utf-8") if isinstance(content, bytes) else content
-    rows: list[list[float]] = []
-    lines: list[int] = []
-    for line_number, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) != len(FILE_COLUMNS):
-            raise StructuralError(
-                f"line {line_number}: {len(fields)} fields, expected {len(FILE_COLUMNS)} "
-                f"({', '.join(FILE_COLUMNS)})"
-            )
-        rows.append(
-            [_parse_number(f, line_number, c) for f, c in zip(fields, FILE_COLUMNS, strict=True)]
-        )
-        lines.append(line_number)
-    if not rows:
-        raise StructuralError("the file has no data rows")
-    # Index = file line - 1, so "line = row + 1" stays true when blank lines are skipped.
-    index = pd.RangeIndex(len(rows)) if lines[-1] == len(lines) else pd.Index(lines) - 1
-    frame = pd.DataFrame(rows, columns=list(FILE_COLUMNS), index=index, dtype="float64")
-    for column in RAW_COLUMNS:
-        if column.missing_zero:
-            frame.loc[frame[column.name] == 0, column.name] = np.nan
-    if frame[SOURCE_COLUMN].isna().any():
-        line = int(frame.index[frame[SOURCE_COLUMN].isna()][0]) + 1
-        raise StructuralError(f"row {line}: the diagnosis 'num' is missing; it is the label")
-    frame[SOURCE_COLUMN] = frame[SOURCE_COLUMN].astype("int64")
-    frame[TARGET] = (frame[SOURCE_COLUMN] > 0).astype("int64")
-    return frame
-
-
-def _column_schema(name: str) -> pa.Column:
-    spec = COLUMNS_BY_NAME[name]
-    if spec.codes:
-        check = pa.Check.isin(sorted(spec.codes), error=f"UCI coding: {spec.allowed}")
-    else:
-        check = pa.Check.in_range(
-            spec.minimum, spec.maximum, error=f"plausible range: {spec.allowed}"
-        )
-    # age, sex, cp, ... are never missing in UCI's files; ca/thal/chol/trestbps may be.
-    nullable = name in {
-        "ca",
-        "thal",
-        "chol",
-        "trestbps",
-        "fbs",
-        "restecg",
-        "slope",
-        "thalach",
-        "exang",
-        "oldpeak",
-    }
-    return pa.Column(float, checks=check, nullable=nullable)
-
-
-def build_schema() -> pa.DataFrameSchema:
-    columns = {column.name: _column_schema(column.name) for column in RAW_COLUMNS}
-    columns[SOURCE_COLUMN] = pa.Column(
-        int, pa.Check.isin([0, 1, 2, 3, 4], error="UCI diagnosis: one of 0, 1, 2, 3, 4")
+def build_schema(spec: DatasetSpec) -> pa.DataFrameSchema:
+    columns: dict[str, pa.Column] = {}
+    for name, column in spec.columns.items():
+        if column.codes is not None:
+            check = pa.Check.isin(sorted(float(c) for c in column.codes), error=rules.NOT_ALLOWED)
+        else:
+            assert column.range is not None
+            check = pa.Check.in_range(*column.range, error=rules.NOT_ALLOWED)
+        columns[name] = pa.Column(float, checks=check, nullable=not column.required)
+    allowed = ", ".join(str(v) for v in spec.target.allowed)
+    columns[spec.target.column] = pa.Column(
+        float,
+        pa.Check.isin([float(v) for v in spec.target.allowed], error=f"label: one of {allowed}"),
     )
-    columns[TARGET] = pa.Column(int, pa.Check.isin([0, 1], error="binary target: 0 or 1"))
+    columns[TARGET] = pa.Column(float, pa.Check.isin([0.0, 1.0], error="binary target: 0 or 1"))
     return pa.DataFrameSchema(columns, strict=True, ordered=True, coerce=False)
 
 
 @dataclass(frozen=True)
 class ValidationResult:
-    valid: pd.DataFrame  # rows that passed every rule
-    rejected: pd.DataFrame  # rows that broke a rule, with their reasons
+    valid: pd.DataFrame  # rows that passed every rule (label and target as integers)
+    rejected: pd.DataFrame  # rows that broke a rule: `line`, the row, `reasons`
     problems: list[dict[str, object]]  # one entry per (row, column, value, rule)
 
 
-def validate(frame: pd.DataFrame) -> ValidationResult:
+def validate(parsed: Parsed, spec: DatasetSpec) -> ValidationResult:
     """Check every rule on every row; quarantine the rows that break one."""
+    frame = parsed.frame
     try:
-        build_schema().validate(frame, lazy=True)
+        build_schema(spec).validate(frame, lazy=True)
         problems: list[dict[str, object]] = []
     except pa.errors.SchemaErrors as exc:
-        problems = _problems_from(exc.failure_cases, frame)
-    bad_rows = sorted({int(p["row"]) for p in problems if p["row"] is not None})  # type: ignore[call-overload]
+        problems = _problems_from(exc.failure_cases, spec)
     if any(p["row"] is None for p in problems):
-        # A column-level failure (missing or extra column, wrong dtype) is structural.
         first = next(p for p in problems if p["row"] is None)
         found = "" if first["value"] is None else f", found {first['value']}"
         raise StructuralError(f"column '{first['column']}': {first['rule']}{found}")
+    # A field that was not a number is NaN in the frame; its own message replaces "missing".
+    # The derived target is missing exactly when the label is, which is reported already.
+    texts = {(p["row"], p["column"]) for p in parsed.problems}
+    problems = [
+        p
+        for p in problems
+        if (p["row"], p["column"]) not in texts
+        and not (p["column"] == TARGET and p["value"] is None)
+    ]
+    problems = sorted([*parsed.problems, *problems], key=_order(frame, spec))
+    bad_rows = sorted({int(p["row"]) for p in problems})  # type: ignore[call-overload]
     rejected = frame.loc[bad_rows].copy()
     rejected.insert(0, "line", [r + 1 for r in bad_rows])
     rejected["reasons"] = [
-        "; ".join(f"{p['column']}={p['value']}: {p['rule']}" for p in problems if p["row"] == r)
+        "; ".join(rules.reason(str(p["column"]), str(p["rule"])) for p in problems if p["row"] == r)
         for r in bad_rows
     ]
-    return ValidationResult(frame.drop(index=bad_rows), rejected, problems)
+    valid = frame.drop(index=bad_rows)
+    valid = valid.astype({spec.target.column: "int64", TARGET: "int64"})
+    return ValidationResult(valid, rejected, problems)
+
+
+def _order(
+    frame: pd.DataFrame, spec: DatasetSpec
+) -> Callable[[dict[str, object]], tuple[int, int]]:
+    """Problems in row order, then in the file's column order."""
+    position = {name: i for i, name in enumerate(frame.columns)}
+    return lambda p: (int(p["row"]), position.get(str(p["column"]), len(position)))  # type: ignore[call-overload]
 
 
 _FRAME_CHECKS = {
     "column_in_dataframe": "missing from the data",
-    "column_in_schema": "not a UCI column",
-    "column_ordered": f"out of order (expected {', '.join((*FILE_COLUMNS, TARGET))})",
+    "column_in_schema": "not a column of the dataset spec",
+    "column_ordered": "out of order",
 }
 
 
-def _problems_from(failure_cases: pd.DataFrame, frame: pd.DataFrame) -> list[dict[str, object]]:
+def _problems_from(failure_cases: pd.DataFrame, spec: DatasetSpec) -> list[dict[str, object]]:
     problems = []
     for case in failure_cases.itertuples(index=False):
         index = case.index
@@ -159,16 +107,15 @@ def _problems_from(failure_cases: pd.DataFrame, frame: pd.DataFrame) -> list[dic
             else int(index)
         )
         value = case.failure_case
-        column, rule = case.column, str(case.check)
-        if column is None:
-            # A frame-level check (missing, extra, misordered column) names the column as its
-            # failure case.
-            column, value = str(value), None
-            rule = _FRAME_CHECKS.get(rule, rule)
-        elif isinstance(value, float | np.floating) and math.isnan(value):
-            value = None
-        elif isinstance(value, np.generic):
-            value = value.item()
+        column, check = case.column, str(case.check)
+        if column is None:  # a frame-level check names the column as its failure case
+            column, value, rule = str(value), None, _FRAME_CHECKS.get(check, check)
+        else:
+            if isinstance(value, float | np.floating) and math.isnan(value):
+                value = None
+            elif isinstance(value, np.generic):
+                value = value.item()
+            rule = _message(spec, str(column), check, value)
         problems.append(
             {
                 "row": row,
@@ -179,3 +126,14 @@ def _problems_from(failure_cases: pd.DataFrame, frame: pd.DataFrame) -> list[dic
             }
         )
     return problems
+
+
+def _message(spec: DatasetSpec, name: str, check: str, value: object) -> str:
+    column = spec.columns.get(name)
+    if column is None:  # the label or the derived target
+        if value is None:
+            return "missing; the label is required" if name != TARGET else "missing"
+        return check
+    if check == NOT_NULLABLE or value is None:
+        return rules.problem_message(column, rules.REQUIRED)
+    return rules.problem_message(column, rules.NOT_ALLOWED, value)

@@ -105,7 +105,7 @@ def _number(node: ast.AST, source: str) -> float:
         node = node.operand
     if not isinstance(node, ast.Constant) or type(node.value) not in (int, float):
         raise ExpressionError("expected a number", _token(node, source))
-    value = sign * float(node.value)
+    value = sign * float(node.value)  # type: ignore[arg-type]  # int or float, checked above
     if not math.isfinite(value):
         raise ExpressionError("the number is not finite", _token(node, source))
     return value

@@ -404,11 +404,11 @@ def _parse_rule(text: str, column: str) -> tuple[str, tuple[float, ...]]:
             and isinstance(right, ast.Constant)
             and type(right.value) in (int, float)
         ):
-            return ops[type(tree.ops[0])], (float(right.value),)
+            return ops[type(tree.ops[0])], (float(right.value),)  # type: ignore[arg-type]
         if isinstance(tree.ops[0], ast.In) and isinstance(right, ast.List | ast.Tuple):
             values = [e.value for e in right.elts if isinstance(e, ast.Constant)]
             if len(values) == len(right.elts) and all(type(v) in (int, float) for v in values):
-                return "in", tuple(float(v) for v in values)
+                return "in", tuple(float(v) for v in values)  # type: ignore[arg-type]
     raise ValueError(
         f"target.positive {text!r}: write '{column} <op> number' (op: > >= < <= == !=) or "
         f"'{column} in [numbers]'"
