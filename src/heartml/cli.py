@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,9 +27,6 @@ from rich.table import Table
 from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
-
-if TYPE_CHECKING:
-    from heartml.spec import DatasetSpec
 
 app = typer.Typer(
     name="heartml",
@@ -426,16 +423,6 @@ def serve(
 # Scale: batch scoring, shared tuning studies, reproducibility (heartml.batch, .tuning, .reproduce)
 
 
-DEFAULT_DATASET = Path("configs") / "datasets" / "uci_heart.yaml"
-
-
-def _dataset_spec() -> DatasetSpec:
-    """The dataset spec of this project (until a global --dataset option chooses another)."""
-    from heartml.spec import load_spec
-
-    return load_spec(state.settings.resolved_root / DEFAULT_DATASET)
-
-
 @app.command()
 def score(
     input_path: Annotated[
@@ -473,9 +460,10 @@ def score(
     if scheduler is not None and engine != "dask":
         fail("--scheduler needs --engine dask")
     try:
-        directory = package or newest_package_or_fail(
-            state.settings.packages_dir, _dataset_spec().package_prefix
-        )
+        directory = package
+        if directory is None:  # the newest package of this dataset (its spec's prefix)
+            catalog = state.settings.catalog
+            directory = newest_package_or_fail(catalog.packages_dir, catalog.spec.package_prefix)
         model = scoring_model(read_package(directory))
         console.print(f"model: {model.version} from {directory} (checksums verified)")
         with Progress(

@@ -213,6 +213,13 @@ def test_cli_scores_with_the_newest_package_of_the_specs_prefix(
     assert f"{len(CASES)} rows: {len(GOOD)} scored ({imputed} with imputed" in result.stdout
     assert len(pd.read_csv(root / "out" / "scores.csv")) == len(GOOD)
     assert (root / "out" / "scores.csv.rejects.csv").is_file()
+    # --dataset picks that dataset's packages; the rows are judged by the package's own spec.
+    chosen = heartml_cli(
+        "--dataset", "breast_cancer", "score", "--input", str(mixed_csv), "--output", "bc.csv",
+        cwd=root, env=make_cli_env(),
+    )  # fmt: skip
+    assert chosen.returncode == 0, chosen.stderr
+    assert f"from {other}" in chosen.stdout
 
     for args, message in [
         (("--input", "nope.csv"), "error: nope.csv: no such file"),
