@@ -2,8 +2,8 @@
 
 Numeric columns (parquet numbers, pandas numbers) are taken as they are. Text columns (every
 CSV field, a parquet string column) follow `rules.parse_text` with the spec's missing markers:
-the common case, a plain ASCII decimal, is parsed by Arrow in C++ (the same, correctly rounded
-value as Python's float); every other field (a marker with spaces around it, "1_000", "inf",
+the common case, a column of plain decimals, is parsed by Arrow in C++ (the same, correctly
+rounded value as Python's float), in one cast, else field by field; every other field (a marker with spaces around it, "1_000", "inf",
 "sixty", digits of another script) goes through `rules.parse_text` itself, so the verdict and
 the text named in a message are exactly the other doors'.
 """
@@ -85,7 +85,36 @@ def column_values(values: Values, markers: Iterable[str]) -> Parsed:
     return parse_texts(_as_text(values), tuple(markers))
 
 
+def _plain_numbers(text: pa.Array | pa.ChunkedArray, markers: tuple[str, ...]) -> Parsed | None:
+    """The common case in one C++ cast: every field a plain number (a CSV reader has already
+    turned the markers into nulls). None when any field needs a closer look: Arrow refuses it,
+    or reads it as inf or NaN (words that parse_text refuses), or it is a number-like marker."""
+    numeric_markers = [m for m in markers if _is_float(m)]
+    if numeric_markers and pc.any(pc.is_in(text, pa.array(numeric_markers))).as_py():
+        return None
+    try:
+        numbers = pc.cast(text, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    values = np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64)
+    finite = np.isfinite(values)
+    if np.count_nonzero(~finite) != text.null_count:
+        return None
+    return Parsed(values, np.zeros(len(values), dtype=bool), {})
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_texts(text: pa.Array | pa.ChunkedArray, markers: tuple[str, ...]) -> Parsed:
+    plain = _plain_numbers(text, markers)
+    if plain is not None:
+        return plain
     n = len(text)
     trimmed = pc.utf8_trim(text, characters=_SPACES)
     # Markers first, as parse_text does: a spec may declare a number-like marker ("-9").

@@ -49,7 +49,9 @@ def check(fields: list[str | None], markers: tuple[str, ...] = MARKERS) -> None:
 
 
 def test_tricky_fields_get_the_policys_verdict() -> None:
-    check([*TRICKY, None])
+    check([*TRICKY, None])  # one odd field sends the column down the field-by-field path
+    for field in TRICKY:  # alone, each field first meets the one-cast path
+        check([field, None, "1"])
 
 
 def test_random_decimals_parse_bit_for_bit() -> None:
@@ -70,6 +72,7 @@ def test_a_number_like_marker_means_missing() -> None:
     assert np.isnan(parsed.values[:2]).all()
     assert parsed.values[2:].tolist() == [-9.0, 9.0]
     check(["-9", " -9", "-9.0", "9"], ("-9",))
+    check(["-9", "9"], ("-9",))  # plain numbers only: the one-cast path must see the marker
 
 
 def test_pandas_text_columns_and_numeric_columns() -> None:
