@@ -10,6 +10,7 @@ the text named in a message are exactly the other doors'.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -89,7 +90,7 @@ def _plain_numbers(text: pa.Array | pa.ChunkedArray, markers: tuple[str, ...]) -
     """The common case in one C++ cast: every field a plain number (a CSV reader has already
     turned the markers into nulls). None when any field needs a closer look: Arrow refuses it,
     or reads it as inf or NaN (words that parse_text refuses), or it is a number-like marker."""
-    numeric_markers = [m for m in markers if _is_float(m)]
+    numeric_markers = [m for m in markers if _is_finite(m)]  # "nan" is caught below
     if numeric_markers and pc.any(pc.is_in(text, pa.array(numeric_markers))).as_py():
         return None
     try:
@@ -103,12 +104,11 @@ def _plain_numbers(text: pa.Array | pa.ChunkedArray, markers: tuple[str, ...]) -
     return Parsed(values, np.zeros(len(values), dtype=bool), {})
 
 
-def _is_float(text: str) -> bool:
+def _is_finite(text: str) -> bool:
     try:
-        float(text)
+        return math.isfinite(float(text))
     except ValueError:
         return False
-    return True
 
 
 def parse_texts(text: pa.Array | pa.ChunkedArray, markers: tuple[str, ...]) -> Parsed:
