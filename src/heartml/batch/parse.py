@@ -1,11 +1,12 @@
 """One input column of a chunk -> float64 values, by the spec's rules (heartml.spec.rules).
 
 Numeric columns (parquet numbers, pandas numbers) are taken as they are. Text columns (every
-CSV field, a parquet string column) follow `rules.parse_text` with the spec's missing markers:
-the common case, a column of plain decimals, is parsed by Arrow in C++ (the same, correctly
-rounded value as Python's float), in one cast, else field by field; every other field (a marker with spaces around it, "1_000", "inf",
-"sixty", digits of another script) goes through `rules.parse_text` itself, so the verdict and
-the text named in a message are exactly the other doors'.
+CSV field, a parquet string column) follow `rules.parse_text` with the spec's missing markers.
+The common case, a column of plain decimals, is parsed by Arrow in C++ in one cast (the same,
+correctly rounded value as Python's float); a column with odd fields is parsed field by field:
+plain ASCII decimals by Arrow again, and every other field (a marker with spaces around it,
+"1_000", "inf", "sixty", digits of another script) by `rules.parse_text` itself, so the verdict
+and the text named in a message are exactly the other doors'.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -138,10 +139,3 @@ def parse_texts(text: pa.Array | pa.ChunkedArray, markers: tuple[str, ...]) -> P
             values[position], not_number[position] = np.nan, True
             texts[position] = str(exc)
     return Parsed(values, not_number, texts)
-
-
-def shown(value: Any) -> str | None:
-    """A pass-through field as text for the rejects file (None: an empty field)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    return str(value)
