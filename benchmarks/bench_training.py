@@ -46,15 +46,21 @@ def main() -> None:
             train_seconds = time.perf_counter() - started - data_seconds
             total = time.perf_counter() - started
             totals.append(train_seconds)
-            print(f"run {repeat + 1}: data stage {data_seconds:.1f} s, Task 2 (train) "
-                  f"{train_seconds:.1f} s, total {total:.1f} s")
+            print(
+                f"run {repeat + 1}: data stage {data_seconds:.1f} s, Task 2 (train) "
+                f"{train_seconds:.1f} s, total {total:.1f} s"
+            )
             for name, model in result.results["models"].items():
                 auc = model["cv_metrics"]["roc_auc"]
-                print(f"  {name:<20} {model['seconds']:6.1f} s  CV ROC-AUC {auc['mean']:.4f} "
-                      f"[{auc['ci_low']:.4f}, {auc['ci_high']:.4f}]")
+                print(
+                    f"  {name:<20} {model['seconds']:6.1f} s  CV ROC-AUC {auc['mean']:.4f} "
+                    f"[{auc['ci_low']:.4f}, {auc['ci_high']:.4f}]"
+                )
     median = statistics.median(totals)
-    print(f"Task 2 wall time (median of {len(totals)}): {median:.1f} s; "
-          f"target {TARGET_SECONDS:.0f} s; ratio {median / TARGET_SECONDS:.2f} of target")
+    print(
+        f"Task 2 wall time (median of {len(totals)}): {median:.1f} s; "
+        f"target {TARGET_SECONDS:.0f} s; ratio {median / TARGET_SECONDS:.2f} of target"
+    )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_FILE = REPO_ROOT / "data" / "raw" / "processed.cleveland.data"
 CONFIG_FILE = REPO_ROOT / "configs" / "pipeline.yaml"
 HEART_SPEC_FILE = REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml"
+
 HEARTML_BIN = REPO_ROOT / ".venv" / "bin" / "heartml"
 
 

@@ -373,6 +373,35 @@ def package_verify(
     )
 
 
+@app.command("spec")
+def spec_command(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The fields and features as Markdown tables")
+    ] = False,
+) -> None:
+    """Check the dataset spec and describe it (its fields, features and where things go)."""
+    from heartml.spec.docs import features_table, fields_table
+
+    with clear_errors():
+        catalog = state.settings.catalog
+    spec = catalog.spec
+    if markdown:
+        console.print(fields_table(spec) + "\n" + features_table(spec), markup=False, end="")
+        return
+    console.print(f"{spec.title} ({spec.name}): {catalog.spec_file} is valid", highlight=False)
+    console.print(
+        f"{len(spec.columns)} fields ({len(spec.optional_names)} may be unknown), "
+        f"{len(spec.features)} engineered features, target {spec.target.positive!r} = "
+        f"{spec.target.positive_label}; spec sha256 {spec.spec_hash()[:12]}…",
+        highlight=False,
+    )
+    console.print(
+        f"registered as {spec.model_name_prefix}_<algorithm>, packaged as "
+        f"{spec.package_prefix}_<algorithm>_v<version>, data in {catalog.processed_dir}",
+        highlight=False,
+    )
+
+
 @app.command()
 def pipeline() -> None:
     """Run every stage in order on the current settings."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,14 +63,30 @@ def corrected_std_error(values: np.ndarray, test_fraction: float) -> float:
     return math.sqrt((1.0 / n + test_fraction / (1.0 - test_fraction)) * variance)
 
 
-def summarize_folds(values: list[float], test_fraction: float) -> dict[str, float]:
-    """mean, std and a corrected 95% t-interval of one metric over repeated-CV folds."""
+# Where each metric can lie: an interval is cut at these ends (a CV ROC-AUC near 1 with few
+# folds otherwise gets an upper limit above 1, which no model can reach).
+METRIC_RANGE: dict[str, tuple[float, float]] = {name: (0.0, 1.0) for name in METRICS} | {
+    "log_loss": (0.0, math.inf)
+}
+
+
+def summarize_folds(
+    values: list[float], test_fraction: float, bounds: tuple[float, float] = (0.0, 1.0)
+) -> dict[str, float]:
+    """mean, std and a corrected 95% t-interval of one metric over repeated-CV folds, cut at
+    the metric's `bounds`."""
     array = np.asarray(values, dtype=float)
     mean = float(array.mean())
     std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
     error = corrected_std_error(array, test_fraction)
     half = float(stats.t.ppf(0.975, len(array) - 1) * error) if len(array) > 1 else 0.0
-    return {"mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+    low, high = bounds
+    return {
+        "mean": mean,
+        "std": std,
+        "ci_low": max(mean - half, low),
+        "ci_high": min(mean + half, high),
+    }
 
 
 def corrected_paired_t_test(
@@ -83,6 +100,40 @@ def corrected_paired_t_test(
         return {"mean_difference": mean, "t": math.nan, "p_value": 1.0 if mean <= 0 else 0.0}
     t = mean / error
     return {"mean_difference": mean, "t": float(t), "p_value": float(stats.t.sf(t, len(diff) - 1))}
+
+
+def leads_of_the_best(
+    best_folds: Sequence[float], other_folds: Mapping[str, Sequence[float]], cv_folds: int
+) -> dict[str, dict[str, float]]:
+    """Is the best model's lead over each other model more than fold-to-fold noise?
+
+    Every model is scored on the same repeated k-fold CV folds (same seed), so the per-fold
+    values pair up: the difference best - other on each fold cancels what the folds share (an
+    easy fold is easy for every model). The mean of those differences is the lead; the one-sided
+    corrected paired t-test above asks whether it is above zero, with each fold's test share
+    1/k in the Nadeau-Bengio correction. A model whose fold list has another length (or fewer
+    than two folds) cannot be paired and is left out rather than guessed.
+    """
+    return {
+        name: corrected_paired_t_test(list(best_folds), list(folds), 1.0 / cv_folds)
+        for name, folds in other_folds.items()
+        if len(folds) == len(best_folds) and len(folds) >= 2
+    }
+
+
+def roc_auc_of_curve(fpr: Sequence[float], tpr: Sequence[float]) -> float:
+    """Area under a ROC curve given by its corner points, as roc_auc_score computes it (trapezoids:
+    a tie between the classes is a diagonal segment and counts one half)."""
+    return float(np.trapezoid(tpr, fpr))
+
+
+def average_precision_of_curve(precision: Sequence[float], recall: Sequence[float]) -> float:
+    """Average precision of a precision-recall curve in sklearn's order (recall decreasing).
+
+    sklearn's definition: sum over the steps of (change in recall) x precision at that step,
+    no interpolation, so it equals average_precision_score on the predictions the curve came from.
+    """
+    return -float(np.sum(np.diff(np.asarray(recall, dtype=float)) * np.asarray(precision[:-1])))
 
 
 def fast_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:

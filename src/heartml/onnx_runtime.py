@@ -46,6 +46,26 @@ def raw_matrix(
     return np.ascontiguousarray(matrix)
 
 
+# onnxruntime's NoopElimination drops `x + c`, `x - c`, `x * c`, `x / c` when it takes the
+# double constant c for 0 or 1, and it does so for a c that is only 0 or 1 in float32 (found by
+# the feature-grammar property test: `a + 1e-100` gave a, not a + 1e-100, at a = 0). The graph
+# must compute exactly what numpy computes, so every heartml session turns that pass off.
+DISABLED_OPTIMIZERS = ["NoopElimination"]
+
+
+def inference_session(content: bytes, *, intra_op_num_threads: int = 1) -> ort.InferenceSession:
+    """The one way heartml opens an ONNX graph in onnxruntime (CPU)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_num_threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        content,
+        sess_options=options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=DISABLED_OPTIMIZERS,
+    )
+
+
 class OnnxModel:
     """An exported heartml pipeline loaded in onnxruntime (CPU): raw columns in, P(class=1) out.
 
@@ -81,13 +101,7 @@ class OnnxModel:
         One intra-op thread is the default because serving scores one row per request, where
         thread start-up costs more than it saves; raise it for large batches.
         """
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_num_threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(
-            content, sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        return cls(session)
+        return cls(inference_session(content, intra_op_num_threads=intra_op_num_threads))
 
     @classmethod
     def from_path(cls, path: str | Path, *, intra_op_num_threads: int = 1) -> OnnxModel:

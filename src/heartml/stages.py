@@ -49,10 +49,10 @@ def acquire_raw(settings: Settings) -> Any:
 
 
 def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
-    from heartml.data.eda import write_eda_report
     from heartml.data.parse import parse_records
     from heartml.data.prepare import prepare, write_processed
     from heartml.data.schema import validate
+    from heartml.reports.eda import write_eda_report
 
     catalog = settings.catalog
     raw = acquire_raw(settings)
@@ -93,7 +93,7 @@ def run_train(
 ) -> TrainStageResult:
     from heartml.artifacts import save_training
     from heartml.data.prepare import read_split
-    from heartml.report import write_evaluation_report
+    from heartml.reports.evaluation import write_evaluation_report
     from heartml.train import train_all
 
     catalog = settings.catalog

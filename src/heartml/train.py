@@ -28,6 +28,7 @@ from sklearn.pipeline import Pipeline
 
 from heartml.config import ALGORITHMS, PipelineConfig
 from heartml.evaluate import (
+    METRIC_RANGE,
     METRICS,
     bootstrap_ci,
     classification_metrics,
@@ -235,7 +236,9 @@ def train_model(
         best_params=best_params,
         tuning=tuning,
         cv_fold_metrics=fold_metrics,
-        cv_metrics={n: summarize_folds(v, test_fraction) for n, v in fold_metrics.items()},
+        cv_metrics={
+            n: summarize_folds(v, test_fraction, METRIC_RANGE[n]) for n, v in fold_metrics.items()
+        },
         test_metrics=classification_metrics(y_test, p_test, threshold),
         test_ci=bootstrap_ci(y_test, p_test, threshold, config.seed),
         oof_curves=curves(y_train, oof, threshold, bins),

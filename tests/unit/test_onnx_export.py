@@ -1,4 +1,5 @@
-"""ONNX export: the whole fitted pipeline, FeatureEngineer included, scores like scikit-learn."""
+"""ONNX export: the whole fitted pipeline, RawImputer and FeatureEngineer included (compiled from
+the spec's expressions), scores like scikit-learn."""
 
 from __future__ import annotations
 
@@ -13,15 +14,19 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from heartml.coding import RAW_FEATURES
 from heartml.config import ALGORITHMS, ModelConfig
-from heartml.data.schema import parse_uci
-from heartml.features import FeatureEngineer, build_pipeline
+from heartml.data.parse import parse_records
+from heartml.features import build_pipeline, feature_engineer
 from heartml.models import make_estimator
 from heartml.onnx_export import TARGET_OPSET, parity, pipeline_to_onnx, transformers_to_onnx
-from heartml.onnx_runtime import INPUT_COLUMNS_KEY, OnnxModel
+from heartml.onnx_runtime import INPUT_COLUMNS_KEY, OnnxModel, inference_session
+from heartml.spec import load_spec
+from oracles import HEART_SPEC_FILE
 
 pytestmark = pytest.mark.task4
+
+SPEC = load_spec(HEART_SPEC_FILE)
+RAW_FEATURES = SPEC.raw_names
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RAW_FILE = REPO_ROOT / "data" / "raw" / "processed.cleveland.data"
@@ -37,14 +42,14 @@ FAST_PARAMS: dict[str, dict[str, int | float | str | bool | None]] = {
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return parse_uci(RAW_FILE.read_bytes())
+    return parse_records(RAW_FILE.read_bytes(), SPEC).frame
 
 
 @pytest.fixture(scope="module", params=ALGORITHMS)
 def exported(request: pytest.FixtureRequest, frame: pd.DataFrame) -> tuple[Pipeline, OnnxModel]:
     algorithm = request.param
     estimator = make_estimator(algorithm, ModelConfig(params=FAST_PARAMS[algorithm]), seed=0)
-    pipeline = build_pipeline(estimator).fit(frame[list(RAW_FEATURES)], frame["target"])
+    pipeline = build_pipeline(SPEC, estimator).fit(frame[list(RAW_FEATURES)], frame["target"])
     model = OnnxModel.from_bytes(pipeline_to_onnx(pipeline).SerializeToString())
     return pipeline, model
 
@@ -116,7 +121,7 @@ EDGE_AGE_GROUPS = [0.0, 1.0, 1.0, 2.0, 3.0, 0.0, 1.0, 3.0, np.nan]
 
 def _session(model: onnx.ModelProto) -> ort.InferenceSession:
     # Plain onnxruntime: a transformer-only graph has no `probabilities` for OnnxModel.
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return inference_session(model.SerializeToString())
 
 
 def _edge_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -125,29 +130,34 @@ def _edge_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame[list(RAW_FEATURES)], rows], ignore_index=True)
 
 
-@pytest.mark.parametrize("wrapped", [False, True], ids=["transformer", "pipeline"])
-def test_feature_engineer_graph_matches_sklearn(frame: pd.DataFrame, wrapped: bool) -> None:
+def test_imputer_and_feature_graph_equal_sklearn_bit_for_bit(frame: pd.DataFrame) -> None:
     raw = _edge_rows(frame)
-    transformer = FeatureEngineer()
-    fitted = (Pipeline([("features", transformer)]) if wrapped else transformer).fit(raw)
+    fitted = build_pipeline(SPEC, None)[:2].fit(raw)  # RawImputer -> FeatureEngineer
     session = _session(transformers_to_onnx(fitted))
-    (actual,) = session.run(None, {"input": raw.to_numpy(dtype=np.float64)})
-    expected = FeatureEngineer().fit_transform(raw)
+    matrix = raw.to_numpy(dtype=np.float64)
+    (actual,) = session.run(None, {"input": matrix})
+    expected = fitted.transform(raw)
     assert actual.shape == (len(raw), 19)
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=0, equal_nan=True)
+    # Bit for bit: the same float64 operations in the same order.
+    np.testing.assert_array_equal(actual, expected)
     # Right-closed bins: 40 is young (0), 41 middle-aged (1), 60 senior (2), 61 elderly (3).
     age_group = actual[len(frame) :, len(RAW_FEATURES)]
-    np.testing.assert_array_equal(age_group, EDGE_AGE_GROUPS)
+    imputed_age = np.where(np.isnan(EDGE_AGES), fitted[0].statistics_[0], EDGE_AGES)
+    expected_groups = np.where(
+        np.isnan(EDGE_AGES), np.digitize(imputed_age, [40, 50, 60], right=True), EDGE_AGE_GROUPS
+    )
+    np.testing.assert_array_equal(age_group, expected_groups)
 
 
 def test_feature_engineer_converter_also_runs_in_float32(frame: pd.DataFrame) -> None:
     raw = _edge_rows(frame)
-    model = transformers_to_onnx(FeatureEngineer().fit(raw), dtype=np.float32)
+    steps = build_pipeline(SPEC, None)[:2].fit(raw)
+    model = transformers_to_onnx(steps, dtype=np.float32)
     session = _session(model)
     (actual,) = session.run(None, {"input": raw.to_numpy(dtype=np.float32)})
     assert actual.dtype == np.float32
     # Against the float32-rounded inputs: float32(60.000001) is 60, a senior, not elderly.
-    expected = FeatureEngineer().fit_transform(raw.astype(np.float32).astype(np.float64))
+    expected = steps.transform(raw.astype(np.float32).astype(np.float64))
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
@@ -163,13 +173,19 @@ def test_wrong_column_count_is_a_clear_error(exported: tuple[Pipeline, OnnxModel
         model.predict_proba(pd.DataFrame(np.zeros((1, 12)), columns=list(RAW_FEATURES[:-1])))
 
 
-def test_model_for_another_column_order_is_refused(frame: pd.DataFrame) -> None:
+def test_the_graph_names_its_columns_and_a_mismatch_is_refused(frame: pd.DataFrame) -> None:
     pipeline = build_pipeline(
-        make_estimator("logistic_regression", ModelConfig(params={"max_iter": 2000}), seed=0)
+        SPEC, make_estimator("logistic_regression", ModelConfig(params={"max_iter": 2000}), seed=0)
     ).fit(frame[list(RAW_FEATURES)], frame["target"])
     model = pipeline_to_onnx(pipeline)
-    onnx.helper.set_model_props(model, {INPUT_COLUMNS_KEY: ",".join(reversed(RAW_FEATURES))})
-    with pytest.raises(ValueError, match="expects columns"):
+    assert OnnxModel.from_bytes(model.SerializeToString()).columns == RAW_FEATURES
+    # A frame is read by those names, whatever its own column order.
+    reordered = pipeline_to_onnx(pipeline)
+    onnx.helper.set_model_props(reordered, {INPUT_COLUMNS_KEY: ",".join(RAW_FEATURES[:-1])})
+    with pytest.raises(ValueError, match="input has 13 columns, its metadata names 12"):
+        OnnxModel.from_bytes(reordered.SerializeToString())
+    del model.metadata_props[:]
+    with pytest.raises(ValueError, match="not a heartml graph"):
         OnnxModel.from_bytes(model.SerializeToString())
 
 
@@ -189,8 +205,8 @@ def test_from_path_and_opsets(
 
 def test_unfitted_or_non_pipeline_input_is_refused(frame: pd.DataFrame) -> None:
     with pytest.raises(TypeError, match="Pipeline"):
-        pipeline_to_onnx(FeatureEngineer())  # type: ignore[arg-type]
-    unfitted = build_pipeline(make_estimator("logistic_regression", ModelConfig(), seed=0))
+        pipeline_to_onnx(feature_engineer(SPEC))  # type: ignore[arg-type]
+    unfitted = build_pipeline(SPEC, make_estimator("logistic_regression", ModelConfig(), seed=0))
     with pytest.raises(ValueError, match="not fitted"):
         pipeline_to_onnx(unfitted)
 

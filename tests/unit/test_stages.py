@@ -18,10 +18,27 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from heartml.artifacts import ArtifactError, load_verified_pipeline
-from heartml.coding import RAW_FEATURES
 from heartml.config import ALGORITHMS, PipelineConfig
-from heartml.settings import UCI_CLEVELAND_SHA256, Settings
+from heartml.errors import DataError
+from heartml.settings import Settings
 from heartml.stages import TrainStageResult, run_data, run_train
+from oracles import CLEVELAND_SHA256
+
+RAW_FEATURES = (
+    "age",
+    "sex",
+    "cp",
+    "trestbps",
+    "chol",
+    "fbs",
+    "restecg",
+    "thalach",
+    "exang",
+    "oldpeak",
+    "slope",
+    "ca",
+    "thal",
+)  # the seed's 13 columns, in the UCI file's order
 
 pytestmark = [pytest.mark.task2, pytest.mark.slow]
 
@@ -86,8 +103,9 @@ def test_every_model_folder_has_model_and_metadata(
         assert metadata.keys() >= METADATA_KEYS, METADATA_KEYS - metadata.keys()
         assert metadata["algorithm"] == algorithm
         assert metadata["model_sha256"] == sha256(model_file)
-        assert metadata["data_sha256"] == UCI_CLEVELAND_SHA256
+        assert metadata["data_sha256"] == CLEVELAND_SHA256
         assert metadata["config_hash"] == small_config.config_hash()
+        assert metadata["spec_hash"] == settings.catalog.spec.spec_hash()
         assert metadata["seed"] == small_config.seed
         assert metadata["threshold"] == small_config.evaluation.threshold
         assert metadata["feature_names"]["raw"] == list(RAW_FEATURES)
@@ -107,7 +125,7 @@ def test_evaluation_results_document(
     assert results == json.loads(json.dumps(result.results, default=str))
     assert set(results["models"]) == set(ALGORITHMS)
     assert (results["n_train"], results["n_test"]) == (242, 61)
-    assert results["data_sha256"] == UCI_CLEVELAND_SHA256
+    assert results["data_sha256"] == CLEVELAND_SHA256
     assert results["config_hash"] == small_config.config_hash()
     assert results["config"] == small_config.model_dump(mode="json")
     cv_auc = {n: m["cv_metrics"]["roc_auc"]["mean"] for n, m in results["models"].items()}
@@ -141,6 +159,29 @@ def test_verified_pipeline_is_the_evaluated_model(
         assert roc_auc_score(test_split["target"], probabilities) == pytest.approx(
             recorded["roc_auc"], abs=1e-12
         )
+
+
+def test_models_are_reused_only_for_the_same_spec(
+    settings: Settings, small_config: PipelineConfig
+) -> None:
+    """Adding a feature must retrain: a stale model.joblib would be registered and then fail
+    ("X has 20 features, but ColumnTransformer is expecting 19")."""
+    from heartml.stages import _reusable_training
+
+    reused = _reusable_training(settings, small_config)
+    assert reused is not None and set(reused["pipelines"]) == set(ALGORITHMS)
+    spec_file = settings.catalog.spec_file
+    original = spec_file.read_text()
+    line = "  cp_exang_interaction: cp * exang\n"
+    assert line in original
+    try:
+        spec_file.write_text(original.replace(line, line + "  bp_chol: trestbps * chol / 1000\n"))
+        changed = Settings(root=settings.root, offline=True)
+        assert "bp_chol" in changed.catalog.spec.features
+        assert _reusable_training(changed, small_config) is None
+    finally:
+        spec_file.write_text(original)
+    assert _reusable_training(Settings(root=settings.root, offline=True), small_config)
 
 
 @pytest.fixture
@@ -185,11 +226,13 @@ def test_missing_metadata_or_model_is_an_artifact_error(model_copy: Path) -> Non
     with pytest.raises(ArtifactError, match="not found"):
         load_verified_pipeline(model_copy)
     (model_copy / "metadata.json").unlink()
-    with pytest.raises(ArtifactError, match="heartml train"):
+    with pytest.raises(ArtifactError, match="metadata.json not found") as info:
         load_verified_pipeline(model_copy)
+    assert info.value.hint == "run `heartml train` first"  # advice for the CLI, not the message
 
 
 def test_train_before_data_says_what_to_run(project: Settings, small_config) -> None:
-    with pytest.raises(FileNotFoundError, match="heartml data"):
+    with pytest.raises(DataError, match="has no train.parquet, test.parquet") as info:
         run_train(project, small_config)
+    assert info.value.hint is not None and "heartml data" in info.value.hint
     assert not project.models_dir.exists()

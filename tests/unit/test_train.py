@@ -8,12 +8,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import RepeatedStratifiedKFold
 
-from heartml.coding import RAW_FEATURES
 from heartml.config import ALGORITHMS, PipelineConfig
 from heartml.data.acquire import RawData
-from heartml.data.prepare import ROW_ID, prepare
-from heartml.data.schema import parse_uci, validate
+from heartml.data.parse import parse_records
+from heartml.data.prepare import prepare
+from heartml.data.schema import validate
 from heartml.evaluate import (
     METRICS,
     bootstrap_ci,
@@ -23,10 +26,14 @@ from heartml.evaluate import (
     subgroup_metrics,
     summarize_folds,
 )
-from heartml.settings import UCI_CLEVELAND_SHA256
-from heartml.train import ModelResult, TrainingResult, age_groups, train_all
+from heartml.spec import ROW_ID, load_spec
+from heartml.train import ModelResult, TrainingResult, subgroup_masks, train_all
+from oracles import CLEVELAND_SHA256, HEART_SPEC_FILE
 
 pytestmark = pytest.mark.task2
+
+SPEC = load_spec(HEART_SPEC_FILE)
+RAW_FEATURES = SPEC.raw_names
 
 
 # --- evaluate.py: pure statistics, by hand ---------------------------------------------------
@@ -61,7 +68,7 @@ def test_threshold_is_inclusive_and_moves_the_counts() -> None:
 
 
 def test_summarize_folds_by_hand() -> None:
-    summary = summarize_folds([0.8, 0.9, 1.0], test_fraction=0.2)
+    summary = summarize_folds([0.8, 0.9, 1.0], test_fraction=0.2, bounds=(-math.inf, math.inf))
     assert summary["mean"] == pytest.approx(0.9)
     assert summary["std"] == pytest.approx(0.1)
     t_975_df2 = 4.302652729911275
@@ -70,6 +77,16 @@ def test_summarize_folds_by_hand() -> None:
     assert summary["mean"] - summary["ci_low"] == pytest.approx(t_975_df2 * corrected_se)
     naive_half = t_975_df2 * 0.1 / math.sqrt(3)
     assert summary["ci_high"] - summary["mean"] > naive_half * 1.3  # wider than the naive one
+
+
+def test_intervals_stop_where_the_metric_does() -> None:
+    """Three folds near 1: the t interval reaches past 1, which no ROC-AUC can."""
+    summary = summarize_folds([0.97, 0.99, 1.0], test_fraction=1 / 3)
+    assert summary["ci_high"] == 1.0
+    assert summary["ci_low"] < summary["mean"] < summary["ci_high"]
+    unbounded = summarize_folds([0.97, 0.99, 1.0], 1 / 3, bounds=(-math.inf, math.inf))
+    assert unbounded["ci_high"] > 1.0
+    assert unbounded["ci_low"] == summary["ci_low"]
 
 
 def test_summarize_single_value_and_constant_folds() -> None:
@@ -125,12 +142,28 @@ def test_curves_and_subgroups() -> None:
     sub = subgroup_metrics(Y, P, groups | {"empty": np.zeros(6, bool)}, 0.5)
     assert sub["first"]["roc_auc"] is None  # one class only
     assert sub["first"]["n"] == 3
-    assert sub["mixed"]["roc_auc"] is not None
+    mixed = groups["mixed"]
+    assert sub["mixed"]["roc_auc"] == pytest.approx(roc_auc_score(Y[mixed], P[mixed]))
     assert "empty" not in sub
 
 
-def test_age_groups_match_the_feature_bins() -> None:
-    assert age_groups(np.array([29, 40, 41, 50, 51, 60, 61])).tolist() == [0, 0, 1, 1, 2, 2, 3]
+def test_subgroups_follow_the_spec(cleveland: pd.DataFrame) -> None:
+    ages = np.array([29, 40, 41, 50, 51, 60, 61], dtype=float)
+    rows = cleveland.iloc[: len(ages)].assign(age=ages, sex=[0, 1, 0, 1, 0, 1, 1])
+    masks = subgroup_masks(rows, SPEC)
+    assert list(masks) == [
+        "sex=female",
+        "sex=male",
+        "age_group=young",
+        "age_group=middle_aged",
+        "age_group=senior",
+        "age_group=elderly",
+    ]
+    # Right-closed bins, as pandas.cut(right=True) gives them: the oracle.
+    bins = pd.cut(ages, [-np.inf, 40, 50, 60, np.inf], right=True, labels=False)
+    for code, label in enumerate(["young", "middle_aged", "senior", "elderly"]):
+        assert masks[f"age_group={label}"].tolist() == (bins == code).tolist()
+    assert masks["sex=female"].tolist() == [True, False, True, False, True, False, False]
 
 
 def fake_model(name: str, cv_auc: float, test_auc: float) -> ModelResult:
@@ -148,6 +181,7 @@ def fake_model(name: str, cv_auc: float, test_auc: float) -> ModelResult:
         test_curves={},
         subgroups={},
         permutation_importance={},
+        masked_blocks={},
         seconds=0.0,
     )
 
@@ -158,7 +192,7 @@ def test_best_algorithm_follows_cv_not_the_test_split(small_config: PipelineConf
         "svm": fake_model("svm", cv_auc=0.91, test_auc=0.80),
         "logistic_regression": fake_model("logistic_regression", cv_auc=0.90, test_auc=0.95),
     }
-    result = TrainingResult(models, small_config, "sha", n_train=242, n_test=61)
+    result = TrainingResult(models, small_config, SPEC, "sha", n_train=242, n_test=61)
     assert result.best_algorithm == "svm"
 
 
@@ -167,9 +201,9 @@ def test_best_algorithm_follows_cv_not_the_test_split(small_config: PipelineConf
 
 @pytest.fixture(scope="module")
 def split(raw_bytes: bytes) -> tuple[pd.DataFrame, pd.DataFrame]:
-    parsed = parse_uci(raw_bytes)
-    raw = RawData(raw_bytes, "shipped copy", "test", UCI_CLEVELAND_SHA256, "t0")
-    data = prepare(parsed, validate(parsed), raw, test_size=0.2, seed=42)
+    parsed = parse_records(raw_bytes, SPEC)
+    raw = RawData(raw_bytes, "shipped copy", "test", CLEVELAND_SHA256, "t0")
+    data = prepare(parsed.frame, validate(parsed, SPEC), raw, SPEC, test_size=0.2, seed=42)
     return data.train, data.test
 
 
@@ -178,7 +212,7 @@ def trained(
     split: tuple[pd.DataFrame, pd.DataFrame], small_config: PipelineConfig
 ) -> TrainingResult:
     train, test = split
-    return train_all(train, test, small_config, UCI_CLEVELAND_SHA256)
+    return train_all(train, test, SPEC, small_config, CLEVELAND_SHA256)
 
 
 def test_split_rows_are_disjoint(split: tuple[pd.DataFrame, pd.DataFrame]) -> None:
@@ -194,7 +228,7 @@ def test_all_four_models_are_trained(
     _, test = split
     assert set(trained.models) == set(ALGORITHMS)
     assert (trained.n_train, trained.n_test) == (242, 61)
-    assert trained.data_sha256 == UCI_CLEVELAND_SHA256
+    assert trained.data_sha256 == CLEVELAND_SHA256
     for name, model in trained.models.items():
         assert model.algorithm == name
         p = model.pipeline.predict_proba(test[list(RAW_FEATURES)])[:, 1]
@@ -236,7 +270,7 @@ def test_training_is_deterministic(
     small_config: PipelineConfig,
 ) -> None:
     train, test = split
-    again = train_all(train, test, small_config, UCI_CLEVELAND_SHA256, ("random_forest",))
+    again = train_all(train, test, SPEC, small_config, CLEVELAND_SHA256, ("random_forest",))
     first, second = trained.models["random_forest"], again.models["random_forest"]
     assert second.best_params == first.best_params
     assert second.cv_fold_metrics == first.cv_fold_metrics
@@ -255,7 +289,7 @@ def test_tuning_and_cv_never_see_the_test_split(
     """Flip every test label: everything chosen or estimated on training data stays identical."""
     train, test = split
     flipped = test.assign(target=1 - test["target"])
-    honest = train_all(train, flipped, small_config, UCI_CLEVELAND_SHA256, ("svm",))
+    honest = train_all(train, flipped, SPEC, small_config, CLEVELAND_SHA256, ("svm",))
     original, other = trained.models["svm"], honest.models["svm"]
     assert other.best_params == original.best_params
     assert other.tuning == original.tuning
@@ -264,6 +298,38 @@ def test_tuning_and_cv_never_see_the_test_split(
     assert other.oof_curves == original.oof_curves
     # Same fitted model, mirrored test labels: the test AUC mirrors too.
     assert other.test_metrics["roc_auc"] == pytest.approx(1 - original.test_metrics["roc_auc"])
+
+
+@pytest.mark.slow
+def test_masked_blocks_give_the_cv_auc_with_the_block_unknown(
+    trained: TrainingResult,
+    split: tuple[pd.DataFrame, pd.DataFrame],
+    small_config: PipelineConfig,
+) -> None:
+    """Recomputed here with scikit-learn alone: the same folds, the tuned model refitted on each,
+    the block's columns blanked in the held-out rows, roc_auc_score per fold, averaged."""
+    train, _ = split
+    model = trained.models["logistic_regression"]
+    assert set(model.masked_blocks) == set(SPEC.missing_blocks)
+    X, y = train[list(RAW_FEATURES)], train["target"].to_numpy()
+    splitter = RepeatedStratifiedKFold(
+        n_splits=small_config.evaluation.cv_folds,
+        n_repeats=small_config.evaluation.cv_repeats,
+        random_state=small_config.seed,
+    )
+    for block, columns in SPEC.missing_blocks.items():
+        aucs = []
+        for fit_idx, held_idx in splitter.split(X, y):
+            fitted = clone(model.pipeline).fit(X.iloc[fit_idx], y[fit_idx])
+            held = X.iloc[held_idx].copy()
+            held.loc[:, list(columns)] = np.nan
+            aucs.append(roc_auc_score(y[held_idx], fitted.predict_proba(held)[:, 1]))
+        recorded = model.masked_blocks[block]
+        assert recorded["columns"] == list(columns)
+        assert recorded["roc_auc"]["mean"] == pytest.approx(np.mean(aucs), abs=1e-12), block
+    # Blanking ca and thal costs this model real discrimination on Cleveland.
+    imaging = model.masked_blocks["imaging"]["roc_auc"]["mean"]
+    assert imaging < model.cv_metrics["roc_auc"]["mean"] - 0.01
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

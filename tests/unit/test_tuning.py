@@ -43,7 +43,7 @@ def prepared(
     run_data(settings, small_config)
     from heartml.data.prepare import read_split
 
-    train, test = read_split(settings.processed_dir)
+    train, test = read_split(settings.catalog)
     return settings, train, test
 
 
@@ -59,6 +59,7 @@ def test_trial_values_are_the_training_stages_cv_scores(
     summary = tune(
         "logistic_regression",
         train,
+        settings.catalog.spec,
         small_config,
         processed_data_sha256(settings),
         "grid",
@@ -66,7 +67,7 @@ def test_trial_values_are_the_training_stages_cv_scores(
         n_trials=len(space["C"]),
         sampler=optuna.samplers.GridSampler(space, seed=0),
     )
-    reference = train_model("logistic_regression", train, test, small_config)
+    reference = train_model("logistic_regression", train, test, settings.catalog.spec, small_config)
     assert summary.trials_run == summary.trials_total == len(space["C"])
     assert summary.best_params == reference.best_params
     assert summary.best_value == reference.tuning["best_inner_score"]
@@ -86,16 +87,26 @@ def test_a_study_refuses_workers_with_other_data_or_config(
     settings, train, _ = prepared
     storage = default_storage(tmp_path)
     sha = processed_data_sha256(settings)
-    tune("logistic_regression", train, small_config, sha, "shared", storage, n_trials=1)
+    spec = settings.catalog.spec
+    tune("logistic_regression", train, spec, small_config, sha, "shared", storage, n_trials=1)
     with pytest.raises(TuningError, match="made with data_sha256"):
-        tune("logistic_regression", train, small_config, "0" * 64, "shared", storage, n_trials=1)
+        tune(
+            "logistic_regression",
+            train,
+            spec,
+            small_config,
+            "0" * 64,
+            "shared",
+            storage,
+            n_trials=1,
+        )
     other = parse_config({**small_config.model_dump(mode="json"), "seed": 7})
     with pytest.raises(TuningError, match="made with config_hash"):
-        tune("logistic_regression", train, other, sha, "shared", storage, n_trials=1)
+        tune("logistic_regression", train, spec, other, sha, "shared", storage, n_trials=1)
     with pytest.raises(TuningError, match="made with algorithm"):
-        tune("svm", train, small_config, sha, "shared", storage, n_trials=1)
+        tune("svm", train, spec, small_config, sha, "shared", storage, n_trials=1)
     with pytest.raises(TuningError, match="not in the config's models"):
-        tune("knn", train, small_config, sha, "other", storage, n_trials=1)
+        tune("knn", train, spec, small_config, sha, "other", storage, n_trials=1)
 
 
 def test_best_config_fixes_the_params_and_searches_nothing(

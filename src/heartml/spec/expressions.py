@@ -82,9 +82,11 @@ def parse(text: str, columns: frozenset[str] | set[str]) -> Node:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        token = (exc.text or text).strip()
-        if exc.offset is not None and exc.text is not None:
-            token = exc.text[max(exc.offset - 1, 0) :].strip() or token
+        source = (exc.text or text).strip()
+        # From where the parser gave up; when it ran off the end, the last piece it read.
+        token = source.split()[-1] if source else source
+        if exc.offset and exc.offset > 0 and exc.text is not None:
+            token = exc.text[exc.offset - 1 :].strip() or token
         raise ExpressionError(f"malformed expression ({exc.msg})", token) from None
     source = text.strip()
     node = _convert(tree.body, source, columns)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from heartml.data.acquire import AcquisitionError, acquire
-from heartml.settings import UCI_CLEVELAND_SHA256
+from oracles import CLEVELAND_SHA256
 
 pytestmark = pytest.mark.task1
 
@@ -68,16 +68,16 @@ def shipped(tmp_path: Path, raw_bytes: bytes) -> Path:
 
 
 def test_shipped_copy_has_the_published_checksum(raw_bytes: bytes) -> None:
-    assert hashlib.sha256(raw_bytes).hexdigest() == UCI_CLEVELAND_SHA256
+    assert hashlib.sha256(raw_bytes).hexdigest() == CLEVELAND_SHA256
 
 
 def test_connection_refused_falls_back_to_shipped_copy(shipped: Path, raw_bytes: bytes) -> None:
     url = closed_port_url()
-    raw = acquire(url, shipped, UCI_CLEVELAND_SHA256, timeout_s=2)
+    raw = acquire(url, shipped, CLEVELAND_SHA256, timeout_s=2)
     assert raw.source == "shipped copy"
     assert raw.location == str(shipped)
     assert raw.content == raw_bytes
-    assert raw.sha256 == UCI_CLEVELAND_SHA256
+    assert raw.sha256 == CLEVELAND_SHA256
     assert len(raw.notes) == 1
     assert url in raw.notes[0]
     assert "failed" in raw.notes[0]
@@ -86,17 +86,17 @@ def test_connection_refused_falls_back_to_shipped_copy(shipped: Path, raw_bytes:
 
 def test_download_with_correct_bytes_is_used(shipped: Path, raw_bytes: bytes) -> None:
     with http_server(serve(raw_bytes)) as url:
-        raw = acquire(url, shipped, UCI_CLEVELAND_SHA256, timeout_s=5)
+        raw = acquire(url, shipped, CLEVELAND_SHA256, timeout_s=5)
     assert raw.source == "download"
     assert raw.location == url
     assert raw.content == raw_bytes
-    assert raw.sha256 == UCI_CLEVELAND_SHA256
+    assert raw.sha256 == CLEVELAND_SHA256
     assert raw.notes == ()
 
 
 def test_download_works_without_any_shipped_copy(tmp_path: Path, raw_bytes: bytes) -> None:
     with http_server(serve(raw_bytes)) as url:
-        raw = acquire(url, tmp_path / "absent.data", UCI_CLEVELAND_SHA256, timeout_s=5)
+        raw = acquire(url, tmp_path / "absent.data", CLEVELAND_SHA256, timeout_s=5)
     assert raw.source == "download"
 
 
@@ -106,18 +106,18 @@ def test_download_with_wrong_bytes_falls_back_naming_the_mismatch(
     wrong = raw_bytes.replace(b"63.0", b"64.0", 1)
     wrong_digest = hashlib.sha256(wrong).hexdigest()
     with http_server(serve(wrong)) as url:
-        raw = acquire(url, shipped, UCI_CLEVELAND_SHA256, timeout_s=5)
+        raw = acquire(url, shipped, CLEVELAND_SHA256, timeout_s=5)
     assert raw.source == "shipped copy"
     assert raw.content == raw_bytes
     (note,) = raw.notes
     assert "sha256" in note
     assert wrong_digest in note
-    assert UCI_CLEVELAND_SHA256 in note
+    assert CLEVELAND_SHA256 in note
 
 
 def test_http_error_status_falls_back(shipped: Path) -> None:
     with http_server(serve(b"not here", status=404)) as url:
-        raw = acquire(url, shipped, UCI_CLEVELAND_SHA256, timeout_s=5)
+        raw = acquire(url, shipped, CLEVELAND_SHA256, timeout_s=5)
     assert raw.source == "shipped copy"
     assert "Not Found" in raw.notes[0]
 
@@ -134,7 +134,7 @@ def test_truncated_download_falls_back(shipped: Path, raw_bytes: bytes) -> None:
         request.close_connection = True
 
     with http_server(handle) as url:
-        raw = acquire(url, shipped, UCI_CLEVELAND_SHA256, timeout_s=5)
+        raw = acquire(url, shipped, CLEVELAND_SHA256, timeout_s=5)
     assert raw.source == "shipped copy"
     assert url in raw.notes[0]
 
@@ -148,7 +148,7 @@ def test_slow_server_times_out_and_falls_back(shipped: Path, raw_bytes: bytes) -
     with http_server(handle) as url:
         started = time.monotonic()
         try:
-            raw = acquire(url, shipped, UCI_CLEVELAND_SHA256, timeout_s=0.5)
+            raw = acquire(url, shipped, CLEVELAND_SHA256, timeout_s=0.5)
             elapsed = time.monotonic() - started
         finally:
             release.set()
@@ -159,7 +159,7 @@ def test_slow_server_times_out_and_falls_back(shipped: Path, raw_bytes: bytes) -
 
 
 def test_offline_mode_skips_the_download(shipped: Path) -> None:
-    raw = acquire(None, shipped, UCI_CLEVELAND_SHA256)
+    raw = acquire(None, shipped, CLEVELAND_SHA256)
     assert raw.source == "shipped copy"
     assert raw.notes == ("offline mode: download skipped",)
 
@@ -168,7 +168,7 @@ def test_download_failing_and_shipped_copy_missing_is_an_error(tmp_path: Path) -
     missing = tmp_path / "gone.data"
     url = closed_port_url()
     with pytest.raises(AcquisitionError) as info:
-        acquire(url, missing, UCI_CLEVELAND_SHA256, timeout_s=2)
+        acquire(url, missing, CLEVELAND_SHA256, timeout_s=2)
     message = str(info.value)
     assert "no usable data" in message
     assert url in message
@@ -180,24 +180,24 @@ def test_corrupted_shipped_copy_is_an_error(shipped: Path, raw_bytes: bytes) -> 
     shipped.write_bytes(raw_bytes[:-10])
     digest = hashlib.sha256(raw_bytes[:-10]).hexdigest()
     with pytest.raises(AcquisitionError) as info:
-        acquire(closed_port_url(), shipped, UCI_CLEVELAND_SHA256, timeout_s=2)
+        acquire(closed_port_url(), shipped, CLEVELAND_SHA256, timeout_s=2)
     message = str(info.value)
     assert str(shipped) in message
     assert digest in message
-    assert UCI_CLEVELAND_SHA256 in message
+    assert CLEVELAND_SHA256 in message
 
 
 def test_corrupted_shipped_copy_offline_is_an_error(shipped: Path, raw_bytes: bytes) -> None:
     shipped.write_bytes(raw_bytes + b"\n")
     with pytest.raises(AcquisitionError, match="offline mode"):
-        acquire(None, shipped, UCI_CLEVELAND_SHA256)
+        acquire(None, shipped, CLEVELAND_SHA256)
 
 
 def test_cli_without_any_source_exits_2_with_one_line(
     project_factory, heartml_cli, make_cli_env, tmp_path: Path
 ) -> None:
     settings = project_factory(tmp_path / "project")
-    settings.raw_data_path.unlink()
+    settings.catalog.raw_path.unlink()
     url = closed_port_url()
     result = heartml_cli(
         "data", cwd=settings.root, env=make_cli_env(HEARTML_DATA_URL=url, COLUMNS="80")

@@ -9,19 +9,42 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from heartml.catalog import Catalog
 from heartml.data.acquire import RawData
-from heartml.data.prepare import ROW_ID, PreparedData, prepare, read_split, write_processed
-from heartml.data.schema import StructuralError, validate
-from heartml.settings import UCI_CLEVELAND_SHA256, Settings
+from heartml.data.parse import Parsed, StructuralError
+from heartml.data.prepare import PreparedData, read_split, write_processed
+from heartml.data.prepare import prepare as prepare_with_spec
+from heartml.data.schema import ValidationResult
+from heartml.data.schema import validate as validate_parsed
+from heartml.errors import DataError
+from heartml.settings import Settings
+from heartml.spec import ROW_ID, load_spec
 from heartml.stages import run_data
+from oracles import CLEVELAND_SHA256, HEART_SPEC_FILE
 
 pytestmark = pytest.mark.task1
+
+SPEC = load_spec(HEART_SPEC_FILE)
+
+
+def validate(frame: pd.DataFrame) -> ValidationResult:
+    return validate_parsed(Parsed(frame), SPEC)
+
+
+def prepare(
+    frame: pd.DataFrame, validation: ValidationResult, raw: RawData, test_size: float, seed: int
+) -> PreparedData:
+    return prepare_with_spec(frame, validation, raw, SPEC, test_size, seed)
+
+
+def catalog_at(root: Path) -> Catalog:
+    return Catalog(root, SPEC, HEART_SPEC_FILE, root / "packages")
 
 
 @pytest.fixture
 def raw(raw_bytes: bytes) -> RawData:
     return RawData(
-        raw_bytes, "shipped copy", "data/raw/processed.cleveland.data", UCI_CLEVELAND_SHA256, "t0"
+        raw_bytes, "shipped copy", "data/raw/processed.cleveland.data", CLEVELAND_SHA256, "t0"
     )
 
 
@@ -102,12 +125,13 @@ def test_quality_report_is_plain_json_with_the_right_counts(prepared: PreparedDa
     assert quality["problems"] == []
     assert quality["summary_statistics"]["age"]["count"] == 303.0
     assert quality["summary_statistics"]["ca"]["count"] == 299.0
-    assert quality["source"]["sha256"] == UCI_CLEVELAND_SHA256
+    assert quality["source"]["sha256"] == CLEVELAND_SHA256
 
 
 def test_write_processed_writes_every_output(prepared: PreparedData, tmp_path: Path) -> None:
-    out = tmp_path / "data" / "processed"
-    write_processed(prepared, out)
+    catalog = catalog_at(tmp_path)
+    out = catalog.processed_dir
+    write_processed(prepared, catalog)
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [
             "heart.parquet",
@@ -121,7 +145,7 @@ def test_write_processed_writes_every_output(prepared: PreparedData, tmp_path: P
             "provenance.json",
         ]
     )
-    train, test = read_split(out)
+    train, test = read_split(catalog)
     pd.testing.assert_frame_equal(
         train.reset_index(drop=True), prepared.train.reset_index(drop=True)
     )
@@ -133,8 +157,9 @@ def test_write_processed_writes_every_output(prepared: PreparedData, tmp_path: P
 def test_failed_write_leaves_the_previous_outputs(
     prepared: PreparedData, cleveland: pd.DataFrame, raw: RawData, tmp_path: Path
 ) -> None:
-    out = tmp_path / "data" / "processed"
-    write_processed(prepared, out)
+    catalog = catalog_at(tmp_path)
+    out = catalog.processed_dir
+    write_processed(prepared, catalog)
     before = snapshot(out)
     other = prepare(cleveland, validate(cleveland), raw, 0.3, seed=1)
     # Fails half way: the frames are written, then the quality report cannot be serialised.
@@ -142,30 +167,44 @@ def test_failed_write_leaves_the_previous_outputs(
         other.clean, other.train, other.test, other.rejected, {"bad": object()}, other.provenance
     )
     with pytest.raises(TypeError):
-        write_processed(broken, out)
+        write_processed(broken, catalog)
     assert snapshot(out) == before
     assert [p.name for p in out.parent.iterdir()] == ["processed"]
 
 
 def test_read_split_without_data_says_what_to_run(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="heartml data"):
-        read_split(tmp_path)
+    with pytest.raises(DataError, match="has no train.parquet, test.parquet") as info:
+        read_split(catalog_at(tmp_path))
+    assert info.value.hint is not None and "heartml data" in info.value.hint
 
 
 def corrupt(settings: Settings, extra_line: bytes) -> str:
     """Append a bad line to the project's raw file; return the new file's sha256."""
-    path = settings.raw_data_path
+    path = settings.catalog.raw_path
     path.write_bytes(path.read_bytes() + extra_line)
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_text_field_rejects_its_row_and_the_stage_goes_on(
+    project: Settings, small_config
+) -> None:
+    digest = corrupt(project, b"63.0,1.0,1.0,145.0,abc,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0\n")
+    result = run_data(project.model_copy(update={"data_sha256": digest}), small_config)
+    assert (result.quality["rows"], result.quality["rows_rejected"]) == (304, 1)
+    rejected = pd.read_csv(project.processed_dir / "rejected_rows.csv")
+    assert rejected["line"].tolist() == [304]
+    assert rejected["reasons"].tolist() == [
+        "chol: 'abc' is not a number; expected a number from 80 to 700 mg/dl"
+    ]
 
 
 @pytest.mark.parametrize(
     ("extra_line", "message"),
     [
         (b"63.0,1.0,1.0,145.0,233.0\n", "line 304: 5 fields"),
-        (b"63.0,1.0,1.0,145.0,abc,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0\n", "'abc'"),
+        (b"63.0,1.0,1.0,145.0,233,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0,7\n", "line 304: 15 fields"),
     ],
-    ids=["five-fields", "text-in-field"],
+    ids=["five-fields", "fifteen-fields"],
 )
 def test_data_stage_on_a_broken_file_keeps_the_previous_outputs(
     project: Settings, small_config, extra_line: bytes, message: str
@@ -189,10 +228,11 @@ def test_data_stage_writes_provenance_and_reports(project: Settings, small_confi
     result = run_data(project, small_config)
     provenance = json.loads((project.processed_dir / "provenance.json").read_text())
     assert provenance["source"] == "shipped copy"
-    assert provenance["sha256"] == UCI_CLEVELAND_SHA256
+    assert provenance["sha256"] == CLEVELAND_SHA256
     assert provenance["notes"] == ["offline mode: download skipped"]
     assert (provenance["rows_train"], provenance["rows_test"]) == (242, 61)
     assert provenance["split"] == {"test_size": 0.2, "seed": 42, "stratified_on": "target"}
+    assert provenance["dataset"] == "uci_heart"
     assert result.eda_report.is_file()
     assert result.eda_report.is_relative_to(project.resolved_root)
 
