@@ -148,6 +148,7 @@ def build_package(project: Path) -> Path:
     shutil.copytree(REPO_ROOT / "data" / "raw", project / "data" / "raw")
     (project / "configs").mkdir()
     (project / "configs" / "pipeline.yaml").write_text(small_config_text())
+    shutil.copytree(REPO_ROOT / "configs" / "datasets", project / "configs" / "datasets")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTML_", "MLFLOW_"))}
     env.update(HEARTML_ROOT=str(project), HEARTML_OFFLINE="1", MPLBACKEND="Agg")
     result = subprocess.run(
