@@ -116,7 +116,9 @@ def main() -> None:
     settings = Settings(model_package=args.package, serve_reload_interval_s=0)
     store = ModelStore(settings)
     directory = args.package.resolve()
-    store.current = load_package(directory, f"package:{directory}", package_fingerprint(directory), 1)
+    store.current = load_package(
+        directory, f"package:{directory}", package_fingerprint(directory), 1
+    )
     app = create_app(settings, store=store)
     body = json.dumps(SEED_ROW).encode()
     gc.collect()
@@ -128,7 +130,9 @@ def main() -> None:
         await load(app, "POST", "/predict", body, 2000)  # warm up
         await load(app, "GET", "/health", b"", 2000)
         for _ in range(args.repeats):
-            best["health"] = min(best["health"], await load(app, "GET", "/health", b"", args.requests))
+            best["health"] = min(
+                best["health"], await load(app, "GET", "/health", b"", args.requests)
+            )
             best["predict"] = min(
                 best["predict"], await load(app, "POST", "/predict", body, args.requests)
             )
