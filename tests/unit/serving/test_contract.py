@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from heartml.serving.contract import Contract, build_contract, field_schema
 from heartml.spec import rules
 from heartml.spec.model import DatasetSpec, spec_from_text
+from serving_packages import HEART_SPEC_FILE as heart_spec_file
 from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
@@ -265,3 +266,23 @@ def test_the_request_paths_band_lookup_is_the_specs(contract: Contract, spec: Da
     once per answer): the same band for every probability, edges included."""
     grid = [i / 1000 for i in range(1001)] + [0.3, 0.6, math.nextafter(0.3, 0), 1e-12]
     assert [contract.risk_level(p) for p in grid] == [spec.risk_level(p) for p in grid]
+
+
+@pytest.mark.parametrize(
+    "path", sorted(heart_spec_file.parent.glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_spec_gives_a_contract(path: Any) -> None:
+    """Nothing heart-shaped: each spec under configs/datasets/ gets its request model, fast
+    check and form fields, and its own example record passes both checks with the same row."""
+    from heartml.serving.schemas import checked_record
+    from heartml.spec.model import load_spec
+
+    spec = load_spec(path)
+    contract = build_contract(spec)
+    body = orjson.dumps(spec.example_record())
+    checked = checked_record(body, contract)
+    assert checked is not None and checked[1] == []
+    assert checked[0] == contract.record_row(contract.record.model_validate_json(body))
+    assert [field["name"] for field in contract.fields_info()] == list(spec.raw_names)
+    schema = contract.record.model_json_schema()
+    assert schema["required"] == list(spec.raw_names)
