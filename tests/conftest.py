@@ -6,9 +6,12 @@ Settings object can be built.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +119,36 @@ def heartml_cli() -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def make_cli_env() -> Callable[..., dict[str, str]]:
     return cli_env
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """http://127.0.0.1:<port>: a socket that accepts every connection and never says a word
+    (reads nothing, answers nothing, closes nothing) until the test ends. What a hung server,
+    a stuck proxy or a black-holed load balancer looks like to a client."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    held: list[socket.socket] = []
+    closing = threading.Event()
+
+    def accept() -> None:
+        while not closing.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        closing.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        listener.close()
+        for connection in held:
+            connection.close()
+        thread.join(timeout=5)

@@ -17,6 +17,7 @@ MANIFEST = "MANIFEST.json"
 ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "model_config.yaml"
 REFERENCE_FILE = "reference_statistics.json"
+PARITY_FILE = "parity_reference.json"  # reference rows + the pipeline's probabilities
 PACKAGE_GLOB = "heart_disease_model_*"
 
 

@@ -36,16 +36,17 @@ from heartml.manifest import (
     MANIFEST,
     MODEL_CONFIG,
     ONNX_FILE,
+    PARITY_FILE,
     REFERENCE_FILE,
     PackagingError,
     verify_checksums,
 )
 from heartml.manifest import newest_package as newest_package
-from heartml.provenance import platform_info, sha256_file, staged_directory, write_json
+from heartml.parity import PARITY_TOLERANCE, check, read_reference, reference_document
+from heartml.provenance import platform_info, read_json, sha256_file, staged_directory, write_json
 
 JOBLIB_FILE = "model.joblib"
 MLFLOW_DIR = "mlflow_model"
-PARITY_TOLERANCE = 1e-5
 REFERENCE_BINS = 10
 
 
@@ -311,6 +312,19 @@ def dataset_rows(root: Path) -> pd.DataFrame:
     return parse_uci((root / "data" / "raw" / "processed.cleveland.data").read_bytes())
 
 
+def write_parity_reference(directory: Path, pipeline: Any, rows: pd.DataFrame) -> dict[str, Any]:
+    """PARITY_FILE: every row with the fitted pipeline's P(class=1), the oracle for the graph."""
+    raw = rows.loc[:, list(RAW_FEATURES)]
+    document = reference_document(
+        RAW_FEATURES,
+        raw.to_numpy(dtype=np.float64, na_value=np.nan),
+        pipeline.predict_proba(raw)[:, 1],
+        f"{JOBLIB_FILE} (sklearn Pipeline.predict_proba)",
+    )
+    write_json(directory / PARITY_FILE, document)
+    return document
+
+
 def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
@@ -379,6 +393,7 @@ def build_package(
             settings, f"models:/{champion.model_name}/{champion.version}", staging / MLFLOW_DIR
         )
         joblib.dump(pipeline, staging / JOBLIB_FILE)
+        write_parity_reference(staging, pipeline, rows)
 
         requirements = pinned_requirements()
         environment = platform_info()
@@ -428,6 +443,7 @@ def build_package(
                     "rows": len(rows),
                     "max_abs_difference": max_delta,
                     "tolerance": PARITY_TOLERANCE,
+                    "reference_file": PARITY_FILE,
                 },
                 "serving_file": ONNX_FILE,
             },
@@ -443,32 +459,50 @@ class Verification:
     rows: int
 
 
-def verify_package(directory: Path, root: Path) -> Verification:
-    """Checksums, then every format loads, then parity of every format on every dataset row."""
+def verify_package(directory: Path) -> Verification:
+    """Checksums; then, on the package's reference rows, the expectations recomputed from
+    model.joblib (sklearn) and from mlflow_model/ (mlflow.pyfunc), and the ONNX graph and the
+    recorded probabilities compared against both. Any disagreement is a ParityError."""
     import joblib
 
     from heartml.onnx_runtime import OnnxModel
 
     manifest = verify_checksums(directory)
-    rows = dataset_rows(root)
+    if PARITY_FILE not in manifest["files"]:
+        raise PackagingError(f"{PARITY_FILE}: not in the package, so parity cannot be checked")
+    rows, recorded, tolerance = read_reference(read_json(directory / PARITY_FILE), RAW_FEATURES)
+    frame = pd.DataFrame(rows, columns=list(RAW_FEATURES))
     reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
-    expected = reference_pipeline.predict_proba(rows.loc[:, list(RAW_FEATURES)])[:, 1]
-    formats: dict[str, float] = {}
-    try:
-        onnx_p = OnnxModel.from_path(directory / ONNX_FILE).predict_proba(rows)
-    except Exception as exc:
-        raise PackagingError(f"{ONNX_FILE}: does not load or score ({exc})") from exc
-    formats["onnx"] = float(np.max(np.abs(onnx_p - expected)))
+    from_joblib = reference_pipeline.predict_proba(frame)[:, 1]
     from heartml import tracking
 
     try:
-        pyfunc_p = tracking.pyfunc_probabilities(directory / MLFLOW_DIR, rows)
+        from_pyfunc = np.asarray(tracking.pyfunc_probabilities(directory / MLFLOW_DIR, frame))
     except Exception as exc:
         raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
-    formats["mlflow_pyfunc"] = float(np.max(np.abs(pyfunc_p - expected)))
-    for name, delta in formats.items():
-        if not delta <= PARITY_TOLERANCE:
-            raise PackagingError(
-                f"{name}: max |Δp| {delta:.2e} against the pipeline exceeds {PARITY_TOLERANCE:.0e}"
-            )
+    try:
+        onnx_model = OnnxModel.from_path(directory / ONNX_FILE)
+    except Exception as exc:
+        raise PackagingError(f"{ONNX_FILE}: does not load ({exc})") from exc
+
+    def onnx_scores(matrix: np.ndarray) -> np.ndarray:
+        try:
+            return onnx_model.predict_proba(matrix)
+        except Exception as exc:
+            raise PackagingError(f"{ONNX_FILE}: does not score ({exc})") from exc
+
+    def constant(values: np.ndarray) -> Any:
+        return lambda _rows: values
+
+    joblib_name, pyfunc_name = f"{JOBLIB_FILE} (sklearn)", f"{MLFLOW_DIR}/ (mlflow.pyfunc)"
+    formats = {
+        "recorded": check(
+            f"{PARITY_FILE}", constant(recorded), rows, from_joblib, tolerance, joblib_name
+        ),
+        "mlflow_pyfunc": check(
+            pyfunc_name, constant(from_pyfunc), rows, from_joblib, tolerance, joblib_name
+        ),
+        "onnx": check(ONNX_FILE, onnx_scores, rows, from_joblib, tolerance, joblib_name),
+        "onnx_vs_pyfunc": check(ONNX_FILE, onnx_scores, rows, from_pyfunc, tolerance, pyfunc_name),
+    }
     return Verification(directory, manifest, formats, len(rows))

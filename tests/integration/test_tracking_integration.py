@@ -235,6 +235,75 @@ def test_unreachable_server_fails_fast_with_one_line(make_project: Callable[...,
     assert not (project.root / "models").exists(), "nothing is trained before the server answers"
 
 
+# A server that accepts and never answers: MLflow's calls run into their timeout. connect()
+# gives each call HEARTML_MLFLOW_TIMEOUT_S and two retries with a back-off factor of 1 s: at
+# most 3 tries of the timeout plus 2 s of back-off plus up to 1 s of jitter per retry (README).
+SILENT_TIMEOUT_S = 1.0
+SILENT_BOUND_S = 3 * SILENT_TIMEOUT_S + 2 + 2 * 1.0
+
+
+def test_a_silent_server_fails_within_the_documented_timeout(
+    silent_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from heartml import tracking
+    from heartml.errors import TrackingError
+    from heartml.settings import Settings
+
+    importlib.import_module("mlflow")  # before the clock starts: its import is not the server's
+    for name in (
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+    ):  # connect() sets them from the settings; this test's values must not leak out
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+    settings = Settings(
+        root=tmp_path, mlflow_tracking_uri=silent_url, mlflow_timeout_s=SILENT_TIMEOUT_S
+    )
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as raised:
+        tracking.connect(settings)
+    elapsed = time.monotonic() - started
+    assert str(raised.value) == (
+        f"connecting to the tracking server failed on {silent_url}: "
+        "no answer within the timeout (MLFLOW_HTTP_REQUEST_TIMEOUT)"
+    )
+    assert 3 * SILENT_TIMEOUT_S <= elapsed <= SILENT_BOUND_S, f"gave up after {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize(
+    ("command", "left_alone"),
+    [
+        (("python", "src/experiment_tracking.py"), ("models", "data/processed", "mlflow.db")),
+        (("python", "src/model_packaging.py"), ("packages",)),
+    ],
+    ids=["track", "package"],
+)
+def test_commands_against_a_silent_server_end_with_one_line_and_move_nothing(
+    silent_url: str,
+    make_project: Callable[..., Project],
+    command: tuple[str, ...],
+    left_alone: tuple[str, ...],
+) -> None:
+    project = make_project(silent_url, trained=False)
+    env = {**project.env, "HEARTML_MLFLOW_TIMEOUT_S": str(SILENT_TIMEOUT_S)}
+    started = time.monotonic()
+    startup = project.run("python", "-c", "import heartml.cli, mlflow", env=env)
+    startup_s = time.monotonic() - started
+    assert startup.returncode == 0, describe(startup)
+    started = time.monotonic()
+    result = project.run(*command, env=env, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0, describe(result)
+    line = error_line(result.stderr, alone=True)
+    assert silent_url in line and "no answer within the timeout" in line, line
+    assert elapsed < SILENT_BOUND_S + startup_s + 10, f"{elapsed:.1f} s, start-up {startup_s:.1f} s"
+    for relative in left_alone:
+        assert not (project.root / relative).exists(), f"{relative} was created"
+
+
 # --------------------------------------------------------------------------------------------
 # The seed's commands, and the one-writer rule
 

@@ -10,7 +10,10 @@ Sources (settings.model_source):
   builds it; the watcher then picks it up.
 
 A package is loaded only after every checksum in its MANIFEST matches, and the files the server
-reads are hashed again as they are read, so what is scored is exactly what was verified.
+reads are hashed again as they are read, so what is scored is exactly what was verified. Then
+its ONNX graph scores the package's parity reference rows and must give the probabilities the
+sklearn pipeline gave them at packaging time: a valid graph of another model, however well
+checksummed, is refused on parity.
 Loading runs in a worker thread; the swap is one reference assignment, so a request keeps the
 model object it started with. A failed load keeps the last good model.
 """
@@ -33,11 +36,13 @@ import numpy as np
 import orjson
 import yaml
 
+from heartml import parity
 from heartml.coding import RAW_COLUMNS, RAW_FEATURES
 from heartml.errors import HeartmlError
 from heartml.manifest import (
     MODEL_CONFIG,
     ONNX_FILE,
+    PARITY_FILE,
     REFERENCE_FILE,
     PackagingError,
     package_dirs,
@@ -193,6 +198,22 @@ def load_package(directory: Path, source: str, fingerprint: str, onnx_threads: i
         )
         # One row through the graph now, so a broken model fails here and not on a request.
         check = loaded.probabilities(loaded.baseline[None, :])
+        if PARITY_FILE not in manifest["files"]:
+            raise PackagingError(
+                f"{PARITY_FILE}: not in the package, so its graph cannot be checked (parity)"
+            )
+        rows, expected, tolerance = parity.read_reference(
+            orjson.loads(_verified_bytes(directory, manifest, PARITY_FILE)),
+            loaded.raw_feature_names,
+        )
+        parity.check(
+            onnx_file,
+            loaded.probabilities,
+            rows,
+            expected,
+            tolerance,
+            "the sklearn pipeline's probabilities recorded at packaging",
+        )
     except PackagingError:
         raise
     except Exception as exc:

@@ -30,6 +30,7 @@ from heartml.packaging import (
     package_dir_name,
     reference_statistics,
     write_manifest,
+    write_parity_reference,
 )
 from heartml.provenance import write_json
 from heartml.serving.app import create_app
@@ -90,7 +91,7 @@ def make_package(
         algorithm: str = "logistic_regression",
         threshold: float = 0.5,
     ) -> Path:
-        _pipeline, onnx_bytes = fitted[algorithm]
+        pipeline, onnx_bytes = fitted[algorithm]
         directory = packages_dir / package_dir_name(algorithm, version)
         directory.mkdir(parents=True)
         (directory / ONNX_FILE).write_bytes(onnx_bytes)
@@ -105,6 +106,7 @@ def make_package(
             yaml.safe_dump(model_config(champion, metrics, threshold), sort_keys=False)
         )
         write_json(directory / REFERENCE_FILE, reference_statistics(_cleveland))
+        write_parity_reference(directory, pipeline, _cleveland)
         write_manifest(
             directory,
             {
