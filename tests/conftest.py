@@ -7,6 +7,7 @@ Settings object can be built.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -29,6 +30,29 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_FILE = REPO_ROOT / "data" / "raw" / "processed.cleveland.data"
 CONFIG_FILE = REPO_ROOT / "configs" / "pipeline.yaml"
 HEARTML_BIN = REPO_ROOT / ".venv" / "bin" / "heartml"
+
+
+def run_tests_selections() -> tuple[str, ...]:
+    """The selection markers of run_tests.py (--task1 .. --scale), read from the script itself."""
+    spec = importlib.util.spec_from_file_location("run_tests", REPO_ROOT / "run_tests.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.SELECTIONS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that no `run_tests.py --<selection>` would run is a collection error, not a test
+    that silently runs only in the full suite."""
+    selections = set(run_tests_selections())
+    orphans = [
+        item.nodeid for item in items if not selections & {m.name for m in item.iter_markers()}
+    ]
+    if orphans:
+        raise pytest.UsageError(
+            f"{len(orphans)} tests carry none of the run_tests.py selection markers "
+            f"({', '.join(sorted(selections))}): {', '.join(orphans[:10])}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -495,12 +497,34 @@ def decide(
     )
 
 
-def apply_promotion(client: Any, settings: Settings, decision: PromotionDecision) -> None:
-    """Move the alias: new champion first, then remove it from every other model.
+# How the stores word a unique-key clash (PostgreSQL, SQLite, MLflow's own message).
+_CONCURRENT_INSERT = ("duplicate key", "unique constraint", "already exists")
 
-    The registry has no lock, so two processes may promote at once (on different models). The
-    later `promoted_at` wins on both sides: each removes older holders and steps back itself
-    if it finds a newer one, so they never remove each other's alias and leave none.
+
+def _set_alias(client: Any, name: str, alias: str, version: str) -> None:
+    """set_registered_model_alias, safe against another process setting the same alias.
+
+    The registry looks for the alias, then inserts it: two writers at once both find none and
+    one insert fails on the unique key (measured: tests/integration/test_promotion_race.py).
+    By then the other's row exists, so trying again updates it, as a lone writer would have.
+    """
+    for attempt in range(3):
+        try:
+            client.set_registered_model_alias(name, alias, version)
+            return
+        except Exception as exc:
+            text = str(exc).lower()
+            if attempt == 2 or not any(marker in text for marker in _CONCURRENT_INSERT):
+                raise
+
+
+def apply_promotion(client: Any, settings: Settings, decision: PromotionDecision) -> None:
+    """Record the promotion (`promoted_at` on the candidate), move the alias, then settle.
+
+    The registry has no lock and no compare-and-set, so two processes may promote at once
+    (different models, or different versions of one). The promotion with the latest
+    `promoted_at` is the champion and the one before it `champion_previous`; _settle_aliases
+    makes the registry say so, whatever the other process did meanwhile.
     """
     assert decision.candidate is not None
     alias, previous_alias = settings.champion_alias, settings.champion_alias + PREVIOUS_ALIAS_SUFFIX
@@ -511,21 +535,67 @@ def apply_promotion(client: Any, settings: Settings, decision: PromotionDecision
             and decision.previous.version == target.version
         ):
             for holder in _versions_with_alias(client, settings, previous_alias):
-                client.delete_registered_model_alias(holder.name, previous_alias)
-            client.set_registered_model_alias(
-                decision.previous.model_name, previous_alias, decision.previous.version
+                if holder.name != decision.previous.model_name:
+                    client.delete_registered_model_alias(holder.name, previous_alias)
+            _set_alias(
+                client, decision.previous.model_name, previous_alias, decision.previous.version
             )
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         client.set_model_version_tag(target.model_name, target.version, "promoted_at", now)
-        client.set_registered_model_alias(target.model_name, alias, target.version)
-        others = [
-            h for h in _versions_with_alias(client, settings, alias) if h.name != target.model_name
-        ]
-        if any((h.tags or {}).get("promoted_at", "") > now for h in others):
-            client.delete_registered_model_alias(target.model_name, alias)
+        _set_alias(client, target.model_name, alias, target.version)
+        _settle_aliases(client, settings)
+
+
+SETTLE_ATTEMPTS = 20
+
+
+def _promotion_order(client: Any, settings: Settings) -> list[Any]:
+    """Every version of the four models that was ever promoted, the latest promotion first."""
+    promoted = []
+    for algorithm in ALGORITHMS:
+        versions = client.search_model_versions(
+            f"name='{settings.registered_model_name(algorithm)}'"
+        )
+        promoted += [v for v in versions if (v.tags or {}).get("promoted_at")]
+    return sorted(promoted, key=lambda v: v.tags["promoted_at"], reverse=True)
+
+
+def _settle_aliases(client: Any, settings: Settings) -> None:
+    """Put `champion` on the latest promotion and `champion_previous` on the one before, and
+    take them off every other model; repeat until one read finds nothing to change.
+
+    Why a loop: an alias is set and deleted per model, without a condition, so a process that
+    read the registry a moment ago can delete the alias another process has just set (measured:
+    with two promoting processes, no champion at all in about one round in ten). Every process
+    aims at the same state (it follows from the `promoted_at` tags, which are only ever
+    written before this runs), and each stops only after a read that needs no change, so the
+    last one to act also confirms the final state.
+    """
+    alias, previous_alias = settings.champion_alias, settings.champion_alias + PREVIOUS_ALIAS_SUFFIX
+    for _ in range(SETTLE_ATTEMPTS):
+        order = _promotion_order(client, settings)
+        # Without a second recorded promotion (a registry older than the tag), the previous
+        # alias stays where apply_promotion put it.
+        wanted = dict(zip((alias, previous_alias), order[:2], strict=False))
+        changed = False
+        for name, version in wanted.items():
+            holders = _versions_with_alias(client, settings, name)
+            if not any(
+                (h.name, str(h.version)) == (version.name, str(version.version)) for h in holders
+            ):
+                _set_alias(client, version.name, name, str(version.version))
+                changed = True
+            for holder in holders:
+                if holder.name != version.name:
+                    client.delete_registered_model_alias(holder.name, name)
+                    changed = True
+        if not changed:
             return
-        for holder in others:
-            client.delete_registered_model_alias(holder.name, alias)
+        time.sleep(random.uniform(0.01, 0.1))  # let the other writer finish its step
+    raise TrackingError(
+        f"the {alias} alias did not settle after {SETTLE_ATTEMPTS} attempts: "
+        "other promotions keep moving it"
+    )
 
 
 def record_decision(

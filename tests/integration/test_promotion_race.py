@@ -12,7 +12,10 @@ before promoting). After every round the registry, read with MLflow's own client
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -112,6 +115,14 @@ def test_two_processes_promoting_different_models_leave_one_champion_every_round
             assert champion not in previous, where
             champion_before = champion
             barrier.wait(STEP_TIMEOUT_S)  # next round
+    except threading.BrokenBarrierError:
+        # A side failed and broke the barrier: fail with what it said, not with the barrier.
+        said = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                said.append(outcomes.get(timeout=5))
+        errors = [r["error"] for r in said if "error" in r]
+        pytest.fail("a side failed:\n" + ("\n".join(errors) or "(no error reported)"))
     except BaseException:
         barrier.abort()
         raise

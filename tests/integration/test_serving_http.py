@@ -145,7 +145,10 @@ def test_seed_body_over_http(client: httpx.Client, built: Built) -> None:
     info = client.get("/model/info").json()
     assert info["version"] == manifest["version"] and info["run_id"] == manifest["run_id"]
     assert info["source"] == f"package:{built.v2}"
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in docs.text and "/openapi.json" in docs.text
+    assert client.get("/openapi.json").json()["paths"]["/predict"]["post"]
 
 
 def test_parity_with_the_offline_pipeline_on_every_row(client: httpx.Client, built: Built) -> None:
@@ -360,12 +363,23 @@ def test_hot_reload_under_load_fails_no_request(
     )
 
 
-def test_admin_reload_needs_the_key(client: httpx.Client) -> None:
-    assert client.post("/admin/reload").status_code == 401
-    assert client.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+def test_admin_reload_needs_the_key(client: httpx.Client, built: Built) -> None:
+    before = client.get("/model/info").json()["loaded_at"]
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        refused = client.post("/admin/reload", headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["detail"] == "missing or wrong X-API-Key"
+        assert refused.headers["www-authenticate"] == "ApiKey"
+    assert client.get("/model/info").json()["loaded_at"] == before, "a refused call reloaded"
     response = client.post("/admin/reload", headers={"X-API-Key": ADMIN_KEY})
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "loaded"
+    manifest = manifest_of(built.v2)
+    assert response.json() == {
+        "status": "loaded",
+        "detail": f"loaded {manifest['model_name']} version {manifest['version']}",
+        "model_version": manifest["version"],
+    }
+    assert client.get("/model/info").json()["loaded_at"] > before  # really loaded again
 
 
 def test_drift_rises_for_a_shifted_stream_only(client: httpx.Client, built: Built) -> None:

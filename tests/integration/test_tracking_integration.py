@@ -367,7 +367,8 @@ def test_no_other_command_creates_or_changes_a_version(
 
 
 def test_concurrent_promotions_on_two_models_leave_exactly_one_champion(tmp_path: Path) -> None:
-    """Two processes promoting different models at once: the later promotion wins, always."""
+    """The later `promoted_at` wins whichever side writes last: both orders, made deterministic
+    in one process (the real race of two processes is test_promotion_race.py)."""
     from heartml import tracking
     from heartml.settings import Settings
 

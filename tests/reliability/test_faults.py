@@ -42,11 +42,6 @@ from reliability_helpers import (
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]
 
 FALLBACK_WAIT_S = 15  # a registry on a closed port is given up on within ~5 s
-FALLBACK_FINDING = (
-    "FINDING (serving, model_store.py ModelStore._resolve_registry): when the registry lookup "
-    "fails and nothing is loaded, the store reports 'registry lookup failed' and stays not "
-    "ready instead of serving the newest package under packages/ and saying so"
-)
 
 
 def rejected_lines(server: Server) -> list[dict[str, Any]]:

@@ -72,6 +72,7 @@ def test_equal_folds_keep_the_champion() -> None:
     decision = decide(candidate(CHAMPION_FOLDS), tags(CHAMPION_FOLDS), champion(), force=False)
     assert not decision.promote
     assert decision.reason.startswith("kept the champion, not better by a supported margin")
+    assert decision.statistics["mean_roc_auc_difference"] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_small_noisy_gain_keeps_the_champion() -> None:
@@ -89,6 +90,9 @@ def test_worse_candidate_keeps_the_champion() -> None:
     worse = [v - 0.02 for v in CHAMPION_FOLDS]
     decision = decide(candidate(worse), tags(worse), champion(), force=False)
     assert not decision.promote
+    assert decision.reason.startswith("kept the champion, not better by a supported margin")
+    assert decision.statistics["mean_roc_auc_difference"] == pytest.approx(-0.02, abs=1e-6)
+    assert decision.statistics["p_value"] > 0.5  # one-sided: worse is nowhere near significant
 
 
 def test_different_cv_scheme_keeps_the_champion() -> None:
@@ -104,6 +108,8 @@ def test_fold_results_of_another_length_keep_the_champion() -> None:
     shorter = [v + 0.05 for v in CHAMPION_FOLDS[:10]]
     decision = decide(candidate(shorter), tags(shorter), champion(), force=False)
     assert not decision.promote
+    assert decision.reason == "kept the champion: fold results missing or of different length"
+    assert decision.statistics == {}
 
 
 @pytest.mark.parametrize("current", [None, "same", "worse-candidate"])
