@@ -4,6 +4,8 @@ the flags combine as a union, and a test that no selection would run is a collec
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +18,48 @@ pytestmark = pytest.mark.deploy
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def collected(*args: str) -> set[str]:
-    """Node ids that `args` (a run_tests.py or pytest command line) would run."""
+MARKER_DUMP = """
+import json
+
+def pytest_collection_finish(session):
+    with open(__import__("os").environ["HEARTML_MARKER_DUMP"], "w") as out:
+        for item in session.items:
+            out.write(json.dumps([item.nodeid, sorted({m.name for m in item.iter_markers()})]))
+            out.write("\\n")
+"""
+
+
+def collected(*args: str, dump: Path | None = None) -> dict[str, set[str]]:
+    """Node id -> marker names of what `args` (a run_tests.py or pytest command line) would run."""
+    assert dump is not None
+    (dump.parent / "marker_dump.py").write_text(MARKER_DUMP)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(dump.parent), os.environ.get("PYTHONPATH")])
+        ),
+        "HEARTML_MARKER_DUMP": str(dump),
+    }
     result = subprocess.run(
-        [sys.executable, *args, "--collect-only", "-q", "-p", "no:cacheprovider"],
+        [
+            sys.executable,
+            *args,
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "marker_dump",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return {line for line in result.stdout.splitlines() if "::" in line and " " not in line}
+    rows = [json.loads(line) for line in dump.read_text().splitlines()]
+    return {node: set(markers) for node, markers in rows}
 
 
 def root_conftest(config: pytest.Config) -> ModuleType:
@@ -61,12 +94,12 @@ def test_command_lines() -> None:
 
 
 @pytest.mark.slow
-def test_unit_leaves_out_slow_and_integration_tests() -> None:
-    unit = collected("run_tests.py", "--unit", "--")
-    left_out = collected("-m", "pytest", "tests/unit", "-m", "slow or integration")
-    everything_unit = collected("-m", "pytest", "tests/unit")
+def test_unit_leaves_out_slow_and_integration_tests(tmp_path: Path) -> None:
+    unit = collected("run_tests.py", "--unit", "--", dump=tmp_path / "unit.jsonl")
+    everything = collected("-m", "pytest", "tests/unit", dump=tmp_path / "all.jsonl")
+    left_out = {node for node, markers in everything.items() if markers & {"slow", "integration"}}
     assert left_out, "tests/unit has slow tests: the exclusion must have something to exclude"
-    assert unit == everything_unit - left_out
+    assert set(unit) == set(everything) - left_out
     assert all(node.startswith("tests/unit/") for node in unit)
 
 
