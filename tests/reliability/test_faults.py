@@ -155,7 +155,8 @@ def test_registry_silent_and_no_package_is_not_ready_with_the_reason(
     assert time.monotonic() - started <= SILENT_BOUND_S + 1
     assert silent_url not in detail  # clients get no server addresses
     predict = httpx.post(f"{server.url}/predict", json=SEED_BODY, timeout=5)
-    assert predict.status_code == 503 and predict.json()["detail"] == detail
+    assert predict.status_code == 503
+    assert predict.json()["detail"] == f"no model loaded: {detail}"
 
 
 # --------------------------------------------------------------------------------------------
