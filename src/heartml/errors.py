@@ -37,3 +37,7 @@ class PackagingError(HeartmlError, RuntimeError):
 
 class TrackingError(HeartmlError, RuntimeError):
     """The tracking server or registry failed; the message is one line for the user."""
+
+
+class ReportError(HeartmlError, ValueError):
+    """A report cannot be made from its input document; the message says what is missing."""

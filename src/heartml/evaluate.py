@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,40 @@ def corrected_paired_t_test(
         return {"mean_difference": mean, "t": math.nan, "p_value": 1.0 if mean <= 0 else 0.0}
     t = mean / error
     return {"mean_difference": mean, "t": float(t), "p_value": float(stats.t.sf(t, len(diff) - 1))}
+
+
+def leads_of_the_best(
+    best_folds: Sequence[float], other_folds: Mapping[str, Sequence[float]], cv_folds: int
+) -> dict[str, dict[str, float]]:
+    """Is the best model's lead over each other model more than fold-to-fold noise?
+
+    Every model is scored on the same repeated k-fold CV folds (same seed), so the per-fold
+    values pair up: the difference best - other on each fold cancels what the folds share (an
+    easy fold is easy for every model). The mean of those differences is the lead; the one-sided
+    corrected paired t-test above asks whether it is above zero, with each fold's test share
+    1/k in the Nadeau-Bengio correction. A model whose fold list has another length (or fewer
+    than two folds) cannot be paired and is left out rather than guessed.
+    """
+    return {
+        name: corrected_paired_t_test(list(best_folds), list(folds), 1.0 / cv_folds)
+        for name, folds in other_folds.items()
+        if len(folds) == len(best_folds) and len(folds) >= 2
+    }
+
+
+def roc_auc_of_curve(fpr: Sequence[float], tpr: Sequence[float]) -> float:
+    """Area under a ROC curve given by its corner points, as roc_auc_score computes it (trapezoids:
+    a tie between the classes is a diagonal segment and counts one half)."""
+    return float(np.trapezoid(tpr, fpr))
+
+
+def average_precision_of_curve(precision: Sequence[float], recall: Sequence[float]) -> float:
+    """Average precision of a precision-recall curve in sklearn's order (recall decreasing).
+
+    sklearn's definition: sum over the steps of (change in recall) x precision at that step,
+    no interpolation, so it equals average_precision_score on the predictions the curve came from.
+    """
+    return -float(np.sum(np.diff(np.asarray(recall, dtype=float)) * np.asarray(precision[:-1])))
 
 
 def fast_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:

@@ -12,7 +12,6 @@ packages/heart_disease_model_<algorithm>_v<version>/
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -177,127 +176,6 @@ def conda_environment(requirements: list[str], python_version: str) -> dict[str,
     }
 
 
-def _metric_row(name: str, cv: dict[str, float], test: float | None) -> str:
-    test_text = "" if test is None else f"{test:.3f}"
-    return (
-        f"| {name} | {cv['mean']:.3f} ± {cv['std']:.3f} "
-        f"[{cv['ci_low']:.3f}, {cv['ci_high']:.3f}] | {test_text} |"
-    )
-
-
-def model_card_markdown(
-    champion: dict[str, Any], summary: dict[str, Any], data: dict[str, Any]
-) -> str:
-    lines = [
-        f"# Model card: {champion['model_name']} v{champion['version']}",
-        "",
-        "## Intended use",
-        "Decision support for estimating the probability of angiographic coronary artery disease "
-        "(> 50% narrowing) from 13 routine clinical measurements, in the UCI Cleveland coding. "
-        "For research and education; it is not a medical device and must not replace a "
-        "clinician's judgement.",
-        "",
-        "## Model",
-        f"- Algorithm: {champion['algorithm']} ({summary.get('estimator', '')})",
-        f"- Tuned parameters: {summary.get('best_params', {})}",
-        f"- Registry: `{champion['model_uri']}` (run `{champion['run_id']}`)",
-        "- One sklearn Pipeline: 6 engineered features → imputation, scaling, one-hot → estimator; "
-        "exported whole to ONNX.",
-        "",
-        "## Data",
-        f"- UCI Heart Disease, Cleveland processed file (303 patients), sha256 `{data.get('sha256')}`.",
-        f"- Source used: {data.get('source')}; stratified split: {data.get('rows_train')} train / "
-        f"{data.get('rows_test')} test (seed {data.get('split', {}).get('seed')}).",
-        "- Licence CC BY 4.0; Janosi, Steinbrunn, Pfisterer, Detrano (1988), doi:10.24432/C52P4X.",
-        "",
-        "## Metrics",
-        "Repeated stratified CV on the training split (mean ± std [95% CI, Nadeau-Bengio "
-        "corrected]) and the held-out test split.",
-        "",
-        "| metric | CV | test |",
-        "|---|---|---|",
-    ]
-    for name, cv in summary.get("cv_metrics", {}).items():
-        lines.append(_metric_row(name, cv, summary.get("test_metrics", {}).get(name)))
-    lines += [
-        "",
-        "## Subgroups (cross-validated, out-of-fold)",
-        "",
-        "| group | n | prevalence | ROC-AUC | recall | precision |",
-        "|---|---|---|---|---|---|",
-    ]
-    for group, values in summary.get("subgroups", {}).get("cv_out_of_fold", {}).items():
-        auc = values.get("roc_auc")
-        lines.append(
-            f"| {group} | {values['n']} | {values['prevalence']:.2f} | "
-            f"{'n/a' if auc is None else f'{auc:.3f}'} | {values['recall']:.3f} | "
-            f"{values['precision']:.3f} |"
-        )
-    lines += [
-        "",
-        "## Limitations",
-        "- 303 patients from one centre (Cleveland Clinic, 1980s); performance on other "
-        "populations (see UCI's Hungarian, Swiss and VA files) is not established.",
-        "- Few women (about a third) and few patients under 40: subgroup estimates are uncertain.",
-        "- The label is angiographic narrowing, not a clinical outcome.",
-        "- Missing `ca`/`thal` values are imputed; predictions for such patients are flagged by "
-        "the batch scorer.",
-        "- Monitor input drift (`/monitoring/drift`) and recalibrate before use on new data.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def markdown_to_html(markdown: str, title: str) -> str:
-    """Just enough Markdown (headings, lists, tables, code) for the model card; no dependency."""
-    out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;"
-        "line-height:1.45;color:#222}table{border-collapse:collapse}td,th{border:1px solid "
-        "#ccc;padding:.25em .6em}th{background:#f3f3f3}code{background:#f5f5f5}</style>"
-        "</head><body>",
-    ]
-    in_list = in_table = False
-
-    def inline(text: str) -> str:
-        parts = html.escape(text).split("`")
-        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-    for line in markdown.splitlines():
-        if in_list and not line.startswith("- "):
-            out.append("</ul>")
-            in_list = False
-        if in_table and not line.startswith("|"):
-            out.append("</table>")
-            in_table = False
-        if line.startswith("# "):
-            out.append(f"<h1>{inline(line[2:])}</h1>")
-        elif line.startswith("## "):
-            out.append(f"<h2>{inline(line[3:])}</h2>")
-        elif line.startswith("- "):
-            if not in_list:
-                out.append("<ul>")
-                in_list = True
-            out.append(f"<li>{inline(line[2:])}</li>")
-        elif line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if all(set(c) <= {"-"} for c in cells):
-                continue
-            tag = "th" if not in_table else "td"
-            if not in_table:
-                out.append("<table>")
-                in_table = True
-            out.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
-        elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
-    if in_list:
-        out.append("</ul>")
-    if in_table:
-        out.append("</table>")
-    out.append("</body></html>")
-    return "\n".join(out)
-
-
 # --------------------------------------------------------------------------------------------
 # Building and verifying
 
@@ -352,29 +230,26 @@ def build_package(
     check parity, write the manifest, swap in. Reads the registry; never creates a version."""
     import joblib
 
-    from heartml import tracking
     from heartml.onnx_export import parity, pipeline_to_onnx
     from heartml.onnx_runtime import OnnxModel
+    from heartml.tracking.lineage import run_data_info, run_summary
+    from heartml.tracking.registry import Registry
+    from heartml.tracking.versions import ChampionInfo
 
     report = progress or (lambda _m: None)
     if (model_name is None) != (version is None):
         raise PackagingError("name both the model and its version, or neither (the champion)")
-    client = tracking.connect(settings)
-    champion: tracking.ChampionInfo | None
+    registry = Registry.connect(settings)
+    champion: ChampionInfo
     if model_name is not None and version is not None:
-        champion = tracking.find_version(client, settings, model_name, version)
+        champion = registry.find_version(model_name, version)
     else:
-        champion = tracking.find_champion(client, settings)
-    if champion is None:
-        raise PackagingError(
-            "no champion in the registry: run python src/experiment_tracking.py first"
-        )
+        champion = registry.require_champion()
+    version_uri = f"models:/{champion.model_name}/{champion.version}"
     report(f"loading {champion.model_name} v{champion.version}")
-    pipeline = tracking.load_model_pipeline(
-        settings, f"models:/{champion.model_name}/{champion.version}"
-    )
-    summary = tracking.run_summary(settings, champion.run_id)
-    data_info = tracking.run_data_info(settings, champion.run_id)
+    pipeline = registry.load_pipeline(version_uri)
+    summary = run_summary(registry, champion.run_id)
+    data_info = run_data_info(registry, champion.run_id)
 
     final = settings.packages_dir / package_dir_name(champion.algorithm, champion.version)
     with staged_directory(final) as staging:
@@ -389,9 +264,7 @@ def build_package(
                 f"over {len(rows)} rows"
             )
         report("copying the MLflow model")
-        tracking.download_model(
-            settings, f"models:/{champion.model_name}/{champion.version}", staging / MLFLOW_DIR
-        )
+        registry.download_model(version_uri, staging / MLFLOW_DIR)
         joblib.dump(pipeline, staging / JOBLIB_FILE)
         write_parity_reference(staging, pipeline, rows)
 
@@ -421,6 +294,8 @@ def build_package(
 
         train, _ = read_split(settings.processed_dir)
         write_json(staging / REFERENCE_FILE, reference_statistics(train))
+        from heartml.reports.model_card import markdown_to_html, model_card_markdown
+
         card = model_card_markdown(champion_dict, summary, data_info)
         (staging / "model_card.md").write_text(card)
         (staging / "model_card.html").write_text(
@@ -474,10 +349,10 @@ def verify_package(directory: Path) -> Verification:
     frame = pd.DataFrame(rows, columns=list(RAW_FEATURES))
     reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
     from_joblib = reference_pipeline.predict_proba(frame)[:, 1]
-    from heartml import tracking
+    from heartml.tracking.model_format import pyfunc_probabilities
 
     try:
-        from_pyfunc = np.asarray(tracking.pyfunc_probabilities(directory / MLFLOW_DIR, frame))
+        from_pyfunc = np.asarray(pyfunc_probabilities(directory / MLFLOW_DIR, frame))
     except Exception as exc:
         raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
     try:

@@ -211,18 +211,18 @@ def compare_inputs(
 def reproduce(
     settings: Settings, model_name: str, version: str, progress: Progress | None = None
 ) -> Reproduction:
-    from heartml import tracking
     from heartml.config import ConfigError, parse_config
     from heartml.data.acquire import RawData, sha256_bytes
     from heartml.data.prepare import prepare
     from heartml.data.schema import parse_uci, validate
     from heartml.provenance import git_commit, library_versions
+    from heartml.tracking.lineage import version_lineage
+    from heartml.tracking.registry import Registry
     from heartml.train import train_model
 
     report = progress or (lambda _m: None)
     report(f"reading {model_name} version {version} from {settings.tracking_uri}")
-    client = tracking.connect(settings)
-    lineage = tracking.version_lineage(client, settings, model_name, version)
+    lineage = version_lineage(Registry.connect(settings), model_name, version)
     if lineage.results is None or "config" not in lineage.results:
         raise ReproduceError(
             f"{model_name} version {version}: its pipeline run "

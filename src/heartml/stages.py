@@ -26,9 +26,9 @@ class DataStageResult:
 
 def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
     from heartml.data.acquire import acquire
-    from heartml.data.eda import write_eda_report
     from heartml.data.prepare import prepare, write_processed
     from heartml.data.schema import parse_uci, validate
+    from heartml.reports.eda import write_eda_report
 
     raw = acquire(
         None if settings.offline else settings.data_url,
@@ -70,7 +70,7 @@ def run_train(
 ) -> TrainStageResult:
     from heartml.artifacts import save_training
     from heartml.data.prepare import read_split
-    from heartml.report import write_evaluation_report
+    from heartml.reports.evaluation import write_evaluation_report
     from heartml.train import train_all
 
     train, test = read_split(settings.processed_dir)
@@ -120,13 +120,15 @@ def run_track(
     progress: Progress | None = None,
 ) -> TrackStageResult:
     """Task 3: register one new version of each model and let the gate decide the champion."""
-    from heartml import tracking
     from heartml.data.prepare import read_split
     from heartml.provenance import read_json
+    from heartml.tracking.promotion import decide
+    from heartml.tracking.registry import Registry
+    from heartml.tracking.runs import log_pipeline_execution
 
     report = progress or (lambda _m: None)
     # Fail fast on an unreachable server, before any training or writing.
-    client = tracking.connect(settings)
+    registry = Registry.connect(settings)
     if not (settings.processed_dir / "provenance.json").is_file():
         report("preparing data")
         run_data(settings, config)
@@ -147,18 +149,17 @@ def run_track(
         "eda_report": settings.reports_dir / "eda",
     }
     provenance = read_json(settings.processed_dir / "provenance.json")
-    run_id, versions = tracking.log_pipeline_execution(
-        client, settings, reused, pipelines, train.head(5), artifacts, provenance, report
+    run_id, versions = log_pipeline_execution(
+        registry, reused, pipelines, train.head(5), artifacts, provenance, report
     )
     best = next(v for v in versions if v.algorithm == reused["best_algorithm"])
-    current = tracking.find_champion(client, settings)
-    decision = tracking.decide(
-        best, tracking.version_tags(client, settings, best), current, force_champion
-    )
+    current = registry.find_champion()
+    tags = registry.version_tags(best)
+    decision = decide(best, tags, current, config.promotion, force=force_champion)
     if decision.promote:
-        tracking.apply_promotion(client, settings, decision)
-    tracking.record_decision(client, settings, run_id, decision)
-    champion = tracking.find_champion(client, settings)
+        registry.apply_promotion(decision)
+    registry.record_decision(run_id, decision)
+    champion = registry.find_champion()
     return TrackStageResult(run_id, versions, decision, champion, reused_training)
 
 

@@ -26,14 +26,18 @@ def promote_rounds(
     """Per round: barrier, register, barrier, look up the champion + decide + move the alias +
     record, report, barrier (the parent checks the registry there)."""
     try:
-        from heartml import tracking
         from heartml.artifacts import load_verified_pipeline
+        from heartml.config import load_config
         from heartml.data.prepare import read_split
         from heartml.provenance import read_json
         from heartml.settings import Settings
+        from heartml.tracking.promotion import decide
+        from heartml.tracking.registry import Registry
+        from heartml.tracking.runs import log_pipeline_execution
 
         settings = Settings(root=Path(project_root), mlflow_tracking_uri=tracking_uri, offline=True)
-        client = tracking.connect(settings)
+        registry = Registry.connect(settings)
+        policy = load_config(settings.pipeline_config_path).promotion
         results = read_json(settings.models_dir / "evaluation_results.json")
         results["models"] = {algorithm: results["models"][algorithm]}
         results["best_algorithm"] = algorithm  # this side's best model, by construction
@@ -42,16 +46,15 @@ def promote_rounds(
         provenance = read_json(settings.processed_dir / "provenance.json")
         for round_number in range(rounds):
             barrier.wait(timeout_s)
-            run_id, (version,) = tracking.log_pipeline_execution(
-                client, settings, results, pipelines, train.head(5), {}, provenance
+            run_id, (version,) = log_pipeline_execution(
+                registry, results, pipelines, train.head(5), {}, provenance
             )
             barrier.wait(timeout_s)  # both registered: now both promote at once
-            current = tracking.find_champion(client, settings)
-            decision = tracking.decide(
-                version, tracking.version_tags(client, settings, version), current, force=True
-            )
-            tracking.apply_promotion(client, settings, decision)
-            tracking.record_decision(client, settings, run_id, decision)
+            current = registry.find_champion()
+            tags = registry.version_tags(version)
+            decision = decide(version, tags, current, policy, force=True)
+            registry.apply_promotion(decision)
+            registry.record_decision(run_id, decision)
             outcomes.put(
                 {
                     "round": round_number,

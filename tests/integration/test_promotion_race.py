@@ -3,7 +3,7 @@
 before promoting). After every round the registry, read with MLflow's own client:
 
 - exactly one version of the four models holds `champion`, and it is this round's version whose
-  promotion came last (the `promoted_at` rule of tracking.apply_promotion);
+  promotion came last (the `promoted_at` rule of Registry.apply_promotion);
 - `champion_previous` is held by exactly one version, never the champion, and it is a version
   that was champion before: last round's champion or this round's other candidate;
 - no version is lost: each model has exactly versions 1..round, each from the run its process

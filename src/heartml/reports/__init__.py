@@ -1,0 +1,6 @@
+"""Pages a person reads: the EDA report, the evaluation report and the model card.
+
+One base layout (templates/base.html) and one figure style (style.py) serve every page; each
+page has a view module (eda, evaluation, model_card) that turns its input document into what
+its template shows. Import the module you need: nothing here imports matplotlib or Jinja2.
+"""
