@@ -285,7 +285,8 @@ def test_a_silent_server_fails_within_the_documented_timeout(
         f"connecting to the tracking server failed on {silent_url}: "
         "no answer within the timeout (MLFLOW_HTTP_REQUEST_TIMEOUT)"
     )
-    assert 3 * SILENT_TIMEOUT_S <= elapsed <= SILENT_BOUND_S, f"gave up after {elapsed:.1f} s"
+    # + 1 s for the process itself on a busy machine; one default timeout alone would be 20 s.
+    assert 3 * SILENT_TIMEOUT_S <= elapsed <= SILENT_BOUND_S + 1, f"gave up after {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,9 @@ def test_registry_unreachable_at_start_serves_the_newest_package_and_says_so(
 # worker thread, so /health answers all along; then the newest package is served, said once.
 SILENT_TIMEOUT_S = 1.0
 SILENT_BOUND_S = 3 * SILENT_TIMEOUT_S + 4
+# The server's own share: a poll every 0.2 s here, a worker thread and HTTP on a busy machine
+# (7.2 s measured under a load average of 6). Still far below one default timeout (20 s).
+SERVER_SLACK_S = 3.0
 
 
 def test_registry_silent_at_start_times_out_and_serves_the_newest_package(
@@ -106,7 +109,7 @@ def test_registry_silent_at_start_times_out_and_serves_the_newest_package(
     started = time.monotonic()  # /health answers: the lookup has begun (or is about to)
     waiting = httpx.get(f"{server.url}/ready", timeout=5)
     health_s = []
-    while waiting.status_code != 200 and time.monotonic() - started < SILENT_BOUND_S + 10:
+    while waiting.status_code != 200 and time.monotonic() - started < SILENT_BOUND_S + 15:
         before = time.monotonic()
         assert httpx.get(f"{server.url}/health", timeout=2).status_code == 200
         health_s.append(time.monotonic() - before)
@@ -114,7 +117,7 @@ def test_registry_silent_at_start_times_out_and_serves_the_newest_package(
         waiting = httpx.get(f"{server.url}/ready", timeout=5)
     ready_after = time.monotonic() - started
     assert waiting.status_code == 200, f"{waiting.json()}\n{service_tail(server)}"
-    assert ready_after <= SILENT_BOUND_S + 1, f"ready after {ready_after:.1f} s"
+    assert ready_after <= SILENT_BOUND_S + SERVER_SLACK_S, f"ready after {ready_after:.1f} s"
     assert health_s and max(health_s) < 1.0, "the lookup blocked the event loop"
     assert waiting.json()["model_version"] == built.version(built.v2)
     said = [
@@ -152,7 +155,7 @@ def test_registry_silent_and_no_package_is_not_ready_with_the_reason(
             break
         time.sleep(0.2)
     assert detail == "model registry unreachable and no model package to fall back to", detail
-    assert time.monotonic() - started <= SILENT_BOUND_S + 1
+    assert time.monotonic() - started <= SILENT_BOUND_S + SERVER_SLACK_S
     assert silent_url not in detail  # clients get no server addresses
     predict = httpx.post(f"{server.url}/predict", json=SEED_BODY, timeout=5)
     assert predict.status_code == 503
