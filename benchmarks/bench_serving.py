@@ -346,8 +346,10 @@ def registry_listing(root: Path, env: dict[str, str]) -> dict[str, list[dict[str
     """Every registered version with its aliases, read in a child process with the project's
     settings (the benchmark process itself keeps no MLflow state)."""
     code = (
-        "import json; from heartml import tracking; from heartml.settings import Settings;"
-        "s = Settings(); print(json.dumps(tracking.registry_state(tracking.connect(s), s)))"
+        "import dataclasses, json; from heartml.settings import Settings;"
+        "from heartml.tracking.registry import Registry;"
+        "listing = Registry.connect(Settings()).listing();"
+        "print(json.dumps({n: [dataclasses.asdict(e) for e in es] for n, es in listing.items()}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

@@ -24,14 +24,9 @@ class ModelPackager:
 
     def get_champion_model_info(self) -> dict[str, Any]:
         """The champion's identity and metrics; raises TrackingError if there is none."""
-        from heartml import tracking
+        from heartml.tracking.registry import Registry
 
-        champion = tracking.find_champion(tracking.connect(self.settings), self.settings)
-        if champion is None:
-            raise tracking.TrackingError(
-                "no champion in the registry: run python src/experiment_tracking.py first"
-            )
-        return champion.as_dict()
+        return Registry.connect(self.settings).require_champion().as_dict()
 
     def package(self) -> Path:
         """Build and verify the champion's package; return its folder."""

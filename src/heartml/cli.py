@@ -238,10 +238,10 @@ def _print_champion(champion: Any) -> None:
     )
 
 
-def _client() -> Any:
-    from heartml import tracking
+def _registry() -> Any:
+    from heartml.tracking.registry import Registry
 
-    return tracking.connect(state.settings)
+    return Registry.connect(state.settings)
 
 
 @app.command()
@@ -251,12 +251,8 @@ def champion(
     """Show the current champion (name, version, CV ROC-AUC, URI)."""
     import json
 
-    from heartml import tracking
-
     with clear_errors():
-        found = tracking.find_champion(_client(), state.settings)
-    if found is None:
-        fail("no champion yet: run python src/experiment_tracking.py first")
+        found = _registry().require_champion()
     if as_json:
         console.print_json(json.dumps(found.as_dict()))
     else:
@@ -266,12 +262,10 @@ def champion(
 @app.command()
 def rollback() -> None:
     """Give the champion alias back to the previous champion."""
-    from heartml import tracking
-
     with clear_errors():
-        client = _client()
-        decision = tracking.rollback(client, state.settings)
-        found = tracking.find_champion(client, state.settings)
+        registry = _registry()
+        decision = registry.rollback()
+        found = registry.find_champion()
     console.print(f"rolled back: {decision.reason}")
     _print_champion(found)
 
@@ -279,22 +273,15 @@ def rollback() -> None:
 @app.command()
 def registry() -> None:
     """List every registered version of the four models with its aliases."""
-    from heartml import tracking
-
     with clear_errors():
-        listing = tracking.registry_state(_client(), state.settings)
+        listing = _registry().listing()
     table = Table(title=f"Registry at {state.settings.tracking_uri}")
     for column in ("model", "version", "aliases", "CV ROC-AUC", "run"):
         table.add_column(column, no_wrap=True)
-    for name, versions in listing.items():
-        for item in versions:
-            table.add_row(
-                name,
-                item["version"],
-                ", ".join(item["aliases"]),
-                str(item["cv_roc_auc"]),
-                str(item["run_id"])[:8],
-            )
+    for name, entries in listing.items():
+        for entry in entries:
+            auc = "None" if entry.cv_roc_auc is None else f"{entry.cv_roc_auc:.6f}"
+            table.add_row(name, entry.version, ", ".join(entry.aliases), auc, str(entry.run_id)[:8])
     console.print(table)
 
 

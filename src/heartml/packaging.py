@@ -229,25 +229,24 @@ def build_package(
     check parity, write the manifest, swap in. Reads the registry; never creates a version."""
     import joblib
 
-    from heartml import tracking
     from heartml.onnx_export import parity, pipeline_to_onnx
     from heartml.onnx_runtime import OnnxModel
+    from heartml.tracking.lineage import run_data_info, run_summary
+    from heartml.tracking.registry import Registry
+    from heartml.tracking.versions import ChampionInfo
 
     report = progress or (lambda _m: None)
     if (model_name is None) != (version is None):
         raise PackagingError("name both the model and its version, or neither (the champion)")
-    client = tracking.connect(settings)
-    champion: tracking.ChampionInfo | None
+    registry = Registry.connect(settings)
+    champion: ChampionInfo
     if model_name is not None and version is not None:
-        champion = tracking.find_version(client, settings, model_name, version)
+        champion = registry.find_version(model_name, version)
     else:
-        champion = tracking.find_champion(client, settings)
-    if champion is None:
-        raise PackagingError(
-            "no champion in the registry", hint="run python src/experiment_tracking.py first"
-        )
+        champion = registry.require_champion()
+    version_uri = f"models:/{champion.model_name}/{champion.version}"
     report(f"loading {champion.model_name} v{champion.version}")
-    spec_text = tracking.run_spec_text(settings, champion.run_id)
+    spec_text = registry.run_text(champion.run_id, SPEC_FILE)
     if spec_text is None:
         raise PackagingError(
             f"{champion.model_name} version {champion.version} was registered before models "
@@ -255,13 +254,11 @@ def build_package(
             hint="register a new version with `heartml track`",
         )
     spec = spec_from_text(spec_text, f"the dataset spec of run {champion.run_id}")
-    pipeline = tracking.load_model_pipeline(
-        settings, f"models:/{champion.model_name}/{champion.version}"
-    )
+    pipeline = registry.load_pipeline(version_uri)
     check_contract(pipeline, spec)
     catalog = settings.catalog
-    summary = tracking.run_summary(settings, champion.run_id)
-    data_info = tracking.run_data_info(settings, champion.run_id)
+    summary = run_summary(registry, champion.run_id)
+    data_info = run_data_info(registry, champion.run_id)
 
     final = catalog.package_dir(champion.algorithm, champion.version)
     with staged_directory(final) as staging:
@@ -276,9 +273,7 @@ def build_package(
                 f"over {len(rows)} rows"
             )
         report("copying the MLflow model")
-        tracking.download_model(
-            settings, f"models:/{champion.model_name}/{champion.version}", staging / MLFLOW_DIR
-        )
+        registry.download_model(version_uri, staging / MLFLOW_DIR)
         joblib.dump(pipeline, staging / JOBLIB_FILE)
 
         requirements = pinned_requirements()
@@ -370,10 +365,10 @@ def verify_package(directory: Path, catalog: Catalog) -> Verification:
     except Exception as exc:
         raise PackagingError(f"{ONNX_FILE}: does not load or score ({exc})") from exc
     formats["onnx"] = float(np.max(np.abs(onnx_p - expected)))
-    from heartml import tracking
+    from heartml.tracking.model_format import pyfunc_probabilities
 
     try:
-        pyfunc_p = tracking.pyfunc_probabilities(directory / MLFLOW_DIR, rows, spec.raw_names)
+        pyfunc_p = pyfunc_probabilities(directory / MLFLOW_DIR, rows, spec.raw_names)
     except Exception as exc:
         raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
     formats["mlflow_pyfunc"] = float(np.max(np.abs(pyfunc_p - expected)))

@@ -211,21 +211,23 @@ def compare_inputs(
 def reproduce(
     settings: Settings, model_name: str, version: str, progress: Progress | None = None
 ) -> Reproduction:
-    from heartml import tracking
     from heartml.catalog import Catalog
     from heartml.config import ConfigError, parse_config
     from heartml.data.acquire import RawData, sha256_bytes
     from heartml.data.parse import parse_records
     from heartml.data.prepare import prepare
     from heartml.data.schema import validate
+    from heartml.manifest import SPEC_FILE
     from heartml.provenance import git_commit, library_versions
     from heartml.spec.model import spec_from_text
+    from heartml.tracking.lineage import version_lineage
+    from heartml.tracking.registry import Registry
     from heartml.train import train_model
 
     report = progress or (lambda _m: None)
     report(f"reading {model_name} version {version} from {settings.tracking_uri}")
-    client = tracking.connect(settings)
-    lineage = tracking.version_lineage(client, settings, model_name, version)
+    registry = Registry.connect(settings)
+    lineage = version_lineage(registry, model_name, version)
     if lineage.results is None or "config" not in lineage.results:
         raise ReproduceError(
             f"{model_name} version {version}: its pipeline run "
@@ -240,7 +242,7 @@ def reproduce(
     if algorithm not in config.models:
         raise ReproduceError(f"the logged config has no model {algorithm!r}")
 
-    spec_text = tracking.run_spec_text(settings, lineage.run_id)
+    spec_text = registry.run_text(lineage.run_id, SPEC_FILE)
     if spec_text is None:
         raise ReproduceError(
             f"{model_name} version {version}: its run has no dataset spec (registered before "

@@ -146,13 +146,15 @@ def run_track(
     progress: Progress | None = None,
 ) -> TrackStageResult:
     """Task 3: register one new version of each model and let the gate decide the champion."""
-    from heartml import tracking
     from heartml.data.prepare import read_split
     from heartml.provenance import read_json
+    from heartml.tracking.promotion import decide
+    from heartml.tracking.registry import Registry
+    from heartml.tracking.runs import log_pipeline_execution
 
     report = progress or (lambda _m: None)
     # Fail fast on an unreachable server, before any training or writing.
-    client = tracking.connect(settings)
+    registry = Registry.connect(settings)
     catalog = settings.catalog
     if not catalog.provenance_file.is_file():
         report("preparing data")
@@ -174,9 +176,8 @@ def run_track(
         "eda_report": catalog.eda_report_dir,
     }
     provenance = read_json(catalog.provenance_file)
-    run_id, versions = tracking.log_pipeline_execution(
-        client,
-        settings,
+    run_id, versions = log_pipeline_execution(
+        registry,
         reused,
         pipelines,
         train.head(5),
@@ -186,14 +187,13 @@ def run_track(
         report,
     )
     best = next(v for v in versions if v.algorithm == reused["best_algorithm"])
-    current = tracking.find_champion(client, settings)
-    decision = tracking.decide(
-        best, tracking.version_tags(client, settings, best), current, force_champion
-    )
+    current = registry.find_champion()
+    tags = registry.version_tags(best)
+    decision = decide(best, tags, current, config.promotion, force=force_champion)
     if decision.promote:
-        tracking.apply_promotion(client, settings, decision)
-    tracking.record_decision(client, settings, run_id, decision)
-    champion = tracking.find_champion(client, settings)
+        registry.apply_promotion(decision)
+    registry.record_decision(run_id, decision)
+    champion = registry.find_champion()
     return TrackStageResult(run_id, versions, decision, champion, reused_training)
 
 

@@ -309,10 +309,11 @@ def small_config_text() -> str:
 
 
 def new_project(root: Path) -> Path:
-    """data/raw, the small config, and `src` linked to the repository's (for the seed scripts)."""
+    """data/raw, the dataset specs, the small config, and `src` linked to the repository's (for
+    the seed scripts)."""
     root.mkdir(parents=True)
     shutil.copytree(REPO_ROOT / "data" / "raw", root / "data" / "raw")
-    (root / "configs").mkdir()
+    shutil.copytree(REPO_ROOT / "configs" / "datasets", root / "configs" / "datasets")
     (root / "configs" / "pipeline.yaml").write_text(small_config_text())
     (root / "src").symlink_to(REPO_ROOT / "src", target_is_directory=True)
     return root

@@ -25,7 +25,9 @@ from integration_helpers import (
     registry_snapshot,
 )
 
-from heartml.coding import ENGINEERED_FEATURES, RAW_FEATURES
+from heartml.spec import load_spec
+from heartml.spec.model import spec_from_text
+from oracles import HEART_SPEC_FILE
 
 pytestmark = [pytest.mark.task4, pytest.mark.integration, pytest.mark.slow]
 
@@ -114,6 +116,12 @@ def test_package_holds_every_format_and_its_description(
     for relative, entry in manifest["files"].items():
         assert entry["sha256"] == sha256(directory / relative), relative
 
+    # The package carries the dataset spec the model was trained with, listed and checksummed.
+    assert "dataset_spec.yaml" in manifest["files"]
+    carried = spec_from_text((directory / "dataset_spec.yaml").read_text())
+    spec = load_spec(HEART_SPEC_FILE)
+    assert carried == spec
+    RAW_FEATURES, ENGINEERED_FEATURES = spec.raw_names, spec.feature_names
     config = yaml.safe_load((directory / "model_config.yaml").read_text())
     assert config["model"]["name"] == name and str(config["model"]["version"]) == version
     assert config["raw_feature_names"] == list(RAW_FEATURES)

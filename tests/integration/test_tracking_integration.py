@@ -29,7 +29,9 @@ from integration_helpers import (
 
 pytestmark = [pytest.mark.task3, pytest.mark.integration, pytest.mark.slow]
 
-KEPT_SAME_DATA = "kept the champion, not better by a supported margin"
+# The same data and config again: identical folds, so no gain and no variance to test.
+KEPT_SAME_DATA = "kept the champion: CV ROC-AUC +0.000000 is below the minimum improvement 0.005"
+THRESHOLDS = {"p_value": 0.05, "min_improvement": 0.005, "max_brier_increase": 0.01}
 
 
 def best_algorithm(project: Project) -> str:
@@ -114,7 +116,7 @@ def test_every_decision_is_recorded_and_the_same_data_keeps_the_champion(
     assert second.data.tags["promotion.decision"] == "kept"
     reason = second.data.tags["promotion.reason"]
     assert reason.startswith(KEPT_SAME_DATA), reason
-    assert "Δ +0.0000" in reason and "p=1.000" in reason, reason  # same data, same folds
+    assert "Δ +0.0000" in reason and "p=undefined" in reason, reason  # same data, same folds
     assert f"champion decision: kept - {KEPT_SAME_DATA}" in scenario.second.stdout
 
     versions = scenario.snapshot[best]["versions"]
@@ -125,6 +127,8 @@ def test_every_decision_is_recorded_and_the_same_data_keeps_the_champion(
         path = client.download_artifacts(parent.info.run_id, "promotion_decision.json", tmp_path)
         record = json.loads(Path(path).read_text())
         assert record["reason"] == parent.data.tags["promotion.reason"]
+        assert record["thresholds"] == THRESHOLDS  # what the decision was judged by
+        assert json.loads(parent.data.tags["promotion.thresholds"]) == THRESHOLDS
         assert record["candidate"]["model_name"] == best
 
 
@@ -299,8 +303,10 @@ def test_no_other_command_creates_or_changes_a_version(
 
 def test_concurrent_promotions_on_two_models_leave_exactly_one_champion(tmp_path: Path) -> None:
     """Two processes promoting different models at once: the later promotion wins, always."""
-    from heartml import tracking
     from heartml.settings import Settings
+    from heartml.tracking.promotion import PromotionDecision
+    from heartml.tracking.registry import Registry
+    from heartml.tracking.versions import RegisteredVersion
 
     settings = Settings(root=tmp_path)
     client = registry_client(settings.tracking_uri)
@@ -308,21 +314,18 @@ def test_concurrent_promotions_on_two_models_leave_exactly_one_champion(tmp_path
     for name in (forest, logistic):
         client.create_registered_model(name)
         client.create_model_version(name, source=(tmp_path / name).as_uri(), run_id=None)
-    ours = tracking.PromotionDecision(
-        True,
-        "test",
-        tracking.RegisteredVersion("logistic_regression", logistic, "1", "r", 0.9),
-        None,
-        {},
+    ours = PromotionDecision(
+        True, "test", RegisteredVersion("logistic_regression", logistic, "1", "r", 0.9), None
     )
+    registry = Registry(client, settings)
 
     # Another process promoted the forest after ours began: ours steps back, theirs stays.
     client.set_model_version_tag(forest, "1", "promoted_at", "2999-01-01T00:00:00+00:00")
     client.set_registered_model_alias(forest, "champion", "1")
-    tracking.apply_promotion(client, settings, ours)
+    registry.apply_promotion(ours)
     assert champions(settings.tracking_uri) == [(forest, "1")]
 
     # An older holder (a finished promotion) loses the alias to ours.
     client.set_model_version_tag(forest, "1", "promoted_at", "2000-01-01T00:00:00+00:00")
-    tracking.apply_promotion(client, settings, ours)
+    registry.apply_promotion(ours)
     assert champions(settings.tracking_uri) == [(logistic, "1")]

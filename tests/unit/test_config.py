@@ -56,6 +56,13 @@ def test_every_shipped_model_builds_its_estimator() -> None:
             "1.0",
         ),
         (lambda c: c["models"]["svm"].update(parms={}), "models.svm.parms", "{}"),
+        (lambda c: c["promotion"].update(p_value=0), "promotion.p_value", "0"),
+        (
+            lambda c: c["promotion"].update(max_brier_increase=-0.01),
+            "promotion.max_brier_increase",
+            "-0.01",
+        ),
+        (lambda c: c["promotion"].update(min_gain=0.01), "promotion.min_gain", "0.01"),
     ],
     ids=[
         "threshold-above-1",
@@ -67,6 +74,9 @@ def test_every_shipped_model_builds_its_estimator() -> None:
         "one-fold",
         "grid-not-a-list",
         "misspelt-section",
+        "p-value-zero",
+        "negative-brier-margin",
+        "unknown-promotion-key",
     ],
 )
 def test_bad_value_names_key_path_and_value(
@@ -129,6 +139,25 @@ def test_config_hash_is_stable_and_sensitive(raw_config: dict[str, Any]) -> None
     assert parse_config(raw_config).config_hash() != first.config_hash()
     changed_seed = first.model_copy(update={"seed": 43})
     assert changed_seed.config_hash() != first.config_hash()
+
+
+def test_the_promotion_policy_is_validated_but_not_part_of_the_hash(
+    raw_config: dict[str, Any],
+) -> None:
+    shipped = parse_config(raw_config)
+    assert shipped.promotion.model_dump() == {
+        "p_value": 0.05,
+        "min_improvement": 0.005,
+        "max_brier_increase": 0.01,
+    }
+    # A threshold decides after training: changing it must not retrain (same hash) ...
+    raw_config["promotion"] = {"p_value": 0.01, "min_improvement": 0.02, "max_brier_increase": 0}
+    assert parse_config(raw_config).config_hash() == shipped.config_hash()
+    del raw_config["promotion"]
+    assert parse_config(raw_config).config_hash() == shipped.config_hash()
+    assert parse_config(raw_config).promotion == shipped.promotion  # defaults = shipped values
+    # ... but it is in the dumped config that evaluation_results.json records.
+    assert shipped.model_dump(mode="json")["promotion"]["min_improvement"] == 0.005
 
 
 def test_defaults_fill_omitted_sections() -> None:

@@ -3,11 +3,11 @@
 Sources (settings.model_source):
 - ``package`` (default): the folder in HEARTML_MODEL_PACKAGE, else the newest package under
   packages/ (by MANIFEST time, as `heartml package verify` chooses).
-- ``registry``: the registry's champion (heartml.tracking, imported lazily in a worker thread),
-  served from the newest package under packages/ whose MANIFEST names the same model and
-  version. The registry holds the sklearn model, not the ONNX graph, so a champion without a
-  package is reported (log line, /ready 503 if nothing is loaded yet) until `heartml package`
-  builds it; the watcher then picks it up.
+- ``registry``: the registry's champion (heartml.tracking.registry, imported lazily in a
+  worker thread), served from the newest package under packages/ whose MANIFEST names the same
+  model and version. The registry holds the sklearn model, not the ONNX graph, so a champion
+  without a package is reported (log line, /ready 503 if nothing is loaded yet) until `heartml
+  package` builds it; the watcher then picks it up.
 
 A package is loaded only after every checksum in its MANIFEST matches, and the files the server
 reads are hashed again as they are read, so what is scored is exactly what was verified.
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
@@ -45,6 +45,9 @@ from heartml.manifest import (
     verify_checksums,
 )
 from heartml.settings import Settings
+
+if TYPE_CHECKING:  # mlflow's side is imported lazily, in registry mode only
+    from heartml.tracking.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +263,7 @@ class ModelStore:
         self._lock = asyncio.Lock()
         self._rejected: str | None = None  # fingerprint of the last package that failed
         self._last_logged: str | None = None
-        self._client: Any = None  # MLflow client, registry mode only
+        self._registry: Registry | None = None  # registry mode only (holds the MLflow client)
 
     def require(self) -> LoadedModel:
         model = self.current
@@ -295,14 +298,15 @@ class ModelStore:
         return Candidate(directory, f"package:{directory}", None, package_fingerprint(directory))
 
     def _resolve_registry(self) -> Candidate:
-        from heartml import tracking  # mlflow: only in registry mode, never on the request path
+        # mlflow: only in registry mode, never on the request path
+        from heartml.tracking.registry import Registry
 
         try:
-            if self._client is None:
-                self._client = tracking.connect(self.settings)
-            champion = tracking.find_champion(self._client, self.settings)
+            if self._registry is None:
+                self._registry = Registry.connect(self.settings)
+            champion = self._registry.find_champion()
         except Exception as exc:
-            self._client = None  # reconnect on the next poll
+            self._registry = None  # reconnect on the next poll
             reason = redact_credentials(f"registry lookup failed: {exc}")
             if self.current is not None:  # keep serving what we have; try again next poll
                 return Candidate(None, "registry", reason, public="model registry unreachable")

@@ -200,11 +200,15 @@ def test_registry_source_serves_the_champions_package(
     settings_for: Callable[..., Settings],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from heartml import tracking
+    from heartml.tracking.registry import Registry
 
     champion = {"current": FakeChampion("heart_disease_logistic_regression", "2")}
-    monkeypatch.setattr(tracking, "connect", lambda settings: object())
-    monkeypatch.setattr(tracking, "find_champion", lambda client, settings: champion["current"])
+
+    class FakeRegistry:
+        def find_champion(self) -> FakeChampion:
+            return champion["current"]
+
+    monkeypatch.setattr(Registry, "connect", classmethod(lambda cls, settings: FakeRegistry()))
     packages = tmp_path / "packages"
     make_package(packages, version="1")
     store = ModelStore(settings_for(model_source="registry"))
@@ -224,12 +228,13 @@ def test_registry_source_serves_the_champions_package(
 def test_registry_failure_is_reported(
     settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from heartml import tracking
+    from heartml.errors import TrackingError
+    from heartml.tracking.registry import Registry
 
-    def unreachable(settings: Settings) -> None:
-        raise tracking.TrackingError("connecting to the tracking server failed: refused")
+    def unreachable(cls: type, settings: Settings) -> None:
+        raise TrackingError("connecting to the tracking server failed: refused")
 
-    monkeypatch.setattr(tracking, "connect", unreachable)
+    monkeypatch.setattr(Registry, "connect", classmethod(unreachable))
     store = ModelStore(settings_for(model_source="registry"))
     assert refresh(store).status == "unavailable"
     assert store.problem == "model registry unreachable and no model package to fall back to"
