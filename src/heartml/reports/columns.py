@@ -167,9 +167,6 @@ class DatasetView:
         column = self.by_name.get(name)
         return f"{column.label} ({name})" if column else name
 
-    def labels(self, names: tuple[str, ...] | list[str]) -> str:
-        return ", ".join(self.label(name) for name in names)
-
     # -- subgroups ------------------------------------------------------------------------------
 
     @property
