@@ -352,7 +352,7 @@ def package_verify(
     if not target.is_dir():
         fail(f"{target}: not a package folder")
     with clear_errors(), console.status(f"verifying {target.name}"):
-        result = verify_package(target, catalog)
+        result = verify_package(target)
     console.print(
         f"OK {target}: {len(result.manifest['files'])} files match MANIFEST.json; "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
@@ -467,16 +467,20 @@ def score(
     ] = None,
 ) -> None:
     """Score a file with a verified package's ONNX model; invalid rows go to a rejects file."""
-    from heartml.batch import BatchError, load_package, newest_package_or_fail, score_file
-    from heartml.packaging import PackagingError
+    from heartml.batch import ENGINES, score_file, scoring_model
+    from heartml.errors import HeartmlError
+    from heartml.manifest import newest_package_or_fail, read_package
 
-    if engine not in ("local", "dask"):
-        fail(f"--engine {engine!r}: allowed: local, dask")
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: allowed: {', '.join(ENGINES)}")
     if scheduler is not None and engine != "dask":
         fail("--scheduler needs --engine dask")
     try:
-        directory = package or newest_package_or_fail(state.settings.packages_dir)
-        model, _ = load_package(directory)
+        directory = package
+        if directory is None:  # the newest package of this dataset (its spec's prefix)
+            catalog = state.settings.catalog
+            directory = newest_package_or_fail(catalog.packages_dir, catalog.spec.package_prefix)
+        model = scoring_model(read_package(directory))
         console.print(f"model: {model.version} from {directory} (checksums verified)")
         with Progress(
             TextColumn("[bold]scoring"),
@@ -493,12 +497,14 @@ def score(
                 model,
                 chunk_size=chunk_size,
                 rejects_path=rejects,
-                engine=engine,  # type: ignore[arg-type]
+                engine=engine,
                 scheduler=scheduler,
                 workers=workers,
                 progress=lambda rows, total: bar.update(task, advance=rows, total=total),
             )
-    except (BatchError, PackagingError, OSError, TimeoutError) as exc:
+    except HeartmlError as exc:
+        fail(str(exc) + (f" ({exc.hint})" if exc.hint else ""))
+    except (OSError, TimeoutError) as exc:
         fail(str(exc) or type(exc).__name__)
     console.print(
         f"{summary.rows:,} rows: {summary.scored:,} scored ({summary.imputed:,} with imputed "

@@ -133,7 +133,7 @@ def raw_imputer(spec: DatasetSpec) -> RawImputer:
 
 def build_preprocessor(spec: DatasetSpec) -> ColumnTransformer:
     """Scale numbers, ordinal codes and engineered features; one-hot the spec's `one_hot`
-    columns. The imputers catch an engineered feature that a row could not compute."""
+    columns. The numeric imputer catches an engineered feature a row could not compute."""
     names = spec.all_features
     one_hot = [names.index(name) for name in spec.one_hot]
     numeric = [i for i in range(len(names)) if i not in one_hot]
@@ -145,15 +145,11 @@ def build_preprocessor(spec: DatasetSpec) -> ColumnTransformer:
         )
     ]
     if one_hot:
+        # One-hot columns are raw coded columns, already imputed by RawImputer.
         transformers.append(
             (
                 "categorical",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="most_frequent")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-                    ]
-                ),
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
                 one_hot,
             )
         )

@@ -144,12 +144,15 @@ def _convert_feature_engineer(scope: Any, operator: Any, container: Any) -> None
     builder = _Builder(scope, container, *tensor_type(operator.inputs[0].type))
     raw = operator.inputs[0].full_name
     columns = {name: builder.column(raw, index) for index, name in enumerate(engineer.columns)}
-    outputs = [raw]
-    for _, node in engineer.parsed():
-        value = compile_expression(builder, node, columns)
-        # A division by zero (or an overflow) is missing, as FeatureEngineer makes it.
-        outputs.append(builder.nan_where(builder.node("IsInf", [value]), value))
-    builder.node("Concat", outputs, operator.outputs[0].full_name, axis=1)
+    values = [compile_expression(builder, node, columns) for _, node in engineer.parsed()]
+    if not values:
+        builder.node("Identity", [raw], operator.outputs[0].full_name)
+        return
+    engineered = values[0] if len(values) == 1 else builder.node("Concat", values, axis=1)
+    # A division by zero (or an overflow) is missing, as FeatureEngineer makes it: one
+    # IsInf/Where over the whole engineered block (two nodes per feature cost ~15% of a row).
+    finite = builder.nan_where(builder.node("IsInf", [engineered]), engineered)
+    builder.node("Concat", [raw, finite], operator.outputs[0].full_name, axis=1)
 
 
 _registered = False

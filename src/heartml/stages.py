@@ -209,5 +209,5 @@ def run_package(
     from heartml.packaging import build_package, verify_package
 
     built = build_package(settings, progress, model_name=model_name, version=version)
-    verification = verify_package(built.directory, settings.catalog)
+    verification = verify_package(built.directory)
     return built, verification

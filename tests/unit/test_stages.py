@@ -226,13 +226,13 @@ def test_missing_metadata_or_model_is_an_artifact_error(model_copy: Path) -> Non
     with pytest.raises(ArtifactError, match="not found"):
         load_verified_pipeline(model_copy)
     (model_copy / "metadata.json").unlink()
-    with pytest.raises(ArtifactError, match="metadata.json not found") as info:
+    with pytest.raises(ArtifactError, match=r"metadata\.json not found") as info:
         load_verified_pipeline(model_copy)
     assert info.value.hint == "run `heartml train` first"  # advice for the CLI, not the message
 
 
 def test_train_before_data_says_what_to_run(project: Settings, small_config) -> None:
-    with pytest.raises(DataError, match="has no train.parquet, test.parquet") as info:
+    with pytest.raises(DataError, match=r"has no train\.parquet, test\.parquet") as info:
         run_train(project, small_config)
     assert info.value.hint is not None and "heartml data" in info.value.hint
     assert not project.models_dir.exists()

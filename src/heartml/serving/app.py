@@ -20,11 +20,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
 
 from heartml import __version__
+from heartml.serving.contract import Contract, generic_models
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
+from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.logging import (
     FLUSH_INTERVAL_S,
     PredictionLog,
@@ -35,7 +36,6 @@ from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.middleware import ServiceMiddleware
 from heartml.serving.model_store import ModelStore
 from heartml.serving.routes import admin, health, model, monitoring, predict
-from heartml.serving.schemas import RISK_BANDS_TEXT
 from heartml.serving.service import Service
 from heartml.settings import Settings
 
@@ -43,19 +43,38 @@ log = logging.getLogger("heartml.serving")
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-DESCRIPTION = f"""
-Heart-disease risk from the 13 UCI Cleveland measurements, scored by the champion model's
-verified ONNX package (engineered features inside the graph; no pickle).
 
-* `POST /predict`: one patient → `prediction` (0/1 at the package threshold), `probability`,
-  `risk_level` ({RISK_BANDS_TEXT}), model name and version.
+def describe(contract: Contract | None) -> str:
+    """The /docs page's introduction, for the contract being served."""
+    if contract is None:
+        what = (
+            "Risk scores from the input fields of the model's dataset spec (none loaded yet: "
+            "the request bodies are described once a model is served)"
+        )
+        bands = "see `/model/info`"
+    else:
+        spec = contract.spec
+        what = (
+            f"{spec.title}: P({spec.target.positive_label}) for one {spec.record_title} from "
+            f"{len(contract.names)} input fields ({contract.fields_text})"
+        )
+        bands = spec.risk_bands_text
+    return f"""
+{what}, scored by the served model's verified ONNX package (engineered features inside the
+graph; no pickle). The input fields, their allowed values and the risk bands come from the
+dataset spec inside the package; a reload to a package with another spec changes this page.
+
+* `POST /predict`: one record → `prediction` (0/1 at the package threshold), `probability`,
+  `risk_level` ({bands}), `imputed_fields` and `note` (fields the model imputed because they
+  were null), model name and version.
 * `POST /predict/batch`: `{{"records": [...]}}` → one result each.
 * `POST /predict/explain`: the prediction plus each feature's contribution (occlusion against
   the training median / most frequent code).
-* `GET /health`, `GET /ready`, `GET /model/info`, `GET /metrics`, `GET /monitoring/drift`.
+* `GET /health`, `GET /ready`, `GET /model/info` (also every input field, for building a form),
+  `GET /metrics`, `GET /monitoring/drift`.
 
-Bad input gets 422 naming the field, the value received and what is allowed. For research and
-education: not a medical device.
+A field left out is a 422 naming it; a bad value is a 422 naming the field, the value received
+and what is allowed. For research and education: not a medical device.
 """
 
 
@@ -69,10 +88,14 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         metrics=metrics,
         drift=DriftMonitor(settings.serve_drift_window),
     )
-    service.store.on_change = service.model_changed
+
+    def model_changed(loaded: LoadedModel) -> None:
+        service.model_changed(loaded)
+        # /docs and /openapi.json describe the served contract: built again on the next ask.
+        app.openapi_schema = None
+
+    service.store.on_change = model_changed
     service.store.on_failure = lambda _reason: metrics.load_failed()
-    if service.store.current is not None:  # a test store that arrives loaded
-        service.model_changed(service.store.current)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -112,7 +135,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     app = FastAPI(
         title="heartml prediction service",
         version=__version__,
-        description=DESCRIPTION,
+        description=describe(None),
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),  # type: ignore[arg-type]
         # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hook would only add a
@@ -120,9 +143,11 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = service
+    if service.store.current is not None:  # a test store that arrives loaded
+        model_changed(service.store.current)
     for module in (predict, health, model, monitoring, admin):
         app.include_router(module.router)
-    _document_bodies(app, predict.BODY_MODELS)
+    _document_bodies(app, service)
     _mount_web_page(app)
     if settings.serve_cors_origins:
         app.add_middleware(
@@ -179,22 +204,55 @@ def _mount_web_page(app: FastAPI) -> None:
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
 
-def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
-    """Add the request-body models of the routes that read their body themselves to the
-    OpenAPI components, which FastAPI only fills from declared parameters."""
+def served_contract(service: Service) -> Contract | None:
+    """The served model's contract; before any model, the project's configured spec's."""
+    model = service.store.current
+    if model is not None:
+        return model.contract
+    return service.store.configured_contract()
+
+
+def _document_bodies(app: FastAPI, service: Service) -> None:
+    """Add the request-body models of the routes that read their body themselves (the served
+    contract's, which FastAPI cannot know) to the OpenAPI components, and describe the
+    contract's risk bands. Regenerated after every model change (app.openapi_schema = None)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            contract = served_contract(service)
+            app.description = describe(contract)
             schema = generate()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for body_model in models:
+            bodies = generic_models() if contract is None else (contract.record, contract.batch)
+            for body_model in bodies:
                 definition = body_model.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
                 components.update(definition.pop("$defs", {}))
                 components[body_model.__name__] = definition
+            if contract is not None:
+                _describe_results(components, contract)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_results(components: dict[str, Any], contract: Contract) -> None:
+    """The contract's words in the response models: its risk bands and its positive class."""
+    spec = contract.spec
+    for name in ("PredictionResult", "PredictionResponse", "ExplanationResponse"):
+        properties = components.get(name, {}).get("properties", {})
+        if "risk_level" in properties:
+            properties["risk_level"]["enum"] = contract.risk_labels
+            properties["risk_level"]["description"] = f"Probability band ({spec.risk_bands_text})"
+        if "probability" in properties:
+            properties["probability"]["description"] = (
+                f"P({spec.target.positive_label}), from the ONNX model"
+            )
+        if "prediction" in properties:
+            properties["prediction"]["description"] = (
+                f"1 = {spec.target.positive_label} predicted (probability at or above the "
+                "package threshold)"
+            )

@@ -12,7 +12,9 @@
   import alone would cost the service about a second of cold start. Ties (integer ages, coded
   clinical values) make the p-value conservative.
 
-Missing values (null inputs) are left out of both statistics and reported as a fraction.
+The features are the served model's raw input columns (its dataset spec), each against the
+package's reference statistics for that column. Missing values (null inputs) are left out of
+both statistics and reported as a fraction.
 Nothing is computed per request: a request appends its rows to a deque; the statistics are
 computed when /metrics or /monitoring/drift asks, and cached until new inputs arrive.
 """
@@ -24,8 +26,6 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-
-from heartml.coding import RAW_COLUMNS
 
 EPSILON = 1e-4
 PSI_MODERATE = 0.1
@@ -115,18 +115,25 @@ class DriftMonitor:
         self.capacity = capacity
         self._window: deque[np.ndarray | list[float]] = deque(maxlen=capacity)
         self._reference: dict[str, Any] | None = None
+        self._columns: tuple[str, ...] = ()
         self._model_version: str | None = None
         self._observed = 0
         self._cache: tuple[int, dict[str, Any]] | None = None
 
-    def set_reference(self, reference: dict[str, Any], model_version: str) -> None:
-        """A new model brings its own training reference; the window of inputs stays."""
+    def set_reference(
+        self, reference: dict[str, Any], model_version: str, columns: tuple[str, ...]
+    ) -> None:
+        """A new model brings its own training reference; the window of inputs stays, unless
+        the new model takes other columns (rows of another contract cannot be compared)."""
+        if columns != self._columns:
+            self._window.clear()
         self._reference = reference
+        self._columns = columns
         self._model_version = model_version
         self._cache = None
 
     def observe(self, rows: np.ndarray | list[list[float]]) -> None:
-        """Append [n, 13] raw rows (NaN = missing), an array or lists of 13 floats. Cheap: the
+        """Append [n, k] raw rows (NaN = missing), an array or lists of k floats. Cheap: the
         request path calls it; the statistics are computed when asked."""
         self._window.extend(rows)
         self._observed += len(rows)
@@ -139,13 +146,16 @@ class DriftMonitor:
         if self._cache is not None and self._cache[0] == self._observed:
             return self._cache[1]
         reference = self._reference
-        rows = np.array(self._window, dtype=np.float64).reshape(-1, len(RAW_COLUMNS))
+        width = len(self._columns)
+        # A request that started before a swap to another contract may still add an old row.
+        window = [row for row in self._window if len(row) == width]
+        rows = np.array(window, dtype=np.float64).reshape(len(window), width)
         reference_rows = int(reference["rows"]) if reference else 0
         features = {}
         if reference is not None:
-            for index, column in enumerate(RAW_COLUMNS):
-                features[column.name] = feature_drift(
-                    reference["features"][column.name], rows[:, index], reference_rows
+            for index, name in enumerate(self._columns):
+                features[name] = feature_drift(
+                    reference["features"][name], rows[:, index], reference_rows
                 )
         report = {
             "model_version": self._model_version,

@@ -1,5 +1,8 @@
 """Error responses: every 4xx names the field, the value and what is allowed; a 5xx says nothing
-about internals. Each error body carries the request id, which is also in the log line."""
+about internals. Each error body carries the request id, which is also in the log line.
+
+A value the served contract refuses is described in the words of heartml.spec.rules (the
+message its validator raised), so every door says the same thing about the same value."""
 
 from __future__ import annotations
 
@@ -12,13 +15,21 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from heartml.coding import COLUMNS_BY_NAME, RAW_FEATURES
+from heartml.serving.contract import Contract, allowed_text
 from heartml.serving.middleware import REQUEST_ID_KEY
 from heartml.serving.model_store import ModelNotReady
-from heartml.serving.schemas import allowed_text
 
 BATCH_PATH = "/predict/batch"
-RECORD_FIELDS = ", ".join(RAW_FEATURES)
+# The rules' problems (heartml.spec.rules): their message is the API's message, as it is.
+RULE_PROBLEMS = frozenset({"not_a_number", "not_allowed", "required"})
+
+
+class RecordValidationError(RequestValidationError):
+    """A body the served contract refuses; carries the contract, whose fields name the errors."""
+
+    def __init__(self, errors: Any, body: Any, contract: Contract | None) -> None:
+        super().__init__(errors, body=body)
+        self.contract = contract
 
 
 def request_id(request: Request) -> str:
@@ -98,7 +109,9 @@ def _as_text(value: Any) -> str:
     return orjson.dumps(shown).decode()
 
 
-def describe_error(error: dict[str, Any], batch: bool) -> dict[str, Any]:
+def describe_error(
+    error: dict[str, Any], batch: bool, contract: Contract | None = None
+) -> dict[str, Any]:
     """One pydantic error -> {field, value, message, type} in the API's own words."""
     loc = [part for part in error["loc"] if part != "body"]
     path = ""
@@ -108,23 +121,28 @@ def describe_error(error: dict[str, Any], batch: bool) -> dict[str, Any]:
     kind = str(error["type"])
     value = None if kind == "missing" else error.get("input")
     in_record = not batch or (len(loc) >= 2 and loc[0] == "records")
-    column = COLUMNS_BY_NAME.get(name) if name and in_record else None
+    columns = contract.columns if contract is not None else {}
+    column = columns.get(name) if name and in_record else None
+    record_fields = contract.fields_text if contract is not None else "of the model's inputs"
+    title = contract.spec.record_title if contract is not None else "input"
 
     if kind == "missing" and column is not None:
-        message = f"{path} is required: {allowed_text(column.name)}"
+        message = f"{path} is missing: send {allowed_text(column)}"
     elif kind == "extra_forbidden":
-        accepted = RECORD_FIELDS if in_record else "records"
+        accepted = record_fields if in_record else "records"
         message = f"{path} is not an accepted field; the accepted fields are: {accepted}"
+    elif column is not None and kind in RULE_PROBLEMS:
+        message = str((error.get("ctx") or {}).get("message") or error.get("msg"))
     elif column is not None:
-        message = f"{path} must be {allowed_text(column.name)}; got {_as_text(value)}"
+        message = f"{path} must be {allowed_text(column)}; got {_as_text(value)}"
     elif kind in ("model_type", "model_attributes_type", "dict_type") and (in_record and loc):
-        message = f"{path} must be a JSON object with the fields {RECORD_FIELDS}"
+        message = f"{path} must be a JSON object with the fields {record_fields}"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        wanted = '{"records": [...]}' if batch else f"with the fields {RECORD_FIELDS}"
+        wanted = '{"records": [...]}' if batch else f"with the fields {record_fields}"
         message = f"the request body must be a JSON object {wanted}"
     elif name == "records":
         message = (
-            f"records must be a non-empty JSON array of patient records; got {_as_text(value)}"
+            f"records must be a non-empty JSON array of {title} records; got {_as_text(value)}"
         )
     else:
         message = f"{path or 'body'}: {error.get('msg', 'invalid')}"
@@ -139,7 +157,8 @@ async def validation_error_handler(request: Request, exc: Exception) -> Response
             reason = (error.get("ctx") or {}).get("error") or error.get("msg", "")
             return error_response(request, 400, f"the request body is not valid JSON: {reason}")
     batch = request.url.path == BATCH_PATH
-    return error_response(request, 422, [describe_error(e, batch) for e in errors])
+    contract = exc.contract if isinstance(exc, RecordValidationError) else None
+    return error_response(request, 422, [describe_error(e, batch, contract) for e in errors])
 
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:

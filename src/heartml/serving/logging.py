@@ -20,8 +20,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-from heartml.coding import RAW_FEATURES
-
 REQUEST_ID: ContextVar[str | None] = ContextVar("heartml_request_id", default=None)
 
 # LogRecord's own attributes; everything else on a record came in through `extra=` and is logged
@@ -151,12 +149,22 @@ class PredictionLog:
         request_id: str,
         model_name: str,
         model_version: str,
+        columns: tuple[str, ...],
         rows: np.ndarray,
         probabilities: np.ndarray,
         predictions: np.ndarray,
     ) -> None:
         self._queue.put(
-            (time.time(), request_id, model_name, model_version, rows, probabilities, predictions)
+            (
+                time.time(),
+                request_id,
+                model_name,
+                model_version,
+                columns,
+                rows,
+                probabilities,
+                predictions,
+            )
         )
 
     def close(self) -> None:
@@ -182,6 +190,7 @@ class PredictionLog:
         request_id: str,
         model_name: str,
         model_version: str,
+        columns: tuple[str, ...],
         rows: np.ndarray,
         probabilities: np.ndarray,
         predictions: np.ndarray,
@@ -197,7 +206,7 @@ class PredictionLog:
                     "model_version": model_version,
                     # NaN (an unknown measurement) becomes null, as the API received it.
                     "inputs": {
-                        k: (None if v != v else v) for k, v in zip(RAW_FEATURES, row, strict=True)
+                        k: (None if v != v else v) for k, v in zip(columns, row, strict=True)
                     },
                     "probability": probability,
                     "prediction": prediction,

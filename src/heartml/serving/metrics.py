@@ -23,8 +23,6 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from heartml.coding import RAW_FEATURES
-
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -170,10 +168,10 @@ class ServiceMetrics:
 
     def set_drift(self, report: dict[str, Any]) -> None:
         self.drift_window.set(report["window_size"])
-        for name in RAW_FEATURES:
-            feature = report["features"].get(name)
-            if feature is None:
-                continue
+        # Only the served model's columns: a column the previous model had is no series now.
+        for gauge in (self.drift_psi, self.drift_ks, self.drift_ks_p):
+            gauge.clear()
+        for name, feature in report["features"].items():
             self.drift_psi.labels(name).set(_gauge_value(feature["psi"]))
             if "ks_statistic" in feature:
                 self.drift_ks.labels(name).set(_gauge_value(feature["ks_statistic"]))

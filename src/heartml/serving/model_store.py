@@ -9,9 +9,9 @@ Sources (settings.model_source):
   without a package is reported (log line, /ready 503 if nothing is loaded yet) until `heartml
   package` builds it; the watcher then picks it up.
 
-A package is loaded only after every checksum in its MANIFEST matches, and the files the server
-reads are hashed again as they are read, so what is scored is exactly what was verified.
-Loading runs in a worker thread; the swap is one reference assignment, so a request keeps the
+A package is loaded (heartml.serving.loaded_model) only after every checksum in its MANIFEST
+matches, and the files the server reads are hashed again as they are read, so what is scored is
+exactly what was verified; its dataset spec is its input contract. Loading runs in a worker thread; the swap is one reference assignment, so a request keeps the
 model object it started with. A failed load keeps the last good model.
 """
 
@@ -22,29 +22,19 @@ import dataclasses
 import hashlib
 import logging
 import re
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-import numpy as np
-import orjson
-import yaml
-
-from heartml.coding import RAW_COLUMNS, RAW_FEATURES
 from heartml.errors import HeartmlError
-from heartml.manifest import (
-    MODEL_CONFIG,
-    ONNX_FILE,
-    REFERENCE_FILE,
-    PackagingError,
-    package_dirs,
-    read_manifest,
-    verify_checksums,
-)
+from heartml.manifest import PackagingError, package_dirs, read_manifest
+from heartml.serving.contract import Contract, build_contract, configured_spec
+from heartml.serving.loaded_model import LoadedModel as LoadedModel
+from heartml.serving.loaded_model import ModelLoadError as ModelLoadError
+from heartml.serving.loaded_model import load_package as load_package
 from heartml.settings import Settings
+from heartml.spec.model import DatasetSpec
 
 if TYPE_CHECKING:  # mlflow's side is imported lazily, in registry mode only
     from heartml.tracking.registry import Registry
@@ -52,159 +42,12 @@ if TYPE_CHECKING:  # mlflow's side is imported lazily, in registry mode only
 log = logging.getLogger(__name__)
 
 
+# Any folder name but a hidden one (`heartml package` builds in a hidden staging folder).
+ANY_PREFIX = "[!.]*"
+
+
 class ModelNotReady(HeartmlError):
     """No model is loaded; the message says why (for /ready and a 503)."""
-
-
-class ModelLoadError(HeartmlError):
-    """A package could not be loaded; the message names the file and the reason."""
-
-
-class Scorer(Protocol):
-    """What the service needs from a model: raw [n, 13] float64 rows in, P(class=1) out."""
-
-    def predict_proba(self, data: Any) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    name: str
-    algorithm: str
-    version: str
-    run_id: str
-    threshold: float
-    metrics: dict[str, Any]
-    raw_feature_names: list[str]
-    engineered_feature_names: list[str]
-    source: str
-    directory: Path
-    package_created_at: str | None
-    fingerprint: str
-    reference: dict[str, Any]
-    scorer: Scorer  # OnnxModel; a stand-in in tests
-    loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    baseline: np.ndarray = field(init=False)
-    _run: Callable[[np.ndarray], np.ndarray] | None = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "baseline", reference_baseline(self.reference))
-        object.__setattr__(self, "_run", _direct_onnx_run(self.scorer))
-
-    def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        """P(class=1) for [n, 13] float64 raw rows (NaN = missing), in model column order."""
-        run = self._run
-        if run is not None:
-            return run(rows)
-        return np.asarray(self.scorer.predict_proba(rows), dtype=np.float64)
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "algorithm": self.algorithm,
-            "version": self.version,
-            "run_id": self.run_id,
-            "threshold": self.threshold,
-            "metrics": self.metrics,
-            "raw_feature_names": self.raw_feature_names,
-            "engineered_feature_names": self.engineered_feature_names,
-            "source": self.source,
-            "package": str(self.directory),
-            "package_created_at": self.package_created_at,
-            "loaded_at": self.loaded_at,
-        }
-
-
-def _direct_onnx_run(scorer: Any) -> Callable[[np.ndarray], np.ndarray] | None:
-    """For an OnnxModel with a float64 input: the session call alone, without predict_proba's
-    input conversions (the service builds its float64 rows itself). None for anything else."""
-    onnx_runtime = sys.modules.get("heartml.onnx_runtime")  # imported with the first model
-    if onnx_runtime is None or not isinstance(scorer, onnx_runtime.OnnxModel):
-        return None
-    outputs_meta = {o.name: o.type for o in scorer.session.get_outputs()}
-    if (
-        scorer.dtype is not np.float64
-        or outputs_meta.get(onnx_runtime.PROBABILITIES_OUTPUT) != "tensor(double)"
-    ):
-        return None
-    run = scorer.session.run
-    outputs = [onnx_runtime.PROBABILITIES_OUTPUT]
-    input_name = onnx_runtime.INPUT_NAME
-
-    def probabilities(rows: np.ndarray) -> np.ndarray:
-        if not rows.flags.c_contiguous or rows.dtype != np.float64:
-            rows = np.ascontiguousarray(rows, dtype=np.float64)
-        (output,) = run(outputs, {input_name: rows})
-        return output[:, 1]
-
-    return probabilities
-
-
-def reference_baseline(reference: dict[str, Any]) -> np.ndarray:
-    """Per raw feature, a typical training value: median (numeric) or most frequent code."""
-    values = []
-    for column in RAW_COLUMNS:
-        entry = reference["features"][column.name]
-        if "codes" in entry:
-            proportions = entry["proportions"]
-            values.append(float(entry["codes"][proportions.index(max(proportions))]))
-        else:
-            values.append(float(entry["quantiles"][len(entry["quantiles"]) // 2]))
-    return np.asarray(values, dtype=np.float64)
-
-
-def _verified_bytes(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
-    entry = manifest["files"].get(name)
-    if entry is None:
-        raise PackagingError(f"{name}: not in the package")
-    content = (directory / name).read_bytes()
-    if hashlib.sha256(content).hexdigest() != entry["sha256"]:
-        raise PackagingError(f"{name}: changed after verification")
-    return content
-
-
-def load_package(directory: Path, source: str, fingerprint: str, onnx_threads: int) -> LoadedModel:
-    """Verify every checksum, then load the ONNX graph, the model config and the reference."""
-    from heartml.onnx_runtime import OnnxModel  # onnxruntime: loaded once, on first use
-
-    manifest = verify_checksums(directory)
-    try:
-        config = yaml.load(
-            _verified_bytes(directory, manifest, MODEL_CONFIG),
-            Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader),
-        )
-        reference = orjson.loads(_verified_bytes(directory, manifest, REFERENCE_FILE))
-        onnx_file = str(manifest.get("serving_file", ONNX_FILE))
-        scorer = OnnxModel.from_bytes(
-            _verified_bytes(directory, manifest, onnx_file), intra_op_num_threads=onnx_threads
-        )
-        model = config["model"]
-        loaded = LoadedModel(
-            name=str(model["name"]),
-            algorithm=str(model["algorithm"]),
-            version=str(model["version"]),
-            run_id=str(model["run_id"]),
-            threshold=float(config.get("threshold", manifest.get("threshold", 0.5))),
-            metrics=config.get("metrics", {}),
-            raw_feature_names=list(config.get("raw_feature_names", RAW_FEATURES)),
-            engineered_feature_names=list(config.get("engineered_feature_names", [])),
-            source=source,
-            directory=directory,
-            package_created_at=manifest.get("created_at"),
-            fingerprint=fingerprint,
-            reference=reference,
-            scorer=scorer,
-        )
-        # One row through the graph now, so a broken model fails here and not on a request.
-        check = loaded.probabilities(loaded.baseline[None, :])
-    except PackagingError:
-        raise
-    except Exception as exc:
-        raise ModelLoadError(f"{directory.name}: {type(exc).__name__}: {exc}") from exc
-    if check.shape != (1,) or not 0.0 <= float(check[0]) <= 1.0:
-        raise ModelLoadError(f"{directory.name}: the model returns {check!r} for a typical row")
-    if (manifest.get("model_name"), str(manifest.get("version"))) != (loaded.name, loaded.version):
-        raise ModelLoadError(f"{directory.name}: MANIFEST and {MODEL_CONFIG} name other models")
-    return loaded
 
 
 def package_fingerprint(directory: Path) -> str:
@@ -264,6 +107,28 @@ class ModelStore:
         self._rejected: str | None = None  # fingerprint of the last package that failed
         self._last_logged: str | None = None
         self._registry: Registry | None = None  # registry mode only (holds the MLflow client)
+        self._configured: tuple[DatasetSpec | None] | None = None
+        self._configured_contract: tuple[Contract | None] | None = None
+
+    def configured_spec(self) -> DatasetSpec | None:
+        """The project's dataset spec (read once), if the root has one."""
+        if self._configured is None:
+            self._configured = (configured_spec(self.settings),)
+        return self._configured[0]
+
+    def configured_contract(self) -> Contract | None:
+        """The contract of the project's spec (built once): what the API describes and checks
+        before any model is loaded."""
+        if self._configured_contract is None:
+            spec = self.configured_spec()
+            self._configured_contract = (build_contract(spec) if spec is not None else None,)
+        return self._configured_contract[0]
+
+    def packages(self) -> list[Path]:
+        """Package folders under packages/, newest first: the configured spec's, or any when
+        the root has no spec (a serving image ships packages, not the project's configs)."""
+        spec = self.configured_spec()
+        return package_dirs(self.settings.packages_dir, spec.package_prefix if spec else ANY_PREFIX)
 
     def require(self) -> LoadedModel:
         model = self.current
@@ -286,7 +151,7 @@ class ModelStore:
                     public="the configured model package folder does not exist",
                 )
         else:
-            found = package_dirs(self.settings.packages_dir)
+            found = self.packages()
             if not found:
                 return Candidate(
                     None,
@@ -314,7 +179,7 @@ class ModelStore:
         if champion is None:
             return Candidate(None, "registry", "no champion in the registry: run `heartml track`")
         source = f"registry:{champion.model_uri} (version {champion.version})"
-        for directory in package_dirs(self.settings.packages_dir):
+        for directory in self.packages():
             try:
                 manifest = read_manifest(directory)
             except PackagingError:
@@ -335,7 +200,7 @@ class ModelStore:
 
     def _fallback_package(self, reason: str) -> Candidate:
         """Registry down at start: serve the newest verified package rather than nothing."""
-        found = package_dirs(self.settings.packages_dir)
+        found = self.packages()
         if not found:
             return Candidate(
                 None,

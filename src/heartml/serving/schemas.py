@@ -1,7 +1,8 @@
-"""Request and response models of the prediction API.
+"""The API's response and error models, and the fast check of a request body.
 
-Every input field is bounded by the UCI coding in heartml.coding (codes, clinical ranges, units,
-meanings), so that the API, the data schema and the web form agree on what a valid patient is.
+The request models themselves (`PatientRecord`, `BatchRequest`) depend on the served model's
+dataset spec: heartml.serving.contract builds them. The fast check below applies the same
+contract's rules without pydantic.
 """
 
 from __future__ import annotations
@@ -10,165 +11,119 @@ import math
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field
 
-from heartml.coding import COLUMNS_BY_NAME, RAW_COLUMNS, RAW_FEATURES, example_record
+from heartml.serving.contract import Contract, RowRule
 
-# Measurements that may be unknown: the UCI file writes 0 (trestbps, chol) or `?` (ca, thal);
-# the API takes null, and the model imputes them (inside the ONNX graph) as in training.
-NULLABLE: frozenset[str] = frozenset(
-    c.name for c in RAW_COLUMNS if c.missing_zero or c.name in ("ca", "thal")
-)
-CODED: tuple[str, ...] = tuple(c.name for c in RAW_COLUMNS if c.codes)
-EXAMPLE: dict[str, Any] = dict(example_record())  # the seed's first patient
-
-# Risk bands on P(disease): [0, 0.3) low, [0.3, 0.6) moderate, [0.6, 1] high. They describe the
-# probability for people; the 0/1 `prediction` uses the package's decision threshold instead.
-RiskLevel = Literal["low", "moderate", "high"]
-RISK_BANDS_TEXT = "low: p < 0.3; moderate: 0.3 <= p < 0.6; high: p >= 0.6"
-
-
-def risk_level(probability: float) -> RiskLevel:
-    if probability < 0.3:
-        return "low"
-    if probability < 0.6:
-        return "moderate"
-    return "high"
-
-
-def allowed_text(name: str) -> str:
-    """What a field accepts, in words: the codes with their meaning, or the range with its unit."""
-    column = COLUMNS_BY_NAME[name]
-    return column.allowed + (", or null when unknown" if name in NULLABLE else "")
-
-
-def _column_field(name: str) -> Any:
-    column = COLUMNS_BY_NAME[name]
-    description = f"{column.description}. Allowed: {allowed_text(name)}."
-    if name in NULLABLE:
-        description += " A null value is imputed by the model, as in training."
-    example = int(column.example) if column.codes else column.example
-    if column.codes:
-        codes: list[Any] = sorted(column.codes)
-        return Field(
-            title=column.label,
-            description=description,
-            examples=[example],
-            json_schema_extra={"enum": [*codes, None] if name in NULLABLE else codes},
-        )
-    return Field(
-        title=column.label,
-        description=description,
-        ge=column.minimum,
-        le=column.maximum,
-        examples=[example],
-    )
-
-
-class PatientRecord(BaseModel):
-    """One patient in the UCI Cleveland coding: the seed's 13 fields, all JSON numbers."""
-
-    # strict: JSON numbers only (no "63", no true); NaN and Infinity are not measurements.
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        allow_inf_nan=False,
-        json_schema_extra={"examples": [EXAMPLE]},
-    )
-
-    age: float = _column_field("age")
-    sex: float = _column_field("sex")
-    cp: float = _column_field("cp")
-    trestbps: float | None = _column_field("trestbps")
-    chol: float | None = _column_field("chol")
-    fbs: float = _column_field("fbs")
-    restecg: float = _column_field("restecg")
-    thalach: float = _column_field("thalach")
-    exang: float = _column_field("exang")
-    oldpeak: float = _column_field("oldpeak")
-    slope: float = _column_field("slope")
-    ca: float | None = _column_field("ca")
-    thal: float | None = _column_field("thal")
-
-    @field_validator(*CODED, mode="after")
-    @classmethod
-    def _known_code(cls, value: float | None, info: ValidationInfo) -> float | None:
-        # Codes arrive as numbers (1 or 1.0, as pandas writes them); anything else is refused.
-        if value is not None and value not in COLUMNS_BY_NAME[str(info.field_name)].codes:
-            raise PydanticCustomError(
-                "code_not_allowed",
-                "must be {allowed}",
-                {"allowed": COLUMNS_BY_NAME[str(info.field_name)].allowed},
-            )
-        return value
-
-    def as_row(self) -> list[float]:
-        """The 13 inputs in the model's column order; NaN for an unknown measurement."""
-        data = self.__dict__
-        return [math.nan if data[name] is None else data[name] for name in RAW_FEATURES]
-
-
-# name, minimum, maximum, allowed codes (None: a range), may be null; in model column order.
-_ROW_RULES: tuple[tuple[str, float | None, float | None, frozenset[int] | None, bool], ...] = tuple(
-    (c.name, c.minimum, c.maximum, frozenset(c.codes) or None, c.name in NULLABLE)
-    for c in RAW_COLUMNS
-)
 _ABSENT = object()
+NAN = math.nan
 
 
-def patient_row(body: bytes) -> list[float] | None:
-    """The 13 inputs of a valid single-patient JSON body in model order (NaN for null), else None.
-
-    The request path's fast check: orjson plus one comparison per field, about a tenth of
-    building a PatientRecord. It accepts only what PatientRecord accepts (JSON numbers, not
-    booleans; the same ranges and codes; null only where allowed; no missing or extra field) and
-    gives the same row as `PatientRecord.as_row()`. On None the caller validates the body with
-    PatientRecord, whose errors are the API's messages, so no error is ever worded twice.
-    """
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if type(data) is not dict or len(data) != len(_ROW_RULES):
+def _record_row(data: Any, rules: tuple[RowRule, ...], unknown: list[str]) -> list[float] | None:
+    if type(data) is not dict or len(data) != len(rules):
         return None
     row: list[float] = []
-    for name, minimum, maximum, codes, nullable in _ROW_RULES:
+    append = row.append
+    for name, minimum, maximum, codes, optional, missing in rules:
         value = data.get(name, _ABSENT)
         kind = type(value)
         if kind is float or kind is int:  # exact types: a JSON true is not a number
             if codes is None:
-                if not minimum <= value <= maximum:  # NaN fails too
+                if not minimum <= value <= maximum:
+                    # Only here: a "not measured" value is never an allowed one (see
+                    # Contract.fast_path), so the common case pays nothing for it.
+                    if optional and value in missing:  # e.g. a cholesterol of 0
+                        append(NAN)
+                        unknown.append(name)
+                        continue
                     return None
             elif value not in codes:
+                if optional and value in missing:
+                    append(NAN)
+                    unknown.append(name)
+                    continue
                 return None
-            row.append(float(value))
-        elif value is None and nullable:
-            row.append(math.nan)
+            append(float(value))
+        elif value is None and optional:
+            append(NAN)
+            unknown.append(name)
         else:
             return None
     return row
 
 
-class BatchRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"records": [EXAMPLE]}]},
-    )
+def checked_record(body: bytes, contract: Contract) -> tuple[list[float], list[str]] | None:
+    """The inputs of a valid single-record JSON body in model order (NaN = unknown) and the
+    names of its unknown fields, else None.
 
-    records: list[PatientRecord] = Field(
-        min_length=1,
-        description="Patients to score; at most HEARTML_SERVE_BATCH_LIMIT (default 1000) per "
-        "request, more is refused with 413.",
-    )
+    The request path's fast check: orjson plus one comparison per field, about a tenth of
+    validating with the contract's pydantic model. It accepts only what `contract.record`
+    accepts (JSON numbers, not booleans; the same ranges, codes and "not measured" values; null
+    only where allowed; no missing or extra field; orjson refuses NaN and Infinity) and gives
+    the same row as `contract.record_row`. On None the caller validates the body with the
+    pydantic model, whose errors are the API's messages, so no error is ever worded twice.
+    """
+    if not contract.fast_path:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    unknown: list[str] = []
+    row = _record_row(data, contract.row_rules, unknown)
+    return None if row is None else (row, unknown)
+
+
+def patient_row(body: bytes, contract: Contract) -> list[float] | None:
+    """`checked_record`'s row alone."""
+    checked = checked_record(body, contract)
+    return None if checked is None else checked[0]
+
+
+def batch_rows(body: bytes, contract: Contract) -> list[list[float]] | None:
+    """`patient_row` for a `{"records": [...]}` body: every record's row, or None as soon as
+    one record (or the shape) is not what `contract.batch` accepts."""
+    if not contract.fast_path:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or len(data) != 1:
+        return None
+    records = data.get("records")
+    if type(records) is not list or not records:
+        return None
+    rows = []
+    rules = contract.row_rules
+    unknown: list[str] = []
+    for record in records:
+        row = _record_row(record, rules, unknown)
+        if row is None:
+            return None
+        rows.append(row)
+    return rows
+
+
+IMPUTED_DESCRIPTION = (
+    "The input fields that were unknown (null, or a value the dataset spec lists as 'not "
+    "measured') and were imputed by the model; empty when every value was given"
+)
+NOTE_DESCRIPTION = (
+    "When a field was imputed: which ones, in words, and that the estimate is less certain; "
+    "null otherwise"
+)
 
 
 class PredictionResult(BaseModel):
     prediction: Literal[0, 1] = Field(
-        description="1 = heart disease predicted (probability at or above the package threshold)"
+        description="1 = the positive class predicted (probability at or above the package "
+        "threshold)"
     )
-    probability: float = Field(ge=0, le=1, description="P(heart disease), from the ONNX model")
-    risk_level: RiskLevel = Field(description=f"Probability band ({RISK_BANDS_TEXT})")
+    probability: float = Field(ge=0, le=1, description="P(positive class), from the ONNX model")
+    risk_level: str = Field(description="Probability band (see /model/info `risk_levels`)")
+    imputed_fields: list[str] = Field(description=IMPUTED_DESCRIPTION)
+    note: str | None = Field(description=NOTE_DESCRIPTION)
 
 
 class PredictionResponse(PredictionResult):
@@ -188,12 +143,12 @@ class BatchPredictionResponse(BaseModel):
 class FeatureContribution(BaseModel):
     feature: str
     label: str = Field(description="The feature in plain words")
-    value: float | None = Field(description="The patient's value (null when unknown)")
+    value: float | None = Field(description="The record's value (null when unknown)")
     reference_value: float = Field(
         description="Training median (numeric) or most frequent code (coded)"
     )
     contribution: float = Field(
-        description="P(patient) minus P(patient with this feature at its reference value): "
+        description="P(record) minus P(record with this feature at its reference value): "
         "positive pushed the probability up, negative pushed it down"
     )
 
@@ -205,13 +160,50 @@ class ExplanationResponse(PredictionResponse):
     )
 
 
+class DatasetInfo(BaseModel):
+    name: str = Field(description="The dataset spec's name (configs/datasets/<name>.yaml)")
+    title: str
+    description: str
+    record_title: str = Field(description="What one record is, in words (e.g. patient)")
+    positive_label: str = Field(description="What prediction = 1 means")
+    negative_label: str
+
+
+class CodeLabel(BaseModel):
+    code: int
+    label: str
+
+
+class InputField(BaseModel):
+    name: str
+    label: str = Field(description="The field in plain words")
+    description: str
+    kind: Literal["number", "binary", "coded"]
+    unit: str
+    minimum: float | None = Field(description="Smallest allowed value (numbers)")
+    maximum: float | None = Field(description="Largest allowed value (numbers)")
+    codes: list[CodeLabel] | None = Field(description="Allowed codes and their meaning (coded)")
+    required: bool = Field(description="Never null; otherwise null means unknown (imputed)")
+    missing_values: list[float] = Field(description="Values that also mean 'not measured'")
+    example: float
+    group: str = Field(description="Form section")
+    step: float = Field(description="Form step")
+    allowed: str = Field(description="What the field accepts, in words")
+
+
+class RiskLevelInfo(BaseModel):
+    label: str
+    minimum: float = Field(description="Lowest probability of the band (inclusive)")
+    below: float | None = Field(description="Upper edge (exclusive); null for the last band")
+
+
 class ModelInfo(BaseModel):
     name: str
     algorithm: str
     version: str
     run_id: str
     threshold: float = Field(description="Probability at or above which prediction = 1")
-    risk_bands: str = RISK_BANDS_TEXT
+    risk_bands: str = Field(description="The probability bands of `risk_level`, in words")
     metrics: dict[str, Any] = Field(description="CV and test metrics recorded in the package")
     raw_feature_names: list[str]
     engineered_feature_names: list[str]
@@ -219,6 +211,10 @@ class ModelInfo(BaseModel):
     package: str = Field(description="The verified package folder being served")
     package_created_at: str | None
     loaded_at: str
+    dataset: DatasetInfo
+    fields: list[InputField] = Field(description="Every input field, in model column order")
+    risk_levels: list[RiskLevelInfo] = Field(description="The bands of `risk_level`, as data")
+    spec_hash: str = Field(description="sha256 of the package's dataset spec")
 
 
 class HealthResponse(BaseModel):

@@ -13,17 +13,22 @@ caching, no shared answers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, Request
 
+from heartml.serving.contract import Contract
 from heartml.serving.drift import DriftMonitor
+from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.logging import PredictionLog
 from heartml.serving.metrics import ServiceMetrics
-from heartml.serving.model_store import LoadedModel, ModelStore
+from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
+
+log = logging.getLogger("heartml.serving")
 
 FULL_BATCH = 8  # rows from which waiting one more loop turn for company gains little
 # (model, row, request id, future of (probability, prediction) or None when the batch failed)
@@ -40,11 +45,12 @@ class Service:
     _pending: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _last_batch: int = field(default=1, init=False, repr=False)
     _deferred: bool = field(default=False, init=False, repr=False)
+    _contract: Contract | None = field(default=None, init=False, repr=False)
 
     def predict(
         self, model: LoadedModel, rows: np.ndarray, request_id: str
     ) -> tuple[np.ndarray, np.ndarray]:
-        """P(disease) and the 0/1 decision for raw rows, recorded in metrics, drift and log."""
+        """P(positive) and the 0/1 decision for raw rows, recorded in metrics, drift and log."""
         return self.record(model, rows, model.probabilities(rows), request_id)
 
     def record(
@@ -57,14 +63,20 @@ class Service:
         self.drift.observe(rows)
         if self.prediction_log is not None:
             self.prediction_log.write(
-                request_id, model.name, model.version, rows, probabilities, predictions
+                request_id,
+                model.name,
+                model.version,
+                model.columns,
+                rows,
+                probabilities,
+                predictions,
             )
         return probabilities, predictions
 
     async def predict_one(
         self, model: LoadedModel, row: list[float], request_id: str
     ) -> tuple[float, int]:
-        """P(disease) and the 0/1 decision for one patient's raw row, micro-batched (see above)."""
+        """P(positive) and the 0/1 decision for one record's raw row, micro-batched (see above)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[float, int] | None] = loop.create_future()
         if not self._pending:
@@ -126,6 +138,7 @@ class Service:
                         item[2],
                         model.name,
                         model.version,
+                        model.columns,
                         rows[index : index + 1],
                         scored[index : index + 1],
                         np.array([prediction], dtype=np.int64),
@@ -138,9 +151,30 @@ class Service:
                 if not item[3].done():
                     item[3].set_result(None)
 
-    def model_changed(self, model: LoadedModel) -> None:
+    def model_changed(self, model: LoadedModel) -> bool:
+        """A new model is being served; True when its input contract differs from the last."""
         self.metrics.set_model(model.name, model.algorithm, model.version, model.run_id)
-        self.drift.set_reference(model.reference, model.version)
+        self.drift.set_reference(model.reference, model.version, model.columns)
+        previous, self._contract = self._contract, model.contract
+        if previous is None or previous.key == model.contract.key:
+            return previous is None
+        old, new = previous.names, model.contract.names
+        changed = [
+            n
+            for n in new
+            if n in previous.columns and previous.columns[n] != model.contract.columns[n]
+        ]
+        log.info(
+            f"input contract changed: {', '.join(old)} -> {', '.join(new)}",
+            extra={
+                "model_version": model.version,
+                "added": [n for n in new if n not in previous.columns],
+                "removed": [n for n in old if n not in model.contract.columns],
+                "changed": changed,
+                "spec_hash": model.contract.spec_hash,
+            },
+        )
+        return True
 
 
 async def get_service(request: Request) -> Service:

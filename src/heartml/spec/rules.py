@@ -86,9 +86,15 @@ def judge_json(column: Column, value: object) -> tuple[float, str | None]:
     only (a JSON true or "63" is not a number)."""
     if value is None:
         return math.nan, judge(column, math.nan)
-    if type(value) not in (int, float) or not math.isfinite(value):  # type: ignore[arg-type]
+    if type(value) not in (int, float):
         return math.nan, NOT_A_NUMBER
-    number = measured(column, float(value))  # type: ignore[arg-type]
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # a JSON integer beyond float range: 1e400 is not a measurement
+        return math.nan, NOT_A_NUMBER
+    if not math.isfinite(number):
+        return math.nan, NOT_A_NUMBER
+    number = measured(column, number)
     return number, judge(column, number)
 
 

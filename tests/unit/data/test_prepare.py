@@ -173,7 +173,7 @@ def test_failed_write_leaves_the_previous_outputs(
 
 
 def test_read_split_without_data_says_what_to_run(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="has no train.parquet, test.parquet") as info:
+    with pytest.raises(DataError, match=r"has no train\.parquet, test\.parquet") as info:
         read_split(catalog_at(tmp_path))
     assert info.value.hint is not None and "heartml data" in info.value.hint
 

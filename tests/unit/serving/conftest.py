@@ -1,13 +1,13 @@
 """Serving unit-test fixtures: real packages, built in seconds from a pipeline fitted here.
 
-The package layout comes from heartml.packaging's own pieces (model config, reference
-statistics, manifest), so a change to the format reaches these tests; only the MLflow round trip
-of `heartml package` is skipped (the integration tests run the real command).
+The packages come from tests/serving_packages.py: the pipeline is built from the dataset spec
+(configs/datasets/uci_heart.yaml), fitted on the shipped Cleveland file, exported to ONNX and
+written with its spec, config, reference statistics and a checksummed MANIFEST; only the MLflow
+round trip of `heartml package` is skipped (the integration tests run the real command).
 """
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -16,25 +16,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from heartml.coding import RAW_FEATURES
-from heartml.config import ModelConfig
-from heartml.features import build_pipeline
-from heartml.manifest import MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE
-from heartml.models import make_estimator
 from heartml.onnx_export import pipeline_to_onnx
-from heartml.packaging import (
-    model_config,
-    package_dir_name,
-    reference_statistics,
-    write_manifest,
-)
-from heartml.provenance import write_json
 from heartml.serving.app import create_app
 from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
+from heartml.spec.model import DatasetSpec
+from serving_packages import fit, heart_spec, read_source, write_package
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its TestClient; httpx is what the project ships.
@@ -56,21 +47,37 @@ SEED_BODY: dict[str, Any] = {
     "ca": 0,
     "thal": 6,
 }
-FAST_PARAMS: dict[str, dict[str, Any]] = {
-    "logistic_regression": {"max_iter": 2000},
-    "random_forest": {"n_estimators": 20, "max_depth": 4, "n_jobs": 1},
+ESTIMATORS: dict[str, Callable[[], Any]] = {
+    "logistic_regression": lambda: LogisticRegression(max_iter=2000),
+    "random_forest": lambda: RandomForestClassifier(
+        n_estimators=20, max_depth=4, n_jobs=1, random_state=0
+    ),
 }
 
 
 @pytest.fixture(scope="session")
-def fitted(_cleveland: pd.DataFrame) -> dict[str, tuple[Pipeline, bytes]]:
+def spec() -> DatasetSpec:
+    return heart_spec()
+
+
+@pytest.fixture(scope="session")
+def heart_frame(spec: DatasetSpec) -> pd.DataFrame:
+    """The Cleveland rows as the spec reads them (NaN where unknown) plus `target`."""
+    return read_source(spec)
+
+
+@pytest.fixture
+def cleveland(heart_frame: pd.DataFrame) -> pd.DataFrame:
+    # A fresh copy per test (overrides the root conftest's parse_uci frame): tests may edit it.
+    return heart_frame.copy()
+
+
+@pytest.fixture(scope="session")
+def fitted(spec: DatasetSpec, heart_frame: pd.DataFrame) -> dict[str, tuple[Pipeline, bytes]]:
     """Per algorithm: the fitted pipeline and its ONNX export (fitted once per session)."""
     out = {}
-    for algorithm, params in FAST_PARAMS.items():
-        estimator = make_estimator(algorithm, ModelConfig(params=params), seed=0)
-        pipeline = build_pipeline(estimator).fit(
-            _cleveland[list(RAW_FEATURES)], _cleveland["target"]
-        )
+    for algorithm, estimator in ESTIMATORS.items():
+        pipeline = fit(spec, heart_frame, estimator())
         out[algorithm] = (pipeline, pipeline_to_onnx(pipeline).SerializeToString())
     return out
 
@@ -80,7 +87,7 @@ PackageFactory = Callable[..., Path]
 
 @pytest.fixture
 def make_package(
-    fitted: dict[str, tuple[Pipeline, bytes]], _cleveland: pd.DataFrame
+    fitted: dict[str, tuple[Pipeline, bytes]], spec: DatasetSpec, heart_frame: pd.DataFrame
 ) -> PackageFactory:
     """Write a complete, checksummed package under `packages_dir`; returns its folder."""
 
@@ -90,35 +97,17 @@ def make_package(
         algorithm: str = "logistic_regression",
         threshold: float = 0.5,
     ) -> Path:
-        _pipeline, onnx_bytes = fitted[algorithm]
-        directory = packages_dir / package_dir_name(algorithm, version)
-        directory.mkdir(parents=True)
-        (directory / ONNX_FILE).write_bytes(onnx_bytes)
-        champion = {
-            "model_name": f"heart_disease_{algorithm}",
-            "algorithm": algorithm,
-            "version": version,
-            "run_id": f"run-{algorithm}-{version}",
-        }
-        metrics = {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}}
-        (directory / MODEL_CONFIG).write_text(
-            yaml.safe_dump(model_config(champion, metrics, threshold), sort_keys=False)
+        pipeline, onnx_bytes = fitted[algorithm]
+        return write_package(
+            packages_dir,
+            spec,
+            pipeline,
+            heart_frame,
+            algorithm=algorithm,
+            version=version,
+            threshold=threshold,
+            onnx_bytes=onnx_bytes,
         )
-        write_json(directory / REFERENCE_FILE, reference_statistics(_cleveland))
-        write_manifest(
-            directory,
-            {
-                "package": directory.name,
-                **champion,
-                "model_uri": f"models:/{champion['model_name']}@champion",
-                "threshold": threshold,
-                "serving_file": ONNX_FILE,
-            },
-        )
-        # A newer package must look newer to the "newest MANIFEST" rule, even within one tick.
-        stamp = time.time() + int(version)
-        os.utime(directory / "MANIFEST.json", (stamp, stamp))
-        return directory
 
     return make
 

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from heartml.coding import RAW_FEATURES
 from heartml.serving.logging import JsonFormatter
 from heartml.serving.model_store import LoadedModel, ModelStore
 from heartml.settings import Settings
+from heartml.spec import rules
+from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
 
@@ -40,6 +41,8 @@ SEED_BODY: dict[str, Any] = {
     "thal": 6,
 }
 JSON = {"content-type": "application/json"}
+SPEC = heart_spec()
+RAW_FEATURES = SPEC.raw_names
 
 
 def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -55,10 +58,13 @@ def test_seed_body_gives_a_prediction(packaged: TestClient) -> None:
         "prediction",
         "probability",
         "risk_level",
+        "imputed_fields",
+        "note",
         "model_name",
         "model_version",
         "request_id",
     }
+    assert body["imputed_fields"] == [] and body["note"] is None
     assert body["prediction"] == int(body["probability"] >= 0.5)
     assert 0 <= body["probability"] <= 1
     assert body["model_name"] == "heart_disease_logistic_regression"
@@ -117,17 +123,17 @@ BAD_INPUTS: list[tuple[str, str, Any, int, tuple[str, ...]]] = [
     ("wrong type", "/predict", {**SEED_BODY, "age": "sixty"}, 422, ("age", '"sixty"', "18 to 100")),
     ("number as text", "/predict", {**SEED_BODY, "thalach": "150"}, 422, ("thalach",)),
     ("out of range", "/predict", {**SEED_BODY, "age": 150}, 422, ("age", "150", "years")),
-    ("zero cholesterol", "/predict", {**SEED_BODY, "chol": 0}, 422, ("chol", "null when unknown")),
+    ("low cholesterol", "/predict", {**SEED_BODY, "chol": 5}, 422, ("chol", "80 to 700")),
     ("bad code", "/predict", {**SEED_BODY, "cp": 5}, 422, ("cp", "typical angina", "5")),
     ("boolean code", "/predict", {**SEED_BODY, "sex": True}, 422, ("sex", "female")),
     ("fractional code", "/predict", {**SEED_BODY, "slope": 1.5}, 422, ("slope", "upsloping")),
-    ("null required", "/predict", {**SEED_BODY, "age": None}, 422, ("age", "null")),
+    ("null required", "/predict", {**SEED_BODY, "age": None}, 422, ("age", "required")),
     (
         "missing field",
         "/predict",
         {k: v for k, v in SEED_BODY.items() if k != "exang"},
         422,
-        ("exang is required",),
+        ("exang is missing", "or null when unknown"),
     ),
     ("extra field", "/predict", {**SEED_BODY, "smoker": 1}, 422, ("smoker", "accepted fields")),
     (
@@ -182,7 +188,15 @@ def test_bad_inputs_are_refused_with_a_clear_message(
     if isinstance(payload["detail"], list):
         for item in payload["detail"]:
             assert set(item) == {"field", "value", "message", "type"}
-            assert item["field"] in item["message"]
+            name = item["field"].rpartition(".")[2]
+            if item["type"] in (rules.NOT_A_NUMBER, rules.NOT_ALLOWED, rules.REQUIRED):
+                # A value problem: the words of the rules every door uses, as they are.
+                value = item["value"] if item["value"] not in ("NaN", "Infinity") else None
+                if value is not None:
+                    expected = rules.problem_message(SPEC.columns[name], item["type"], value)
+                    assert item["message"] == expected, (case, item)
+            else:
+                assert item["field"] in item["message"], (case, item)
 
 
 def test_limits_give_413(
@@ -291,6 +305,7 @@ def test_model_info(packaged: TestClient) -> None:
     assert info["run_id"] == "run-logistic_regression-1"
     assert info["threshold"] == 0.5
     assert info["raw_feature_names"] == list(RAW_FEATURES)
+    assert info["engineered_feature_names"] == list(SPEC.all_features)
     assert "chol_age_ratio" in info["engineered_feature_names"]
     assert info["metrics"]["test"]["roc_auc"] == 0.88
     assert info["source"].startswith("package:") and info["loaded_at"]
@@ -305,14 +320,23 @@ def test_admin_reload_needs_the_key(
     packages = tmp_path / "packages"
     make_package(packages, version="1")
     disabled = client_for(settings_for())
-    assert disabled.post("/admin/reload").status_code == 404
+    absent = disabled.post("/admin/reload")
+    assert absent.status_code == 404 and absent.json()["detail"] == "Not Found"
     client = client_for(settings_for(serve_admin_api_key="s3cret"))
-    assert client.post("/admin/reload").status_code == 401
-    assert client.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        refused = client.post("/admin/reload", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "missing or wrong X-API-Key"
+        assert refused.headers["www-authenticate"] == "ApiKey"
+    assert client.get("/model/info").json()["version"] == "1"  # nothing was reloaded
     make_package(packages, version="2")
     reloaded = client.post("/admin/reload", headers={"X-API-Key": "s3cret"})
     assert reloaded.status_code == 200, reloaded.text
-    assert reloaded.json()["status"] == "loaded" and reloaded.json()["model_version"] == "2"
+    assert reloaded.json() == {
+        "status": "loaded",
+        "detail": "loaded heart_disease_logistic_regression version 2",
+        "model_version": "2",
+    }
     assert client.get("/model/info").json()["version"] == "2"
 
 
@@ -412,6 +436,21 @@ def test_cors_is_off_unless_configured(
         },
     )
     assert preflight.status_code == 200
+    allow = preflight.headers
+    assert allow["access-control-allow-origin"] == "https://clinic.example"
+    assert {m.strip() for m in allow["access-control-allow-methods"].split(",")} == {
+        "GET",
+        "POST",
+    }
+    assert "content-type" in allow["access-control-allow-headers"].lower()
+    assert "x-api-key" in allow["access-control-allow-headers"].lower()
+    # Another origin gets no permission, and no preflight answer that could be mistaken for one.
+    other = opened.options(
+        "/predict",
+        headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert other.status_code == 400
+    assert "access-control-allow-origin" not in other.headers
 
 
 def test_json_logs_carry_request_id_model_version_and_latency(
@@ -428,7 +467,9 @@ def test_json_logs_carry_request_id_model_version_and_latency(
 
 
 def test_docs_openapi_and_web_page(packaged: TestClient) -> None:
-    assert packaged.get("/docs").status_code == 200
+    docs = packaged.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in docs.text and "/openapi.json" in docs.text  # the UI, on our schema
     spec = packaged.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"] == "#/components/schemas/PatientRecord"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from heartml.coding import RAW_FEATURES
-from heartml.packaging import reference_statistics
+from heartml.packaging import reference_statistics as spec_reference_statistics
 from heartml.serving.drift import (
     MIN_SAMPLES,
     DriftMonitor,
@@ -18,8 +19,16 @@ from heartml.serving.drift import (
     psi,
     psi_status,
 )
+from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
+
+SPEC = heart_spec()
+RAW_FEATURES = SPEC.raw_names
+
+
+def reference_statistics(frame: pd.DataFrame) -> dict[str, Any]:
+    return spec_reference_statistics(frame, SPEC)
 
 
 def rows_of(frame: pd.DataFrame) -> np.ndarray:
@@ -29,7 +38,7 @@ def rows_of(frame: pd.DataFrame) -> np.ndarray:
 @pytest.fixture
 def monitor(cleveland: pd.DataFrame) -> DriftMonitor:
     monitor = DriftMonitor(capacity=500)
-    monitor.set_reference(reference_statistics(cleveland), "1")
+    monitor.set_reference(reference_statistics(cleveland), "1", RAW_FEATURES)
     return monitor
 
 
@@ -38,6 +47,11 @@ def test_psi_is_zero_for_equal_proportions_and_grows_with_the_shift() -> None:
     assert psi(expected, expected) == pytest.approx(0.0)
     small = psi(expected, np.array([0.3, 0.2, 0.25, 0.25]))
     large = psi(expected, np.array([0.7, 0.1, 0.1, 0.1]))
+    # By hand, PSI = sum (a - e) ln(a / e):
+    # small = 0.05 ln(0.30/0.25) + (-0.05) ln(0.20/0.25) = 0.05 (0.182322 + 0.223144) = 0.020273
+    # large = 0.45 ln(2.8) + 3 (-0.15) ln(0.4) = 0.45 (1.029619 + 0.916291) = 0.875660
+    assert small == pytest.approx(0.020273, abs=1e-6)
+    assert large == pytest.approx(0.875660, abs=1e-6)
     assert 0 < small < 0.1 < 0.25 < large
     assert np.isfinite(psi(expected, np.array([1.0, 0.0, 0.0, 0.0])))  # empty bins: finite
     assert [psi_status(v) for v in (None, 0.05, 0.2, 0.3)] == [
@@ -102,7 +116,7 @@ def test_window_keeps_the_latest_rows_and_missing_values_are_counted(
     cleveland: pd.DataFrame,
 ) -> None:
     monitor = DriftMonitor(capacity=50)
-    monitor.set_reference(reference_statistics(cleveland), "1")
+    monitor.set_reference(reference_statistics(cleveland), "1", RAW_FEATURES)
     rows = rows_of(cleveland.head(80))
     rows[-10:, RAW_FEATURES.index("ca")] = np.nan
     monitor.observe(rows)
@@ -127,5 +141,21 @@ def test_report_is_cached_until_new_inputs_arrive(
     assert monitor.report() is first
     monitor.observe(rows_of(cleveland.head(1)))
     assert monitor.report() is not first
-    monitor.set_reference(reference_statistics(cleveland.head(150)), "2")
+    monitor.set_reference(reference_statistics(cleveland.head(150)), "2", RAW_FEATURES)
     assert monitor.report()["model_version"] == "2"
+
+
+def test_a_model_with_other_columns_starts_a_new_window(
+    monitor: DriftMonitor, cleveland: pd.DataFrame
+) -> None:
+    monitor.observe(rows_of(cleveland.head(40)))
+    reference = reference_statistics(cleveland)
+    fewer = RAW_FEATURES[:-1]
+    monitor.set_reference(
+        {**reference, "features": {n: reference["features"][n] for n in fewer}}, "2", fewer
+    )
+    assert len(monitor) == 0  # rows of 13 columns cannot be compared with a 12-column model
+    monitor.observe(rows_of(cleveland.head(40))[:, :-1])
+    monitor.observe([[63.0] * len(RAW_FEATURES)])  # a request that started before the swap
+    report = monitor.report()
+    assert report["window_size"] == 40 and set(report["features"]) == set(fewer)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,15 +13,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from heartml.coding import RAW_FEATURES
 from heartml.manifest import PackagingError, verify_checksums
 from heartml.serving.model_store import ModelNotReady, ModelStore, load_package
 from heartml.settings import Settings
+from heartml.spec.model import spec_from_text
+from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
 
 PackageFactory = Callable[..., Path]
+RAW_FEATURES = heart_spec().raw_names
 
 
 def refresh(store: ModelStore, force: bool = False) -> Any:
@@ -89,6 +94,58 @@ def test_a_package_that_does_not_match_its_manifest_is_refused(
         "rejected" in r.getMessage() and getattr(r, "package", None) == str(directory)
         for r in caplog.records
     )
+
+
+def _rewrite_manifest(directory: Path) -> None:
+    """Re-checksum a package after editing one of its files (a consistent but wrong package)."""
+    import hashlib
+    import json
+
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    files = {}
+    for path in sorted(p for p in directory.iterdir() if p.name != "MANIFEST.json"):
+        files[path.name] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    manifest["files"] = files
+    (directory / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("no spec", "no dataset_spec.yaml"),
+        ("spec names other columns", "model.onnx takes the columns"),
+        ("invalid spec", "dataset_spec.yaml"),
+        ("not yaml", "not a dataset spec"),
+        ("reference lacks a column", "no statistics for the input column 'thal'"),
+    ],
+)
+def test_a_package_whose_contract_does_not_hold_is_refused(
+    tmp_path: Path, make_package: PackageFactory, case: str, words: str
+) -> None:
+    directory = make_package(tmp_path / "packages")
+    spec_file = directory / "dataset_spec.yaml"
+    if case == "no spec":
+        spec_file.unlink()
+    elif case == "spec names other columns":
+        data = yaml.safe_load(spec_file.read_text())
+        data["columns"]["smoker"] = {
+            "kind": "binary", "label": "Smoker", "description": "Smokes", "codes": {0: "no", 1: "yes"},
+            "example": 0, "required": True,
+        }  # fmt: skip
+        data["source"]["columns"].append("smoker")
+        spec_file.write_text(spec_from_text(yaml.safe_dump(data)).to_yaml())
+    elif case == "invalid spec":
+        spec_file.write_text(spec_file.read_text().replace("kind: coded", "kind: text", 1))
+    elif case == "not yaml":
+        spec_file.write_text("columns: [unclosed\n")
+    else:
+        reference = directory / "reference_statistics.json"
+        data = json.loads(reference.read_text())
+        del data["features"]["thal"]
+        reference.write_text(json.dumps(data))
+    _rewrite_manifest(directory)
+    with pytest.raises(PackagingError, match=re.escape(words)):
+        load_package(directory, "test", "f", 1)
 
 
 def test_no_package_is_reported_not_raised(settings_for: Callable[..., Settings]) -> None:

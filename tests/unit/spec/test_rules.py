@@ -44,7 +44,7 @@ def test_judging_a_json_value_as_the_api_receives_it() -> None:
     assert math.isnan(value) and problem is None
     assert rules.judge_json(age, None)[1] == rules.REQUIRED
     assert rules.judge_json(chol, 900)[1] == rules.NOT_ALLOWED
-    for not_a_number in ("233", True, [233], {"v": 1}, math.inf, math.nan):
+    for not_a_number in ("233", True, [233], {"v": 1}, math.inf, math.nan, 10**400):
         assert rules.judge_json(chol, not_a_number)[1] == rules.NOT_A_NUMBER, not_a_number
 
 

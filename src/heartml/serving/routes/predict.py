@@ -6,45 +6,53 @@ Python-object validation) and a dependency cost about 30 µs per request, as muc
 call. The OpenAPI document still describes the bodies (see `openapi_body`), and validation
 errors go through the same handler as FastAPI's own.
 
-Explanations are model-agnostic occlusion on the ONNX graph: for each of the 13 raw features,
-the patient's value is replaced by a typical training value (the median of a numeric feature,
+Each body is validated with the input contract of the model that scores it (its package's
+dataset spec, heartml.serving.contract): the model is taken from the store once, first, so a
+hot swap to another contract mid-request cannot validate with one and score with the other.
+Every answer names the fields the model imputed (`imputed_fields`) and, if any, says in `note`
+that the estimate is less certain.
+
+Explanations are model-agnostic occlusion on the ONNX graph: for each of the k raw features,
+the record's value is replaced by a typical training value (the median of a numeric feature,
 the most frequent code of a coded one, from the package's reference_statistics.json) and the
-change in probability is that feature's contribution: P(patient) - P(patient with the feature at
+change in probability is that feature's contribution: P(record) - P(record with the feature at
 its typical value). Positive pushed this prediction up, negative pushed it down. One ONNX call
-scores the patient and the 13 variants (14 rows). Contributions are local and need not add up
+scores the record and the k variants (k + 1 rows). Contributions are local and need not add up
 to anything; correlated features (age and maximum heart rate) share credit unevenly.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from heartml.coding import RAW_COLUMNS
-from heartml.serving.errors import JSONBytesResponse, json_response, request_id
+from heartml.serving.contract import BATCH_MODEL, RECORD_MODEL, Contract, generic_models
+from heartml.serving.errors import (
+    JSONBytesResponse,
+    RecordValidationError,
+    json_response,
+    request_id,
+)
+from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.middleware import MODEL_VERSION_KEY
 from heartml.serving.schemas import (
     BatchPredictionResponse,
-    BatchRequest,
     ErrorResponse,
     ExplanationResponse,
-    PatientRecord,
     PredictionResponse,
     ValidationErrorResponse,
-    patient_row,
-    risk_level,
+    batch_rows,
+    checked_record,
 )
 from heartml.serving.service import Service
 
 router = APIRouter(tags=["prediction"])
 
-Body = TypeVar("Body", bound=BaseModel)
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The body is not valid JSON"},
     413: {"model": ErrorResponse, "description": "Body or batch over the configured limit"},
@@ -52,19 +60,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ValidationErrorResponse, "description": "A field is missing or not allowed"},
     503: {"model": ErrorResponse, "description": "No model loaded yet"},
 }
-BODY_MODELS: tuple[type[BaseModel], ...] = (PatientRecord, BatchRequest)
 # Above this many rows, the ONNX call runs in the thread pool (onnxruntime releases the GIL),
 # so that a large batch does not hold up the single-row requests queued behind it.
 THREADPOOL_ROWS = 64
 EXPLANATION_METHOD = (
     "occlusion: each raw feature replaced by its training median (numeric) or most frequent "
-    "code (coded); contribution = P(patient) - P(patient with that feature replaced)"
+    "code (coded); contribution = P(record) - P(record with that feature replaced)"
 )
 
 
-def openapi_body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI request body of a route that reads the body itself."""
-    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+def openapi_body(model: str) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads the body itself (the component is the
+    served contract's model, added by the app's OpenAPI document)."""
+    schema = {"$ref": f"#/components/schemas/{model}"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
@@ -85,7 +93,7 @@ def _content_type(request: Request) -> str:
     return ""
 
 
-async def json_body(request: Request, model: type[BaseModel]) -> bytes:
+async def json_body(request: Request, batch: bool = False) -> bytes:
     """The request's body, once the checks every prediction route shares have passed."""
     body = await request.body()
     content_type = _content_type(request)
@@ -97,7 +105,7 @@ async def json_body(request: Request, model: type[BaseModel]) -> bytes:
             f"(got {'Content-Type: ' + content_type if content_type else 'no Content-Type'})",
         )
     if not body or body.isspace():
-        wanted = '{"records": [...]}' if model is BatchRequest else "with the 13 fields"
+        wanted = '{"records": [...]}' if batch else "with the model's input fields"
         # The same shape as every other 422: a list of field errors.
         raise HTTPException(
             422,
@@ -113,18 +121,23 @@ async def json_body(request: Request, model: type[BaseModel]) -> bytes:
     return body
 
 
-def validated(body: bytes, model: type[Body]) -> Body:
-    """`body` as `model`, or the 4xx that says what is wrong with it."""
+def validated(body: bytes, model: type[BaseModel], contract: Contract | None) -> Any:
+    """`body` as `model` (one of the contract's), or the 4xx that says what is wrong with it."""
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
-        raise RequestValidationError(errors, body=body) from None
+        raise RecordValidationError(errors, body, contract) from None
 
 
-async def read_body(request: Request, model: type[Body]) -> Body:
-    """The request's JSON body as `model`, or the 4xx that says what is wrong with it."""
-    return validated(await json_body(request, model), model)
+def record_row(body: bytes, contract: Contract) -> tuple[list[float], list[str]]:
+    """One record's row and its unknown fields: the fast check, else the contract's model
+    (which words any error)."""
+    checked = checked_record(body, contract)
+    if checked is None:
+        row = contract.record_row(validated(body, contract.record, contract))
+        return row, contract.imputed(row)
+    return checked
 
 
 def service_of(request: Request) -> Service:
@@ -133,21 +146,36 @@ def service_of(request: Request) -> Service:
     return service
 
 
+def served_model(service: Service, body: bytes, batch: bool = False) -> LoadedModel:
+    """The model that scores this request (taken once: a hot swap mid-request does not mix two
+    contracts). Without one, bad input is still refused (422, by the project's spec, or as
+    "not an object of numbers") before the 503 that says no model is loaded."""
+    model = service.store.current
+    if model is None:
+        contract = service.store.configured_contract()
+        if contract is not None:
+            validated(body, contract.batch if batch else contract.record, contract)
+        else:
+            record, batch_model = generic_models()
+            validated(body, batch_model if batch else record, None)
+        model = service.store.require()  # ModelNotReady: the 503 with the reason
+    return model
+
+
 @router.post(
     "/predict",
     response_model=PredictionResponse,
     responses=ERRORS,
-    openapi_extra=openapi_body(PatientRecord),
+    openapi_extra=openapi_body(RECORD_MODEL),
 )
 async def predict(request: Request) -> Response:
-    """Score one patient (the seed's 13 fields, UCI coding)."""
-    body = await json_body(request, PatientRecord)
-    # The fast check accepts only valid patients; anything else gets PatientRecord's verdict.
-    row = patient_row(body)
-    if row is None:
-        row = validated(body, PatientRecord).as_row()
+    """Score one record (the served model's input fields; see /model/info)."""
+    body = await json_body(request)
     service = service_of(request)
-    model = service.store.require()  # once: a hot swap mid-request does not mix two models
+    model = served_model(service, body)
+    contract = model.contract
+    # The fast check accepts only valid records; anything else gets the contract model's verdict.
+    row, imputed = record_row(body, contract)
     rid = request_id(request)
     probability, prediction = await service.predict_one(model, row, rid)
     request.scope[MODEL_VERSION_KEY] = model.version
@@ -156,7 +184,9 @@ async def predict(request: Request) -> Response:
             {
                 "prediction": prediction,
                 "probability": probability,
-                "risk_level": risk_level(probability),
+                "risk_level": contract.risk_level(probability),
+                "imputed_fields": imputed,
+                "note": contract.note(imputed),
                 "model_name": model.name,
                 "model_version": model.version,
                 "request_id": rid,
@@ -169,22 +199,27 @@ async def predict(request: Request) -> Response:
     "/predict/batch",
     response_model=BatchPredictionResponse,
     responses=ERRORS,
-    openapi_extra=openapi_body(BatchRequest),
+    openapi_extra=openapi_body(BATCH_MODEL),
 )
 async def predict_batch(request: Request) -> Response:
-    """Score many patients at once: one result per record, in order."""
-    batch = await read_body(request, BatchRequest)
+    """Score many records at once: one result per record, in order."""
+    body = await json_body(request, batch=True)
     service = service_of(request)
+    model = served_model(service, body, batch=True)
+    contract = model.contract
+    row_list = batch_rows(body, contract)
+    if row_list is None:
+        batch = validated(body, contract.batch, contract)
+        row_list = [contract.record_row(record) for record in batch.records]
     limit = service.settings.serve_batch_limit
-    if len(batch.records) > limit:
+    if len(row_list) > limit:
         raise HTTPException(
             413,
-            f"the batch has {len(batch.records)} records; the limit is {limit} per request "
+            f"the batch has {len(row_list)} records; the limit is {limit} per request "
             "(HEARTML_SERVE_BATCH_LIMIT): split it into smaller batches",
         )
-    model = service.store.require()
     rid = request_id(request)
-    rows = np.array([record.as_row() for record in batch.records], dtype=np.float64)
+    rows = np.array(row_list, dtype=np.float64)
     if len(rows) > THREADPOOL_ROWS:
         probabilities, predictions = service.record(
             model, rows, await run_in_threadpool(model.probabilities, rows), rid
@@ -193,12 +228,21 @@ async def predict_batch(request: Request) -> Response:
         probabilities, predictions = service.predict(model, rows, rid)
     service.metrics.batch_size.observe(len(rows))
     request.scope[MODEL_VERSION_KEY] = model.version
+    results = []
+    for row, p, label in zip(row_list, probabilities.tolist(), predictions.tolist(), strict=True):
+        imputed = contract.imputed(row)
+        results.append(
+            {
+                "prediction": label,
+                "probability": p,
+                "risk_level": contract.risk_level(p),
+                "imputed_fields": imputed,
+                "note": contract.note(imputed),
+            }
+        )
     return json_response(
         {
-            "results": [
-                {"prediction": label, "probability": p, "risk_level": risk_level(p)}
-                for p, label in zip(probabilities.tolist(), predictions.tolist(), strict=True)
-            ],
+            "results": results,
             "count": len(rows),
             "model_name": model.name,
             "model_version": model.version,
@@ -211,15 +255,17 @@ async def predict_batch(request: Request) -> Response:
     "/predict/explain",
     response_model=ExplanationResponse,
     responses=ERRORS,
-    openapi_extra=openapi_body(PatientRecord),
+    openapi_extra=openapi_body(RECORD_MODEL),
 )
 async def explain(request: Request) -> Response:
-    """Score one patient and say which features pushed the probability up or down."""
-    record = await read_body(request, PatientRecord)
+    """Score one record and say which features pushed the probability up or down."""
+    body = await json_body(request)
     service = service_of(request)
-    model = service.store.require()
+    model = served_model(service, body)
+    contract = model.contract
+    listed, imputed = record_row(body, contract)
     rid = request_id(request)
-    row = np.array(record.as_row(), dtype=np.float64)
+    row = np.array(listed, dtype=np.float64)
     count = len(row)
     rows = np.repeat(row[None, :], count + 1, axis=0)
     rows[np.arange(count) + 1, np.arange(count)] = model.baseline
@@ -228,10 +274,11 @@ async def explain(request: Request) -> Response:
     probability, prediction = float(probabilities[0]), int(decided[0])
     request.scope[MODEL_VERSION_KEY] = model.version
     deltas = probability - probabilities[1:]
+    names, columns = contract.names, contract.columns
     contributions = [
         {
-            "feature": RAW_COLUMNS[i].name,
-            "label": RAW_COLUMNS[i].label,
+            "feature": names[i],
+            "label": columns[names[i]].label,
             "value": None if np.isnan(row[i]) else float(row[i]),
             "reference_value": float(model.baseline[i]),
             "contribution": float(deltas[i]),
@@ -242,7 +289,9 @@ async def explain(request: Request) -> Response:
         {
             "prediction": prediction,
             "probability": probability,
-            "risk_level": risk_level(probability),
+            "risk_level": contract.risk_level(probability),
+            "imputed_fields": imputed,
+            "note": contract.note(imputed),
             "model_name": model.name,
             "model_version": model.version,
             "request_id": rid,

@@ -1,26 +1,24 @@
-/* heartml web page: builds the patient form from the field table in index.html, scores it with
- * POST predict/explain and shows the probability, risk band, the features that moved it and
- * the model. Vanilla JS, same-origin requests only; URLs are relative so that the page also
- * works behind a path prefix.
+/* heartml web page: builds the form from GET model/info (the input fields of the dataset spec
+ * inside the served package: names, labels, allowed values, groups, which may be unknown, the
+ * risk bands), scores it with POST predict/explain and shows the probability, risk band, the
+ * fields the model imputed, the features that moved the estimate and the model. Vanilla JS,
+ * same-origin requests only; URLs are relative so that the page also works behind a path prefix.
+ *
+ * The form follows the served model: model/info is asked again every POLL_MS, and whenever an
+ * answer comes from another model version (or a 422 names a field the form does not have); a
+ * new spec hash rebuilds the form, keeping the values of the fields that are still there.
  *
  * One request per submit: predict/explain answers everything predict does (prediction,
- * probability, risk_level, model name and version, request id) plus the contributions. Calling
- * both would count every page submission twice in the service's drift window, metrics and
- * prediction log. A server without the explain route (404) falls back to predict alone.
+ * probability, risk_level, imputed fields, model name and version, request id) plus the
+ * contributions. Calling both would count every page submission twice in the service's drift
+ * window, metrics and prediction log. A server without the explain route (404) falls back to
+ * predict alone.
  */
 (function () {
   "use strict";
 
-  const FIELDS = JSON.parse(document.getElementById("heartml-fields").textContent);
-  const BY_NAME = Object.fromEntries(FIELDS.map((field) => [field.name, field]));
-  const GROUPS = [
-    ["patient", "About the patient"],
-    ["rest", "Symptoms and resting tests"],
-    ["exercise", "Exercise stress test"],
-    ["imaging", "Imaging"],
-  ];
-  const RISK_WORDS = { low: "Low risk", moderate: "Moderate risk", high: "High risk" };
   const TOP_CONTRIBUTIONS = 6;
+  const POLL_MS = 15000;
 
   const form = document.getElementById("patient-form");
   const submitButton = document.getElementById("submit");
@@ -29,8 +27,38 @@
   const emptyBox = document.getElementById("result-empty");
   const staleNote = document.getElementById("stale-note");
 
-  let modelInfo = null;
+  let modelInfo = null; // the last GET model/info
+  let FIELDS = []; // modelInfo.fields: the form's fields, in model order
+  let BY_NAME = {};
   let busy = false;
+  let retry = null;
+
+  // ---------------------------------------------------------------------------------------
+  // Words
+
+  function capitalised(text) {
+    return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+  }
+
+  function riskWords(label) {
+    return `${capitalised(String(label).replace(/_/g, " "))} risk`;
+  }
+
+  function percent(probability) {
+    return `${(probability * 100).toFixed(1)}%`;
+  }
+
+  function bands() {
+    return (modelInfo && modelInfo.risk_levels) || [];
+  }
+
+  // A band's colour by its place: the first is "low", the last "high", any between "moderate".
+  function toneOf(label) {
+    const list = bands();
+    const index = list.findIndex((band) => band.label === label);
+    if (index <= 0) return "low";
+    return index === list.length - 1 ? "high" : "moderate";
+  }
 
   // ---------------------------------------------------------------------------------------
   // The form
@@ -47,95 +75,122 @@
     return node;
   }
 
+  function signed(value) {
+    return value < 0 ? `−${-value}` : String(value);
+  }
+
   function rangeText(field) {
-    const low = field.min < 0 ? `−${-field.min}` : String(field.min);
-    return `${low} to ${field.max} ${field.unit}`;
+    if (field.codes) return "";
+    return `${signed(field.minimum)} to ${field.maximum}${field.unit ? ` ${field.unit}` : ""}`;
   }
 
   function buildField(field) {
     const id = `f-${field.name}`;
     const hintId = `${id}-hint`;
     const errorId = `${id}-error`;
-    const hintText = field.kind === "numeric"
-      ? [field.hint, rangeText(field)].filter(Boolean).join(" · ")
-      : field.hint;
+    const hintText = [field.description, rangeText(field)].filter(Boolean).join(" · ");
     const describedBy = [hintText ? hintId : null, errorId].filter(Boolean).join(" ");
 
     let control;
     if (field.codes) {
       control = element("select", { id, name: field.name, "aria-describedby": describedBy });
-      for (const [code, meaning] of field.codes) {
-        control.append(element("option", { value: code, text: meaning }));
+      for (const { code, label } of field.codes) {
+        control.append(element("option", { value: code, text: label }));
       }
-      if (field.nullable) control.append(element("option", { value: "", text: "unknown" }));
     } else {
       control = element("input", {
         id,
         name: field.name,
         type: "number",
         inputmode: "decimal",
-        min: field.min,
-        max: field.max,
+        min: field.minimum,
+        max: field.maximum,
         step: field.step,
         "aria-describedby": describedBy,
       });
     }
-
-    const label = element("label", { for: id, className: "field-label", text: field.label });
-    let inputRow = control;
-    if (!field.codes) {
-      const parts = [control, element("span", { className: "unit", text: field.unit })];
-      if (field.nullable) {
-        const unknown = element("input", {
-          type: "checkbox",
-          id: `${id}-unknown`,
-          className: "unknown-toggle",
-          "data-for": field.name,
-        });
-        unknown.addEventListener("change", () => {
-          control.disabled = unknown.checked;
-          if (!unknown.checked) control.focus();
-        });
-        parts.push(
-          element("label", { className: "unknown", for: `${id}-unknown` }, [
-            unknown,
-            document.createTextNode("unknown"),
-          ]),
-        );
-      }
-      inputRow = element("div", { className: "input-row" }, parts);
+    const parts = [control];
+    if (!field.codes && field.unit) parts.push(element("span", { className: "unit", text: field.unit }));
+    if (!field.required) {
+      const unknown = element("input", {
+        type: "checkbox",
+        id: `${id}-unknown`,
+        className: "unknown-toggle",
+        "data-for": field.name,
+      });
+      unknown.addEventListener("change", () => {
+        control.disabled = unknown.checked;
+        if (!unknown.checked) control.focus();
+      });
+      parts.push(
+        element("label", { className: "unknown", for: `${id}-unknown` }, [
+          unknown,
+          document.createTextNode("unknown"),
+        ]),
+      );
     }
+    const label = element("label", { for: id, className: "field-label", text: field.label });
     return element("div", { className: `field field-${field.kind}`, "data-field": field.name }, [
       label,
-      inputRow,
+      element("div", { className: "input-row" }, parts),
       hintText ? element("p", { id: hintId, className: "field-hint", text: hintText }) : null,
       element("p", { id: errorId, className: "field-error", hidden: true }),
     ]);
   }
 
+  // The groups in the order the spec first names them; fields without a group last.
+  function groups() {
+    const order = [];
+    for (const field of FIELDS) if (!order.includes(field.group)) order.push(field.group);
+    return order.sort((a, b) => (a === "") - (b === ""));
+  }
+
   function buildForm() {
     const container = document.getElementById("form-fields");
     container.replaceChildren();
-    for (const [group, title] of GROUPS) {
+    for (const group of groups()) {
       const fields = FIELDS.filter((field) => field.group === group);
-      const fieldset = element("fieldset", { className: "group" }, [
-        element("legend", { text: title }),
-        element("div", { className: "field-grid" }, fields.map(buildField)),
-      ]);
-      container.append(fieldset);
+      container.append(
+        element("fieldset", { className: "group" }, [
+          element("legend", { text: group || "Other inputs" }),
+          element("div", { className: "field-grid" }, fields.map(buildField)),
+        ]),
+      );
     }
   }
 
-  function fillExample() {
-    for (const field of FIELDS) {
-      form.elements[field.name].value = String(field.example);
-      const unknown = document.getElementById(`f-${field.name}-unknown`);
-      if (unknown) {
-        unknown.checked = false;
-        form.elements[field.name].disabled = false;
-      }
+  function setValue(field, value) {
+    const control = form.elements[field.name];
+    const unknown = document.getElementById(`f-${field.name}-unknown`);
+    const isUnknown = value === null;
+    if (unknown) {
+      unknown.checked = isUnknown;
+      control.disabled = isUnknown;
     }
+    if (!isUnknown) control.value = String(value);
+  }
+
+  function fillExample() {
+    for (const field of FIELDS) setValue(field, field.example);
     clearErrors();
+  }
+
+  // Called with the form's earlier values after a rebuild: fields still there keep them.
+  function restore(values) {
+    for (const field of FIELDS) {
+      if (Object.prototype.hasOwnProperty.call(values, field.name)) setValue(field, values[field.name]);
+    }
+  }
+
+  function currentValues() {
+    const values = {};
+    for (const field of FIELDS) {
+      const control = form.elements[field.name];
+      const unknown = document.getElementById(`f-${field.name}-unknown`);
+      if (!control) continue;
+      values[field.name] = unknown && unknown.checked ? null : control.value;
+    }
+    return values;
   }
 
   // The form as the API's JSON body: numbers, null for unknown. Values are not range-checked
@@ -146,21 +201,72 @@
     for (const field of FIELDS) {
       const control = form.elements[field.name];
       const unknown = document.getElementById(`f-${field.name}-unknown`);
-      if ((unknown && unknown.checked) || (field.codes && control.value === "")) {
+      if (unknown && unknown.checked) {
         body[field.name] = null;
       } else if (control.validity && control.validity.badInput) {
         problems.push({ field: field.name, message: `${field.label} must be a number` });
-      } else if (control.value.trim() === "") {
+      } else if (String(control.value).trim() === "") {
         problems.push({
           field: field.name,
           message: `Enter the ${field.label.toLowerCase()}` +
-            (field.nullable ? ", or tick “unknown”" : "") + ` (${rangeText(field)})`,
+            (field.required ? "" : ", or tick “unknown”") +
+            (field.codes ? "" : ` (${rangeText(field)})`),
         });
       } else {
         body[field.name] = Number(control.value);
       }
     }
     return { body, problems };
+  }
+
+  function showTexts() {
+    const dataset = modelInfo.dataset;
+    const what = capitalised(dataset.record_title);
+    document.getElementById("page-title").textContent = `${capitalised(dataset.positive_label)} risk`;
+    document.title = `${capitalised(dataset.positive_label)} risk · heartml`;
+    document.getElementById("page-tagline").textContent =
+      `An estimate from ${FIELDS.length} measurements · ${dataset.title}`;
+    document.getElementById("form-title").textContent = what;
+    document.getElementById("form-lede").textContent =
+      `Prefilled with the example ${dataset.record_title} of the model's dataset spec. Tick ` +
+      "“unknown” for a value that was not measured: the model fills it in as in training, and " +
+      "the result says so.";
+    document.getElementById("reset-example").textContent = `Reset to the example ${dataset.record_title}`;
+    document.getElementById("probability-caption").textContent =
+      `estimated probability of ${dataset.positive_label}`;
+    buildGauge();
+  }
+
+  function buildGauge() {
+    const track = document.getElementById("gauge-track");
+    const scale = document.getElementById("gauge-scale");
+    const legend = document.getElementById("gauge-legend");
+    track.replaceChildren();
+    legend.replaceChildren();
+    const edges = [0];
+    for (const band of bands()) {
+      const upper = band.below === null ? 1 : band.below;
+      track.append(element("span", {
+        className: `gauge-band ${toneOf(band.label)}`,
+        style: `width:${(upper - band.minimum) * 100}%`,
+      }));
+      legend.append(element("span", {}, [
+        element("i", { className: `swatch ${toneOf(band.label)}` }),
+        document.createTextNode(band.label.replace(/_/g, " ")),
+      ]));
+      edges.push(upper);
+    }
+    scale.replaceChildren(
+      ...edges.map((edge) => element("span", { style: `left:${edge * 100}%`, text: `${Math.round(edge * 100)}%` })),
+    );
+  }
+
+  function bandsText() {
+    return bands()
+      .map((band) => band.below === null
+        ? `${band.label} ${percent(band.minimum)} and above`
+        : `${band.label} below ${percent(band.below)}`)
+      .join(", ");
   }
 
   // ---------------------------------------------------------------------------------------
@@ -188,7 +294,8 @@
     const field = BY_NAME[name];
     let text = String(message);
     if (field && text.startsWith(name + " ")) text = field.label + text.slice(name.length);
-    return text.replace(/, or null when unknown/g, ", or unknown").replace(/got null$/, "got no value");
+    else if (field) text = `${field.label}: ${text}`;
+    return text.replace(/, or null when unknown/g, ", or unknown");
   }
 
   function showFieldErrors(errors) {
@@ -215,6 +322,7 @@
     summary.push(...general);
     showAlert(summary.join(" "));
     if (first) first.focus();
+    return general.length > 0;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -247,19 +355,41 @@
     return `The service refused the request (HTTP ${reply.status})${detail ? `: ${detail}` : ""}${rid}.`;
   }
 
+  // Returns true when the form was (re)built for another spec.
   async function loadModelInfo() {
+    clearTimeout(retry);
     try {
       const reply = await callJson("model/info");
       if (!reply.ok) {
-        document.getElementById("model-name").textContent = "not loaded yet";
-        setTimeout(loadModelInfo, 5000);
-        return;
+        if (!modelInfo) document.getElementById("model-name").textContent = "not loaded yet";
+        retry = setTimeout(loadModelInfo, 5000);
+        return false;
       }
-      modelInfo = reply.data;
-      showModel(modelInfo.name, modelInfo.version);
+      const info = reply.data;
+      const rebuilt = !modelInfo || modelInfo.spec_hash !== info.spec_hash;
+      const earlier = modelInfo ? currentValues() : null;
+      modelInfo = info;
+      if (rebuilt) {
+        FIELDS = info.fields;
+        BY_NAME = Object.fromEntries(FIELDS.map((field) => [field.name, field]));
+        buildForm();
+        fillExample();
+        if (earlier) {
+          restore(earlier);
+          markStale();
+          showAlert("The served model changed its inputs: the form now asks for the fields of the new model.");
+        }
+        form.dataset.specHash = info.spec_hash;
+        showTexts();
+        submitButton.disabled = false;
+      }
+      showModel(info.name, info.version);
+      retry = setTimeout(loadModelInfo, POLL_MS);
+      return rebuilt;
     } catch (_error) {
-      document.getElementById("model-name").textContent = "service unreachable";
-      setTimeout(loadModelInfo, 5000);
+      if (!modelInfo) document.getElementById("model-name").textContent = "service unreachable";
+      retry = setTimeout(loadModelInfo, 5000);
+      return false;
     }
   }
 
@@ -270,7 +400,7 @@
 
   async function submit(event) {
     event.preventDefault();
-    if (busy) return;
+    if (busy || !modelInfo) return;
     clearErrors();
     const { body, problems } = readForm();
     if (problems.length) {
@@ -288,7 +418,9 @@
         showResult(reply.data);
       } else if (reply.status === 422 && Array.isArray(reply.data && reply.data.detail)) {
         hideResult();
-        showFieldErrors(reply.data.detail);
+        const unknownFields = showFieldErrors(reply.data.detail);
+        // A field the form does not know: the served model may have changed its inputs.
+        if (unknownFields) await loadModelInfo();
       } else {
         showAlert(describeFailure(reply));
       }
@@ -305,24 +437,16 @@
   // ---------------------------------------------------------------------------------------
   // The result
 
-  function percent(probability) {
-    return `${(probability * 100).toFixed(1)}%`;
-  }
-
   function valueText(name, value) {
     const field = BY_NAME[name];
     if (value === null || value === undefined) return "unknown";
     if (!field) return String(value);
     if (field.codes) {
-      const match = field.codes.find(([code]) => code === value);
-      return match ? match[1] : String(value);
+      const match = field.codes.find((item) => item.code === value);
+      return match ? match.label : String(value);
     }
-    return `${Number(value).toLocaleString("en", { maximumFractionDigits: 1 })} ${field.unit}`;
-  }
-
-  function referenceText(name, reference) {
-    const field = BY_NAME[name];
-    return `typical: ${valueText(name, reference)}`;
+    const shown = Number(value).toLocaleString("en", { maximumFractionDigits: 1 });
+    return field.unit ? `${shown} ${field.unit}` : shown;
   }
 
   function hideResult() {
@@ -333,22 +457,31 @@
   function showResult(data) {
     const probability = data.probability;
     const risk = data.risk_level;
+    const tone = toneOf(risk);
     document.getElementById("probability").textContent = percent(probability);
     const badge = document.getElementById("risk-level");
-    badge.textContent = RISK_WORDS[risk] || risk;
-    badge.className = `risk-badge ${risk}`;
+    badge.textContent = riskWords(risk);
+    badge.className = `risk-badge ${tone}`;
     resultBox.dataset.risk = risk;
+    resultBox.dataset.tone = tone;
 
     const clamped = Math.min(Math.max(probability, 0), 1);
     document.getElementById("gauge-marker").style.left = `${clamped * 100}%`;
     document.getElementById("gauge").setAttribute(
       "aria-label",
-      `Probability ${percent(probability)} on a scale from 0 to 100%: ${RISK_WORDS[risk] || risk} ` +
-        "(bands: low below 30%, moderate 30 to 60%, high 60% and above)",
+      `Probability ${percent(probability)} on a scale from 0 to 100%: ${riskWords(risk)} ` +
+        `(bands: ${bandsText()})`,
     );
 
-    const threshold = modelInfo && typeof modelInfo.threshold === "number" ? modelInfo.threshold : null;
-    const verdict = data.prediction === 1 ? "heart disease" : "no heart disease";
+    const imputed = Array.isArray(data.imputed_fields) ? data.imputed_fields : [];
+    const note = document.getElementById("imputed-note");
+    note.textContent = imputed.length ? data.note || `Imputed: ${imputed.join(", ")}` : "";
+    note.hidden = imputed.length === 0;
+    note.dataset.fields = imputed.join(",");
+
+    const dataset = modelInfo.dataset;
+    const threshold = typeof modelInfo.threshold === "number" ? modelInfo.threshold : null;
+    const verdict = data.prediction === 1 ? dataset.positive_label : dataset.negative_label;
     document.getElementById("prediction-line").replaceChildren(
       document.createTextNode(
         threshold === null ? "Model decision: " : `Model decision at its ${percent(threshold)} threshold: `,
@@ -356,10 +489,10 @@
       element("strong", { text: verdict }),
     );
 
-    showContributions(data.contributions);
+    showContributions(data.contributions, imputed);
     showModel(data.model_name, data.model_version);
-    if (modelInfo && modelInfo.version !== data.model_version) loadModelInfo();
-    const algorithm = modelInfo && modelInfo.version === data.model_version
+    if (modelInfo.version !== data.model_version) loadModelInfo();
+    const algorithm = modelInfo.version === data.model_version
       ? ` (${modelInfo.algorithm.replace(/_/g, " ")})`
       : "";
     document.getElementById("result-meta").textContent =
@@ -376,7 +509,7 @@
     }
   }
 
-  function showContributions(contributions) {
+  function showContributions(contributions, imputed) {
     const section = document.getElementById("explanation");
     const list = document.getElementById("contributions");
     list.replaceChildren();
@@ -397,6 +530,9 @@
       const label = (BY_NAME[item.feature] && BY_NAME[item.feature].label) || item.label;
       const width = `${(Math.abs(item.contribution) / largest) * 100}%`;
       const bar = element("span", { className: "bar", style: `width:${width}` });
+      const value = imputed.includes(item.feature)
+        ? "unknown (imputed)"
+        : valueText(item.feature, item.value);
       list.append(
         element("li", {
           className: `contribution ${up ? "up" : "down"}`,
@@ -407,7 +543,7 @@
             element("span", { className: "contribution-label", text: label }),
             element("span", {
               className: "contribution-value",
-              text: `${valueText(item.feature, item.value)} · ${referenceText(item.feature, item.reference_value)}`,
+              text: `${value} · typical: ${valueText(item.feature, item.reference_value)}`,
             }),
           ]),
           element("div", { className: "diverging", "aria-hidden": "true" }, [
@@ -433,8 +569,7 @@
 
   // ---------------------------------------------------------------------------------------
 
-  buildForm();
-  fillExample();
+  submitButton.disabled = true; // until the form is built
   form.addEventListener("submit", submit);
   form.addEventListener("input", markStale);
   form.addEventListener("change", markStale);
