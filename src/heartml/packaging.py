@@ -322,7 +322,7 @@ def build_package(
         write_json(staging / REFERENCE_FILE, reference_statistics(train, spec))
         from heartml.reports.model_card import markdown_to_html, model_card_markdown
 
-        card = model_card_markdown(champion_dict, summary, data_info)
+        card = model_card_markdown(champion_dict, summary, data_info, spec)
         (staging / "model_card.md").write_text(card)
         (staging / "model_card.html").write_text(
             markdown_to_html(card, f"Model card: {champion.model_name} v{champion.version}")
