@@ -35,12 +35,15 @@ from typing import Any
 import pytest
 import yaml
 
+from heartml.spec import load_spec
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PYTHON = str(VENV_BIN / "python")
 HEARTML = str(VENV_BIN / "heartml")
 MLFLOW = str(VENV_BIN / "mlflow")
 ALGORITHMS = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
+RAW_FEATURES = load_spec(REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml").raw_names
 MODEL_NAMES = tuple(f"heart_disease_{a}" for a in ALGORITHMS)
 BACKENDS = ("embedded", "server")  # the embedded SQLite store; mlflow server on PostgreSQL
 SERVER_START_TIMEOUT_S = 90
@@ -617,9 +620,7 @@ class Load:
 
 
 def records_of(frame: Any) -> list[dict[str, Any]]:
-    """DataFrame rows -> /predict bodies (raw UCI columns; a missing value as null)."""
-    from heartml.coding import RAW_FEATURES
-
+    """DataFrame rows -> /predict bodies (the spec's raw columns; a missing value as null)."""
     values = frame[list(RAW_FEATURES)].astype(object).where(frame[list(RAW_FEATURES)].notna(), None)
     return [dict(zip(RAW_FEATURES, row, strict=True)) for row in values.itertuples(index=False)]
 
@@ -631,8 +632,6 @@ def offline_probabilities(package: Path, frame: Any) -> Any:
     import json
 
     import joblib
-
-    from heartml.coding import RAW_FEATURES
 
     manifest = json.loads((package / "MANIFEST.json").read_text())
     digest = hashlib.sha256((package / "model.joblib").read_bytes()).hexdigest()

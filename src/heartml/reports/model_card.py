@@ -161,6 +161,7 @@ def model_card_markdown(
         smallest_subgroups=_smallest_subgroups(summary, view),
         imputed=_imputed_text(view),
         blocks=_block_rows(summary, view),
+        limitations=spec.limitations,
     )
 
 

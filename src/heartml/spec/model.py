@@ -230,6 +230,9 @@ class DatasetSpec(_Strict):
     missing_blocks: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="groups of columns often missing together"
     )
+    limitations: tuple[str, ...] = Field(
+        (), description="what a reader of the model card must know about the data, in words"
+    )
 
     @field_validator("name", "model_name_prefix", "package_prefix", "processed_stem")
     @classmethod

@@ -57,6 +57,7 @@ def test_html_templates_escape_values_and_markdown_templates_do_not() -> None:
         subgroups=[],
         smallest_subgroups=[],
         blocks=[],
+        limitations=[],
     )
     assert "- Source used: <b>&</b>;" in markdown  # escaped later, by the Markdown renderer
 

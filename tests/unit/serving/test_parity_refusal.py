@@ -15,14 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from heartml.coding import RAW_FEATURES
 from heartml.manifest import MANIFEST, PARITY_FILE, verify_checksums
 from heartml.parity import ParityError
 from heartml.provenance import sha256_file
 from heartml.serving.model_store import ModelStore, load_package
 from heartml.settings import Settings
+from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving
+
+RAW_FEATURES = heart_spec().raw_names
 
 PackageFactory = Callable[..., Path]
 
