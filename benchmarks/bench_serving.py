@@ -530,7 +530,7 @@ def json_costs() -> None:
 
     from heartml.serving.contract import build_contract
     from heartml.serving.schemas import PredictionResponse, patient_row
-    from heartml.spec.model import load_spec
+    from heartml.spec import load_spec
 
     contract = build_contract(load_spec(ROOT / "configs" / "datasets" / "uci_heart.yaml"))
     record = contract.record

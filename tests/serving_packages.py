@@ -35,7 +35,7 @@ from heartml.packaging import (
     write_parity_reference,
 )
 from heartml.provenance import write_json
-from heartml.spec.model import TARGET, DatasetSpec, load_spec, spec_from_text
+from heartml.spec import TARGET, DatasetSpec, load_spec, spec_from_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEART_SPEC_FILE = REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml"

@@ -95,7 +95,7 @@ class VerifiedPackage:
 
     directory: Path
     manifest: dict[str, Any]
-    spec_text: str  # dataset_spec.yaml: parse with heartml.spec.model.spec_from_text
+    spec_text: str  # dataset_spec.yaml: parse with heartml.spec.spec_from_text
     onnx: bytes
     model_config: dict[str, Any]
     reference: dict[str, Any]

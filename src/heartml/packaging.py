@@ -39,8 +39,7 @@ from heartml.manifest import (
 from heartml.manifest import newest_package as newest_package
 from heartml.parity import PARITY_TOLERANCE, check, read_reference, reference_document
 from heartml.provenance import platform_info, read_json, sha256_file, staged_directory, write_json
-from heartml.spec import DatasetSpec
-from heartml.spec.model import spec_from_text
+from heartml.spec import DatasetSpec, spec_from_text
 
 JOBLIB_FILE = "model.joblib"
 MLFLOW_DIR = "mlflow_model"

@@ -31,8 +31,7 @@ from integration_helpers import (
 )
 
 from heartml.data.parse import parse_records
-from heartml.spec import load_spec
-from heartml.spec.model import spec_from_text
+from heartml.spec import load_spec, spec_from_text
 from oracles import HEART_SPEC_FILE
 
 pytestmark = [pytest.mark.task4, pytest.mark.integration, pytest.mark.slow]

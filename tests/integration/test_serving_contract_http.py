@@ -25,8 +25,7 @@ from integration_helpers import Server, launch_server, tail
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from heartml.spec import rules
-from heartml.spec.model import DatasetSpec
+from heartml.spec import DatasetSpec, rules
 from serving_packages import fit, heart_spec, read_source, with_extra_column, write_package
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.slow]

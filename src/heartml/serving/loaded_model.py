@@ -29,7 +29,7 @@ from heartml.manifest import (
     read_package,
 )
 from heartml.serving.contract import Contract, build_contract
-from heartml.spec.model import SpecError, spec_from_text
+from heartml.spec import SpecError, spec_from_text
 
 
 class ModelLoadError(HeartmlError):

@@ -182,7 +182,7 @@ def test_cli_against_a_silent_server_ends_in_time_and_moves_nothing(
     first = heartml_cli("data", cwd=settings.root, env=make_cli_env(HEARTML_OFFLINE="1"))
     assert first.returncode == 0, first.stderr
     before = {p.name: p.read_bytes() for p in settings.processed_dir.iterdir()}
-    settings.raw_data_path.unlink()
+    settings.catalog.raw_path.unlink()
     baseline_started = time.monotonic()
     version = heartml_cli("--help", cwd=settings.root, env=make_cli_env())
     startup = time.monotonic() - baseline_started
