@@ -41,7 +41,7 @@ from reliability_helpers import (
     wait_for_log,
 )
 
-from heartml.data.schema import parse_uci
+from serving_packages import heart_spec, read_source
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]
 
@@ -63,7 +63,7 @@ def test_champion_moved_under_load_fails_no_request(
 ) -> None:
     project = registry_copy(built, tmp_path / "project")
     old, new = built.version(built.v2), built.version(built.v1)
-    rows = parse_uci((built.project.root / "data/raw/processed.cleveland.data").read_bytes())
+    rows = read_source(heart_spec())
     name = manifest_of(built.v1)["model_name"]
     assert manifest_of(built.v2)["model_name"] == name
     expected = {
