@@ -42,12 +42,13 @@ def promote_rounds(
         results["models"] = {algorithm: results["models"][algorithm]}
         results["best_algorithm"] = algorithm  # this side's best model, by construction
         pipelines = {algorithm: load_verified_pipeline(settings.models_dir / algorithm)}
-        train, _ = read_split(settings.processed_dir)
-        provenance = read_json(settings.processed_dir / "provenance.json")
+        train, _ = read_split(settings.catalog)
+        provenance = read_json(settings.catalog.provenance_file)
+        spec_text = settings.catalog.spec.to_yaml()
         for round_number in range(rounds):
             barrier.wait(timeout_s)
             run_id, (version,) = log_pipeline_execution(
-                registry, results, pipelines, train.head(5), {}, provenance
+                registry, results, pipelines, train.head(5), {}, provenance, spec_text
             )
             barrier.wait(timeout_s)  # both registered: now both promote at once
             current = registry.find_champion()

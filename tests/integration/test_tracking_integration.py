@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ import pytest
 from integration_helpers import (
     BACKENDS,
     MODEL_NAMES,
+    REPO_ROOT,
     MlflowServer,
     Project,
     TrackedTwice,
@@ -390,6 +392,8 @@ def test_concurrent_promotions_on_two_models_leave_exactly_one_champion(tmp_path
     from heartml.tracking.registry import Registry
     from heartml.tracking.versions import RegisteredVersion
 
+    # The registered names come from the project's dataset spec.
+    shutil.copytree(REPO_ROOT / "configs" / "datasets", tmp_path / "configs" / "datasets")
     settings = Settings(root=tmp_path)
     client = registry_client(settings.tracking_uri)
     forest, logistic = "heart_disease_random_forest", "heart_disease_logistic_regression"
