@@ -342,7 +342,8 @@ def package_verify(
     ] = None,
 ) -> None:
     """Check every checksum, load every format, re-run the parity check."""
-    from heartml.packaging import newest_package, verify_package
+    from heartml.package.manifest import newest_package
+    from heartml.package.verify import verify_package
 
     with clear_errors():
         catalog = state.settings.catalog
@@ -469,7 +470,7 @@ def score(
     """Score a file with a verified package's ONNX model; invalid rows go to a rejects file."""
     from heartml.batch import ENGINES, score_file, scoring_model
     from heartml.errors import HeartmlError
-    from heartml.manifest import newest_package_or_fail, read_package
+    from heartml.package.manifest import newest_package_or_fail, read_package
 
     if engine not in ENGINES:
         fail(f"--engine {engine!r}: allowed: {', '.join(ENGINES)}")

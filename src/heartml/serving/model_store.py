@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from heartml.errors import HeartmlError
-from heartml.manifest import PackagingError, package_dirs, read_manifest
+from heartml.package.manifest import PackagingError, package_dirs, read_manifest
 from heartml.serving.contract import Contract, build_contract, configured_spec
 from heartml.serving.loaded_model import LoadedModel as LoadedModel
 from heartml.serving.loaded_model import ModelLoadError as ModelLoadError
