@@ -10,10 +10,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from heartml.catalog import DEFAULT_DATASET, Catalog
+from heartml.errors import ConfigError
 
 
 def _default_root() -> Path:
@@ -152,3 +153,24 @@ class Settings(BaseSettings):
 
     def registered_model_name(self, algorithm: str) -> str:
         return self.catalog.registered_name(algorithm)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value is a ConfigError naming the variable, the
+    value and what is allowed (pydantic's own text is a multi-line report with a URL)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        info = Settings.model_fields.get(field)
+        alias = info.validation_alias if info is not None else None
+        if isinstance(alias, AliasChoices):
+            variable = str(alias.choices[0])
+        else:
+            variable = f"HEARTML_{field.upper()}" if field else "settings"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(
+            f"{variable} = {first.get('input')!r}: {first['msg']}{more}",
+            hint="the settings and their allowed values are listed in docs/deploy.md",
+        ) from None

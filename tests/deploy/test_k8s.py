@@ -160,9 +160,9 @@ def test_probes_and_ports_match_the_app_and_the_image(
     # `heartml serve` defaults to the same port
     import inspect
 
-    from heartml import cli
+    from heartml.cli import serving
 
-    assert inspect.signature(cli.serve).parameters["port"].default == image_port
+    assert inspect.signature(serving.serve).parameters["port"].default == image_port
 
     probes = {
         kind: container[f"{kind}Probe"]["httpGet"] for kind in ("liveness", "readiness", "startup")

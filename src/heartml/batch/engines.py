@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -35,10 +35,9 @@ from heartml.batch.io import (
 from heartml.batch.model import ScoringModel
 from heartml.batch.score import ScoredChunk, score_frame
 from heartml.batch.writers import OUTPUT_SUFFIXES, OutputWriter, RejectsWriter
+from heartml.choices import ENGINES, Engine
 
 T = TypeVar("T")
-Engine = Literal["local", "dask"]
-ENGINES: tuple[Engine, ...] = ("local", "dask")
 Progress = Callable[[int, int | None], None]  # (rows just processed, total rows if known)
 
 DEFAULT_CHUNK_SIZE = 100_000

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from heartml.config import ALGORITHMS
+from heartml.choices import ALGORITHMS
 from heartml.package.manifest import SPEC_FILE
 from heartml.tracking.connection import mlflow_module
 from heartml.tracking.model_format import log_pipeline_model
