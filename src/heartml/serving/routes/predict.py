@@ -69,6 +69,17 @@ EXPLANATION_METHOD = (
 )
 
 
+def check_batch_limit(service: Service, count: int) -> None:
+    """A 413 for more records than HEARTML_SERVE_BATCH_LIMIT (every route that takes many)."""
+    limit = service.settings.serve_batch_limit
+    if count > limit:
+        raise HTTPException(
+            413,
+            f"the batch has {count} records; the limit is {limit} per request "
+            "(HEARTML_SERVE_BATCH_LIMIT): split it into smaller batches",
+        )
+
+
 def openapi_body(model: str) -> dict[str, Any]:
     """The OpenAPI request body of a route that reads the body itself (the component is the
     served contract's model, added by the app's OpenAPI document)."""
@@ -211,13 +222,7 @@ async def predict_batch(request: Request) -> Response:
     if row_list is None:
         batch = validated(body, contract.batch, contract)
         row_list = [contract.record_row(record) for record in batch.records]
-    limit = service.settings.serve_batch_limit
-    if len(row_list) > limit:
-        raise HTTPException(
-            413,
-            f"the batch has {len(row_list)} records; the limit is {limit} per request "
-            "(HEARTML_SERVE_BATCH_LIMIT): split it into smaller batches",
-        )
+    check_batch_limit(service, len(row_list))
     rid = request_id(request)
     rows = np.array(row_list, dtype=np.float64)
     if len(rows) > THREADPOOL_ROWS:
