@@ -107,8 +107,10 @@ def record_rows(records: Records, contract: Contract) -> list[list[float]]:
         if not isinstance(record, dict):
             count += 1
             if len(problems) < MAX_LISTED:
+                place = where(index)
+                place = place[:-1] if place.endswith(".") else place.rstrip(", ")
                 problems.append(
-                    f"{where(index)}must be a JSON object with the fields {contract.fields_text}; "
+                    f"{place}: must be a JSON object with the fields {contract.fields_text}; "
                     f"got {kind_of(record)}"
                 )
             continue

@@ -28,7 +28,7 @@ from heartml.serving.mlflow_scoring import (
     media_type,
 )
 from heartml.serving.protocol_schemas import MLFLOW_REQUEST, MlflowError, MlflowPredictions
-from heartml.serving.routes.predict import _content_type, check_batch_limit, service_of
+from heartml.serving.routes.predict import check_batch_limit, content_type_of, service_of
 from heartml.serving.rows import InputError, record_rows, score_rows
 
 router = APIRouter(tags=["MLflow scoring protocol"])
@@ -71,7 +71,7 @@ async def invocations(request: Request) -> Response:
     body = await request.body()
     service = service_of(request)
     try:
-        read = csv_records if media_type(_content_type(request)) == CSV_TYPE else json_records
+        read = csv_records if media_type(content_type_of(request)) == CSV_TYPE else json_records
         model = service.store.current
         if model is None:
             # Without a model, bad input is still refused by the project's spec, before the 503.

@@ -43,7 +43,7 @@ from heartml.serving.protocol_schemas import (
     ServerMetadata,
     ServerReady,
 )
-from heartml.serving.routes.predict import check_batch_limit, service_of
+from heartml.serving.routes.predict import check_batch_limit, content_type_of, service_of
 from heartml.serving.rows import InputError, record_rows, score_rows
 from heartml.serving.service import Service
 
@@ -66,6 +66,7 @@ INFER_ERRORS: dict[int | str, dict[str, Any]] = {
     },
     400: {"model": InferenceError, "description": "Malformed request, or a refused value"},
     413: {"model": InferenceError, "description": "Body or batch over the configured limit"},
+    415: {"model": InferenceError, "description": "A form or text/plain body"},
     **MODEL_ERRORS,
 }
 
@@ -181,8 +182,20 @@ async def infer_version(request: Request, name: str, version: str) -> Response:
     return await _infer(request, name, version)
 
 
+# The Content-Types a browser sends cross-site without a CORS preflight: never an inference
+# request (tritonclient sends none; others application/json or application/octet-stream).
+FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     body = await request.body()
+    content_type = content_type_of(request)
+    if content_type and content_type.partition(";")[0].strip().lower() in FORM_TYPES:
+        raise HTTPException(
+            415,
+            "send the inference request as application/json (or application/octet-stream with "
+            f"binary tensor data), not {content_type}",
+        )
     service = service_of(request)
     model = served(service, name, version)
     contract = model.contract

@@ -96,7 +96,7 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _content_type(request: Request) -> str:
+def content_type_of(request: Request) -> str:
     # Straight from the ASGI headers: request.headers would build a Headers object first.
     for name, value in request.scope["headers"]:
         if name == b"content-type":
@@ -107,7 +107,7 @@ def _content_type(request: Request) -> str:
 async def json_body(request: Request, batch: bool = False) -> bytes:
     """The request's body, once the checks every prediction route shares have passed."""
     body = await request.body()
-    content_type = _content_type(request)
+    content_type = content_type_of(request)
     if not _is_json(content_type):
         # Only JSON: a browser sends a cross-site form or text/plain without a CORS preflight.
         raise HTTPException(
