@@ -135,9 +135,11 @@ def start_mlflow_serve(project: Project, name: str, version: str) -> MlflowServe
     log = project.root / f"mlflow-serve-{name}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [MLFLOW, "models", "serve", "-m", f"models:/{name}/{version}",
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],  # fmt: skip
+            [
+                *(MLFLOW, "models", "serve", "-m", f"models:/{name}/{version}"),
+                *("--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)),
+                *("--workers", "1"),
+            ],
             cwd=project.root,
             env=env,
             stdout=sink,
@@ -260,9 +262,9 @@ SEED = [63, 1, 1, 145, 233, 1, 2, 150, 0, 2.3, 3, 0, 6]
 BAD_MLFLOW: list[tuple[str, Any, dict[str, str], int, str, tuple[str, ...]]] = [
     ("missing column", {"dataframe_split": {"columns": COLUMNS[:-1], "data": [SEED[:-1]]}},
      JSON, 400, "INVALID_PARAMETER_VALUE", ("lacks thal",)),
-    ("two formats", {"inputs": [dict(zip(COLUMNS, SEED))], "instances": []},
+    ("two formats", {"inputs": [dict(zip(COLUMNS, SEED, strict=True))], "instances": []},
      JSON, 400, "BAD_REQUEST", ("exactly one of",)),
-    ("a list body", [dict(zip(COLUMNS, SEED))], JSON, 400, "BAD_REQUEST", ("JSON object",)),
+    ("a list body", [dict(zip(COLUMNS, SEED, strict=True))], JSON, 400, "BAD_REQUEST", ("JSON object",)),
     ("malformed JSON", b'{"inputs": ', JSON, 400, "BAD_REQUEST", ("not valid JSON",)),
     ("ragged split", {"dataframe_split": {"columns": COLUMNS, "data": [SEED[:12]]}},
      JSON, 400, "BAD_REQUEST", ("data[0]", "13 values", "got 12")),
@@ -271,12 +273,12 @@ BAD_MLFLOW: list[tuple[str, Any, dict[str, str], int, str, tuple[str, ...]]] = [
      "2.3,3,?,abc\n", {"Content-Type": "text/csv"}, 400, "INVALID_PARAMETER_VALUE",
      ("CSV line 2, thal: 'abc' is not a number", "expected one of 3 (normal)")),
     # MLflow scores these (it coerces or extrapolates); the spec refuses them.
-    ("out of range", {"dataframe_split": {"columns": COLUMNS, "data": [SEED[:4] + [5000] + SEED[5:]]}},
+    ("out of range", {"dataframe_split": {"columns": COLUMNS, "data": [[*SEED[:4], 5000, *SEED[5:]]]}},
      JSON, 200, "INVALID_PARAMETER_VALUE",
      ("dataframe_split.data[0].chol: 5000 is not allowed; expected a number from 80 to 700",)),
-    ("a string", {"dataframe_records": [{**dict(zip(COLUMNS, SEED)), "age": "63"}]},
+    ("a string", {"dataframe_records": [{**dict(zip(COLUMNS, SEED, strict=True)), "age": "63"}]},
      JSON, 200, "INVALID_PARAMETER_VALUE", ("dataframe_records[0].age: '63' is not a number",)),
-    ("required unknown", {"inputs": {**{c: [v] for c, v in zip(COLUMNS, SEED)}, "age": [None]}},
+    ("required unknown", {"inputs": {**{c: [v] for c, v in zip(COLUMNS, SEED, strict=True)}, "age": [None]}},
      JSON, 200, "INVALID_PARAMETER_VALUE", ("row 0 of inputs, age: missing; required",)),
     ("text/plain", "x", {"Content-Type": "text/plain"}, 415, "BAD_REQUEST",
      ("application/json or text/csv",)),
@@ -351,7 +353,9 @@ def test_open_inference_client_gets_the_probabilities_of_predict(
     columns = []
     for index in reversed(range(len(COLUMNS))):
         column = triton.InferInput(COLUMNS[index], [len(matrix)], "FP64")
-        column.set_data_from_numpy(np.ascontiguousarray(matrix[:, index]), binary_data=index % 2 == 0)
+        column.set_data_from_numpy(
+            np.ascontiguousarray(matrix[:, index]), binary_data=index % 2 == 0
+        )
         columns.append(column)
     wanted = [triton.InferRequestedOutput("probabilities", binary_data=False)]
     result = client.infer(pair.name, columns, outputs=wanted, model_version=pair.version)

@@ -77,7 +77,9 @@ def test_every_mlflow_format_scores_like_the_pipeline(
     csv = cleveland[COLUMNS].to_csv(index=False).replace(",,", ",?,")  # a spec marker too
     response = packaged.post("/invocations", content=csv, headers={"content-type": "text/csv"})
     assert response.status_code == 200, response.text
-    np.testing.assert_allclose(np.asarray(response.json()["predictions"])[:, 1], expected, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(response.json()["predictions"])[:, 1], expected, atol=1e-6
+    )
     # MLflow's client writes NaN (json.dumps) for a missing value: unknown, like null.
     missing = int(np.flatnonzero(cleveland["ca"].isna())[0])
     row = [math.nan if v is None else v for v in rows_of(cleveland)[missing]]
@@ -85,18 +87,20 @@ def test_every_mlflow_format_scores_like_the_pipeline(
     assert "NaN" in body
     one = packaged.post("/invocations", content=body, headers={"content-type": "application/json"})
     assert one.json()["predictions"][0][1] == pytest.approx(expected[missing], abs=1e-6)
-    single = packaged.post("/invocations", json={"instances": dict(zip(COLUMNS, SEED))})
+    single = packaged.post(
+        "/invocations", json={"instances": dict(zip(COLUMNS, SEED, strict=True))}
+    )
     assert single.status_code == 200 and len(single.json()["predictions"]) == 1
 
 
 # (payload or raw body, content type, status, error_code, words in the message)
 MLFLOW_ERRORS: list[tuple[Any, str, int, str, str]] = [
-    ({"dataframe_split": {"columns": COLUMNS, "data": [SEED[:4] + [5000] + SEED[5:]]}},
+    ({"dataframe_split": {"columns": COLUMNS, "data": [[*SEED[:4], 5000, *SEED[5:]]]}},
      "application/json", 400, "INVALID_PARAMETER_VALUE",
      "dataframe_split.data[0].chol: 5000 is not allowed; expected a number from 80 to 700 mg/dl"),
-    ({"dataframe_records": [{**dict(zip(COLUMNS, SEED)), "extra": 1}]}, "application/json",
+    ({"dataframe_records": [{**dict(zip(COLUMNS, SEED, strict=True)), "extra": 1}]}, "application/json",
      400, "INVALID_PARAMETER_VALUE", "dataframe_records[0].extra is not an accepted field"),
-    ({"dataframe_records": [{k: v for k, v in zip(COLUMNS, SEED) if k != "ca"}]},
+    ({"dataframe_records": [{k: v for k, v in zip(COLUMNS, SEED, strict=True) if k != "ca"}]},
      "application/json", 400, "INVALID_PARAMETER_VALUE", "dataframe_records[0].ca is missing"),
     ({"dataframe_split": {"columns": [*COLUMNS[:-1], "age"], "data": [SEED]}},
      "application/json", 400, "INVALID_PARAMETER_VALUE", "'age' appears twice"),
@@ -142,7 +146,7 @@ def test_mlflow_errors_are_mlflow_envelopes_with_our_words(
 
 
 def test_many_problems_are_listed_then_counted(packaged: TestClient) -> None:
-    bad = SEED[:4] + [5000] + SEED[5:]
+    bad = [*SEED[:4], 5000, *SEED[5:]]
     response = packaged.post(
         "/invocations", json={"dataframe_split": {"columns": COLUMNS, "data": [bad] * 12}}
     )
@@ -175,10 +179,17 @@ def test_open_inference_json_forms_score_like_the_pipeline(
         for i, name in reversed(list(enumerate(COLUMNS)))
     ]
     for inputs in ([nested], columns):
-        response = packaged.post(INFER, json={"inputs": inputs, "outputs": [{"name": "probabilities"}]})
+        response = packaged.post(
+            INFER, json={"inputs": inputs, "outputs": [{"name": "probabilities"}]}
+        )
         (only,) = response.json()["outputs"]
         np.testing.assert_allclose(np.asarray(only["data"])[1::2], expected, atol=1e-6)
-    ints = {"name": "input", "shape": [1, 13], "datatype": "INT64", "data": [*SEED[:9], 2, *SEED[10:]]}
+    ints = {
+        "name": "input",
+        "shape": [1, 13],
+        "datatype": "INT64",
+        "data": [*SEED[:9], 2, *SEED[10:]],
+    }
     assert packaged.post(INFER, json={"inputs": [ints]}).status_code == 200
     halves = {**ints, "data": SEED}  # 2.3 in an INT64 tensor
     refused = packaged.post(INFER, json={"inputs": [halves]})
@@ -253,7 +264,9 @@ def test_no_model_is_a_503_in_each_protocols_envelope(
     settings_for: Callable[..., Settings], client_for: Callable[..., TestClient]
 ) -> None:
     client = client_for(settings_for(), ready=False)
-    invocation = client.post("/invocations", json={"inputs": [dict(zip(COLUMNS, SEED))]})
+    invocation = client.post(
+        "/invocations", json={"inputs": [dict(zip(COLUMNS, SEED, strict=True))]}
+    )
     assert invocation.status_code == 503 and invocation.headers["retry-after"] == "5"
     assert invocation.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert "no package" in invocation.json()["message"]
@@ -276,7 +289,7 @@ def test_limits_and_internal_errors_keep_the_envelopes(
 
     package = make_package(tmp_path / "packages")
     client = client_for(settings_for(serve_batch_limit=5, serve_max_body_bytes=4096))
-    records = {"dataframe_records": [dict(zip(COLUMNS, SEED))] * 6}
+    records = {"dataframe_records": [dict(zip(COLUMNS, SEED, strict=True))] * 6}
     over = client.post("/invocations", json=records)
     assert over.status_code == 413 and over.json()["error_code"] == "BAD_REQUEST"
     assert "limit is 5" in over.json()["message"]
@@ -285,7 +298,7 @@ def test_limits_and_internal_errors_keep_the_envelopes(
     settings = settings_for()
     good = load_package(package, "test", "f", 1)
     broken = client_for(settings, store=BrokenStore(settings, replace(good, scorer=BrokenScorer())))
-    failed = broken.post("/invocations", json={"inputs": [dict(zip(COLUMNS, SEED))]})
+    failed = broken.post("/invocations", json={"inputs": [dict(zip(COLUMNS, SEED, strict=True))]})
     assert failed.status_code == 500
     assert failed.json() == {
         "error_code": "INTERNAL_ERROR",
@@ -297,7 +310,14 @@ def test_limits_and_internal_errors_keep_the_envelopes(
 
 def test_openapi_documents_both_protocols(packaged: TestClient) -> None:
     schema = packaged.get("/openapi.json").json()
-    for path in ("/invocations", "/ping", "/version", "/v2", "/v2/health/ready", INFER.replace(MODEL, "{name}")):
+    for path in (
+        "/invocations",
+        "/ping",
+        "/version",
+        "/v2",
+        "/v2/health/ready",
+        INFER.replace(MODEL, "{name}"),
+    ):
         assert any(path == documented for documented in schema["paths"]), path
     components = schema["components"]["schemas"]
     split = components["MlflowScoringRequest"]["oneOf"][0]["properties"]["dataframe_split"]
