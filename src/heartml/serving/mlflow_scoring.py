@@ -245,10 +245,8 @@ def csv_records(body: bytes, contract: Contract) -> Records:
 
 
 def _csv_value(field: str, markers: frozenset[str]) -> Any:
-    text = field.strip()
-    if text in markers:
-        return None
     try:
-        return rules.parse_text(text, markers)
+        value = rules.parse_text(field, markers)  # NaN for a marker
     except rules.NotANumber:
-        return text  # the contract refuses it in its own words ("... is not a number")
+        return field.strip()  # the contract refuses it in its own words ("... is not a number")
+    return None if value != value else value
