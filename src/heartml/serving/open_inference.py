@@ -45,6 +45,7 @@ DATATYPES = {
     "UINT64": "<u8",
 }
 OUTPUTS = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
+_ABSENT = object()  # an optional field left out (a JSON null is a value, and not an object)
 EXTENSIONS = ["binary_tensor_data"]
 
 
@@ -82,10 +83,12 @@ def parse_request(body: bytes, json_length: int | None, contract: Contract) -> I
     request = parse_json(body)
     if type(request) is not dict:
         raise InputError(f"the inference request must be a JSON object; got {kind_of(request)}")
-    request_id = request.get("id")
-    if request_id is not None and type(request_id) is not str:
+    request_id = request.get("id", _ABSENT)
+    if request_id is _ABSENT:
+        request_id = None
+    elif type(request_id) is not str:
         raise InputError(f"id must be a string; got {kind_of(request_id)}")
-    parameters = _object(request.get("parameters"), "parameters")
+    parameters = _object(request.get("parameters", _ABSENT), "parameters")
     inputs = request.get("inputs")
     if type(inputs) is not list or not inputs:
         got = "an empty array" if inputs == [] else kind_of(inputs)
@@ -95,11 +98,13 @@ def parse_request(body: bytes, json_length: int | None, contract: Contract) -> I
     binary_default = parameters.get("binary_data_output", False)
     if type(binary_default) is not bool:
         raise InputError("parameters.binary_data_output must be true or false")
-    return InferRequest(request_id, records, _outputs(request.get("outputs"), binary_default))
+    outputs = _outputs(request.get("outputs", _ABSENT), binary_default)
+    return InferRequest(request_id, records, outputs)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
+    """An optional object field: {} when absent; a JSON null is not an object."""
+    if value is _ABSENT:
         return {}
     if type(value) is not dict:
         raise InputError(f"{where} must be a JSON object; got {kind_of(value)}")
@@ -120,13 +125,13 @@ def _tensors(inputs: list[Any], binary: bytes) -> list[tuple[str, list[int], lis
         where = f"inputs[{index}] ({name})"
         if type(shape) is not list or not all(type(n) is int and n >= 0 for n in shape):
             raise InputError(f"{where}.shape must be an array of non-negative integers")
-        if datatype not in DATATYPES:
+        if type(datatype) is not str or datatype not in DATATYPES:
             raise InputError(
                 f"{where}.datatype {datatype!r} is not read here; send FP64 (or FP32, FP16, "
                 "INT8-64, UINT8-64)"
             )
         size = math.prod(shape)
-        parameters = _object(tensor.get("parameters"), f"{where}.parameters")
+        parameters = _object(tensor.get("parameters", _ABSENT), f"{where}.parameters")
         binary_size = parameters.get("binary_data_size")
         if binary_size is not None:
             if "data" in tensor:
@@ -227,7 +232,7 @@ def _row(index: int) -> str:
 
 
 def _outputs(requested: Any, binary_default: bool) -> list[tuple[str, bool]]:
-    if requested is None:
+    if requested is _ABSENT:
         return [(name, binary_default) for name in OUTPUTS]
     if type(requested) is not list:
         raise InputError(f"outputs must be an array of requested outputs; got {kind_of(requested)}")
@@ -240,7 +245,7 @@ def _outputs(requested: Any, binary_default: bool) -> list[tuple[str, bool]]:
                 if type(output) is dict
                 else f"outputs[{index}] must be an object"
             )
-        parameters = _object(output.get("parameters"), f"outputs[{index}].parameters")
+        parameters = _object(output.get("parameters", _ABSENT), f"outputs[{index}].parameters")
         binary = parameters.get("binary_data", binary_default)
         if type(binary) is not bool:
             raise InputError(f"outputs[{index}].parameters.binary_data must be true or false")

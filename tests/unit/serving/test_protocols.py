@@ -254,6 +254,15 @@ def test_open_inference_metadata_health_and_errors(packaged: TestClient) -> None
         assert missing.status_code == 404 and set(missing.json()) == {"error", "request_id"}
     other = packaged.post("/v2/models/other/infer", json={"inputs": [tensor([SEED])]})
     assert other.status_code == 404 and "'other' is not served here" in other.json()["error"]
+    # Found by schemathesis: a JSON null where an object is documented, a datatype that is an
+    # object (was a 500: unhashable).
+    for odd in (
+        {"inputs": [tensor([SEED])], "outputs": [{"name": "label", "parameters": None}]},
+        {"inputs": [{**tensor([SEED]), "datatype": {"FP64": 1}}]},
+        {"inputs": [tensor([SEED])], "id": None},
+    ):
+        refused = packaged.post(INFER, json=odd)
+        assert refused.status_code == 400 and set(refused.json()) == {"error", "request_id"}
     form = packaged.post(INFER, content=b"{}", headers={"content-type": "text/plain"})
     assert form.status_code == 415 and "application/json" in form.json()["error"]
     unknown = packaged.get("/v2/nowhere")

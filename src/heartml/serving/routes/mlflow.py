@@ -57,17 +57,15 @@ def _refused(request: Request, exc: InputError) -> Response:
             "required": True,
             "content": {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{MLFLOW_REQUEST}"}},
-                CSV_TYPE: {
-                    "schema": {"type": "string"},
-                    "example": "age,sex,cp,...\n63,1,1,...\n",
-                },
             },
         }
     },
 )
 async def invocations(request: Request) -> Response:
     """Score records sent in one of MLflow's formats; `{"predictions": [[P(0), P(1)], ...]}`, as
-    `mlflow models serve` answers for the same registered version."""
+    `mlflow models serve` answers for the same registered version. Also `Content-Type: text/csv`:
+    a header line with the column names, then one line per record (not in the schema below:
+    any text is a string, and only some strings are CSV of valid records)."""
     body = await request.body()
     service = service_of(request)
     try:
