@@ -139,8 +139,24 @@ def check_columns(columns: list[str], contract: Contract, where: str) -> None:
         )
 
 
+def _split_where(index: int) -> str:
+    return f"dataframe_split.data[{index}]."
+
+
 def split_records(value: Any, contract: Contract) -> Records:
     """`dataframe_split` (pandas' split orient) -> records keyed by column name."""
+    names = contract.names
+    if type(value) is dict and len(value) == 2:  # what MLflow's client sends, checked first
+        columns, data = value.get("columns"), value.get("data")
+        if (
+            type(columns) is list
+            and len(columns) == len(names)
+            and tuple(columns) == names
+            and type(data) is list
+            and data
+            and all(type(row) is list and len(row) == len(names) for row in data)
+        ):
+            return Records([dict(zip(names, row, strict=True)) for row in data], _split_where)
     key = "dataframe_split"
     if type(value) is not dict:
         raise InputError(f"{key} must be a JSON object with columns and data; got {kind_of(value)}")
@@ -164,12 +180,8 @@ def split_records(value: Any, contract: Contract) -> Records:
             raise InputError(
                 f"{key}.data[{index}] must be an array of {width} values, one per column; got {got}"
             )
-    if columns == list(contract.names):
-        names: tuple[str, ...] = contract.names
-        records = [dict(zip(names, row, strict=True)) for row in rows]
-    else:
-        records = [dict(zip(columns, row, strict=True)) for row in rows]
-    return Records(records, lambda i: f"{key}.data[{i}].")
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    return Records(records, _split_where)
 
 
 def tensor_records(key: str, value: Any) -> Records:

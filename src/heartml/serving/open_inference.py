@@ -81,6 +81,10 @@ def parse_request(body: bytes, json_length: int | None, contract: Contract) -> I
     if not body or body.isspace():
         raise InputError("the request body is empty: send an inference request with inputs")
     request = parse_json(body)
+    if json_length is None and type(request) is dict and len(request) == 1:
+        simple = _one_json_tensor(request.get("inputs"), contract)
+        if simple is not None:
+            return InferRequest(None, simple, [(name, False) for name in OUTPUTS])
     if type(request) is not dict:
         raise InputError(f"the inference request must be a JSON object; got {kind_of(request)}")
     request_id = request.get("id", _ABSENT)
@@ -100,6 +104,38 @@ def parse_request(body: bytes, json_length: int | None, contract: Contract) -> I
         raise InputError("parameters.binary_data_output must be true or false")
     outputs = _outputs(request.get("outputs", _ABSENT), binary_default)
     return InferRequest(request_id, records, outputs)
+
+
+def _one_json_tensor(inputs: Any, contract: Contract) -> Records | None:
+    """The records of the common request, `{"inputs": [one FP64 tensor "input" [n, k] with flat
+    JSON data]}`, checked in one pass; None for anything else (the general path reads it, and
+    words any problem)."""
+    if type(inputs) is not list or len(inputs) != 1:
+        return None
+    tensor = inputs[0]
+    if type(tensor) is not dict or len(tensor) != 4 or tensor.get("name") != INPUT_NAME:
+        return None
+    shape, data, names = tensor.get("shape"), tensor.get("data"), contract.names
+    k = len(names)
+    if (
+        tensor.get("datatype") != "FP64"
+        or type(shape) is not list
+        or len(shape) != 2
+        or shape[1] != k
+        or type(shape[0]) is not int
+        or shape[0] < 1
+        or type(data) is not list
+        or len(data) != shape[0] * k
+    ):
+        return None
+    if shape[0] == 1:
+        if any(type(value) is list for value in data):
+            return None
+        return Records([dict(zip(names, data, strict=True))], _row)
+    if any(type(value) is list for value in data):
+        return None
+    rows = [data[i : i + k] for i in range(0, len(data), k)]
+    return Records([dict(zip(names, row, strict=True)) for row in rows], _row)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
