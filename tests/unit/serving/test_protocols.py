@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from heartml.serving.model_store import load_package
 from heartml.settings import Settings
-from serving_packages import heart_spec
+from serving_packages import heart_spec, write_package
 
 pytestmark = pytest.mark.serving
 
@@ -334,3 +334,48 @@ def test_openapi_documents_both_protocols(packaged: TestClient) -> None:
     name = schema["paths"]["/v2/models/{name}/infer"]["post"]["parameters"][0]
     assert name["schema"]["enum"] == [MODEL]
     assert "MLflow's scoring protocol" in schema["info"]["description"]
+
+
+def test_both_protocols_follow_the_served_spec_not_the_heart_columns(
+    tmp_path: Path,
+    smoker_model: tuple[Any, Any, pd.DataFrame],
+    settings_for: Callable[..., Settings],
+    client_for: Callable[..., TestClient],
+) -> None:
+    """A package whose spec has 14 raw columns (`smoker` last): the v2 tensor is [n, 14] in the
+    spec's order, its metadata says so, and every form of both protocols scores like the
+    pipeline fitted on that spec (the oracle). The request with `inputs` alone takes the one-pass
+    path, with an `id` the general one: both are checked on every row."""
+    extended, pipeline, frame = smoker_model
+    write_package(tmp_path / "packages", extended, pipeline, frame)
+    client = client_for(settings_for())
+    names = list(extended.raw_names)
+    assert len(names) == 14 and names[-1] == "smoker"
+    oracle = pipeline.predict_proba(frame[names])[:, 1]
+    values = frame[names].astype(object).where(frame[names].notna(), None)
+    rows = [list(row) for row in values.itertuples(index=False)]
+    flat = [value for row in rows for value in row]
+    metadata = client.get(f"/v2/models/{MODEL}").json()
+    assert metadata["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 14]}]
+    assert metadata["parameters"]["columns"] == ",".join(names)
+
+    big = {"name": "input", "shape": [len(rows), 14], "datatype": "FP64", "data": flat}
+    for body in ({"inputs": [big]}, {"id": "general", "inputs": [big]}):
+        response = client.post(INFER, json=body)
+        assert response.status_code == 200, response.text
+        got = np.asarray(response.json()["outputs"][0]["data"]).reshape(-1, 2)[:, 1]
+        np.testing.assert_allclose(got, oracle, atol=1e-9, err_msg=str(list(body)))
+    one = {"inputs": [{**big, "shape": [1, 14], "data": rows[5]}]}
+    single = client.post(INFER, json=one).json()["outputs"][0]["data"][1]
+    assert single == pytest.approx(oracle[5], abs=1e-9)
+    narrow = {"inputs": [{**big, "shape": [1, 13], "data": rows[0][:13]}]}
+    refused = client.post(INFER, json=narrow)
+    assert refused.status_code == 400 and "must have the shape [n, 14]" in refused.json()["error"]
+
+    split = {"dataframe_split": {"columns": names, "data": rows}}
+    response = client.post("/invocations", json=split)
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(np.asarray(response.json()["predictions"])[:, 1], oracle, atol=1e-9)
+    lacking = {"dataframe_split": {"columns": names[:13], "data": [r[:13] for r in rows[:1]]}}
+    refused = client.post("/invocations", json=lacking)
+    assert refused.status_code == 400 and "lacks smoker" in refused.json()["message"]
