@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
@@ -25,7 +26,7 @@ from heartml.serving.app import create_app
 from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
 from heartml.spec import DatasetSpec
-from serving_packages import fit, heart_spec, read_source, write_package
+from serving_packages import fit, heart_spec, read_source, with_extra_column, write_package
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its TestClient; httpx is what the project ships.
@@ -80,6 +81,32 @@ def fitted(spec: DatasetSpec, heart_frame: pd.DataFrame) -> dict[str, tuple[Pipe
         pipeline = fit(spec, heart_frame, estimator())
         out[algorithm] = (pipeline, pipeline_to_onnx(pipeline).SerializeToString())
     return out
+
+
+# A column the heart spec lacks, for packages whose contract is not the seed's 13 fields.
+SMOKER = {
+    "kind": "binary",
+    "label": "Current smoker",
+    "description": "Smokes now (1 = yes)",
+    "codes": {0: "no", 1: "yes"},
+    "required": True,
+    "example": 1,
+    "group": "Patient",
+}
+
+
+@pytest.fixture(scope="session")
+def smoker_model(
+    spec: DatasetSpec, heart_frame: pd.DataFrame
+) -> tuple[DatasetSpec, Any, pd.DataFrame]:
+    """A spec with one more required column (14 raw columns, `smoker` last), and a pipeline
+    fitted on data that has it."""
+    extended = with_extra_column(spec, "smoker", SMOKER)
+    rng = np.random.default_rng(0)
+    frame = heart_frame.assign(
+        smoker=np.where(rng.random(len(heart_frame)) < 0.3 + 0.4 * heart_frame["target"], 1.0, 0.0)
+    )
+    return extended, fit(extended, frame, LogisticRegression(max_iter=2000)), frame
 
 
 PackageFactory = Callable[..., Path]
