@@ -24,6 +24,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from heartml.cli_store import feedback, store_app
 from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
@@ -291,6 +292,8 @@ package_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(package_app, name="package")
+app.add_typer(store_app, name="store")
+app.command()(feedback)
 
 
 @package_app.callback()
@@ -465,6 +468,12 @@ def score(
         Path | None,
         typer.Option(help="Invalid rows with reasons (default: <output>.rejects.csv)"),
     ] = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            help="Also record the scored rows in the prediction store (HEARTML_STORE_URL)"
+        ),
+    ] = False,
 ) -> None:
     """Score a file with a verified package's ONNX model; invalid rows go to a rejects file."""
     from heartml.batch import ENGINES, score_file, scoring_model
@@ -480,8 +489,10 @@ def score(
         if directory is None:  # the newest package of this dataset (its spec's prefix)
             catalog = state.settings.catalog
             directory = newest_package_or_fail(catalog.packages_dir, catalog.spec.package_prefix)
-        model = scoring_model(read_package(directory))
+        verified = read_package(directory)
+        model = scoring_model(verified)
         console.print(f"model: {model.version} from {directory} (checksums verified)")
+        recorder = _batch_recorder(verified.manifest, model) if record else None
         with Progress(
             TextColumn("[bold]scoring"),
             BarColumn(),
@@ -501,11 +512,21 @@ def score(
                 scheduler=scheduler,
                 workers=workers,
                 progress=lambda rows, total: bar.update(task, advance=rows, total=total),
+                on_scored=recorder,
             )
     except HeartmlError as exc:
         fail(str(exc) + (f" ({exc.hint})" if exc.hint else ""))
     except (OSError, TimeoutError) as exc:
         fail(str(exc) or type(exc).__name__)
+    except Exception as exc:  # the prediction store failed mid-run (SQLAlchemy's errors)
+        if recorder is None:
+            raise
+        from heartml.store.engine import error_text
+
+        fail(
+            f"prediction store: {error_text(exc)}; {recorder.recorded:,} rows were "
+            f"recorded as request_id {recorder.request_id} before it failed"
+        )
     console.print(
         f"{summary.rows:,} rows: {summary.scored:,} scored ({summary.imputed:,} with imputed "
         f"values), {summary.rejected:,} rejected; {summary.rows_per_second:,.0f} rows/s "
@@ -513,6 +534,32 @@ def score(
     )
     console.print(f"scores:  {summary.output}")
     console.print(f"rejects: {summary.rejects}")
+    if recorder is not None:
+        console.print(
+            f"recorded: {recorder.recorded:,} predictions as request_id {recorder.request_id} "
+            "(send outcomes as request_id + the output's row)"
+        )
+
+
+def _batch_recorder(manifest: dict[str, Any], model: Any) -> Any:
+    """A prediction-store recorder for `score --record` (its schema migrated first)."""
+    from heartml.store.batch import BatchRecorder
+    from heartml.store.engine import create_engine, error_text, shown, upgrade
+
+    engine = create_engine(state.settings.resolved_store_url)
+    try:
+        upgrade(engine, create_parent=True)
+    except Exception as exc:
+        fail(f"prediction store {shown(engine.url)}: {error_text(exc)}")
+    spec = model.contract().spec
+    return BatchRecorder(
+        engine,
+        model_name=str(manifest.get("model_name", "?")),
+        model_version=str(manifest.get("version", "?")),
+        spec_hash=spec.spec_hash(),
+        threshold=model.threshold,
+        names=tuple(spec.raw_names),
+    )
 
 
 @app.command()

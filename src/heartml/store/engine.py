@@ -68,6 +68,13 @@ def shown(url: URL | str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def error_text(exc: BaseException) -> str:
+    """A database error in one line: the driver's own message, without SQLAlchemy's SQL echo
+    and help link."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 def sqlite_path(url: URL) -> Path | None:
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None

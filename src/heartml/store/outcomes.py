@@ -123,8 +123,9 @@ def _problem(field: str, value: Any, message: str, kind: str) -> dict[str, Any]:
 
 
 def parse_item(item: Any, where: str) -> Outcome | list[dict[str, Any]]:
-    """One outcome, or its problems; `where` names the item in messages ("[3]", "line 4")."""
-    prefix = f"{where}." if where else ""
+    """One outcome, or its problems; `where` names the item in messages ("[3]" in a JSON array,
+    "line 4" of a CSV file, "" for a single JSON object)."""
+    prefix = f"{where}." if where.startswith("[") else (f"{where}: " if where else "")
     if not isinstance(item, dict):
         return [
             _problem(
@@ -259,7 +260,7 @@ def _checked(items: Iterable[tuple[str, Any]]) -> list[Outcome]:
         elif first[1].outcome != parsed.outcome:
             problems.append(
                 _problem(
-                    f"{where}.outcome",
+                    f"{where}.outcome" if where.startswith("[") else "outcome",
                     parsed.outcome,
                     f"{where}: request_id {parsed.request_id!r} row {parsed.row} is sent twice "
                     f"with different outcomes ({first[0]}: {first[1].outcome}, {where}: "

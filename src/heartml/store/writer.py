@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from heartml.store.engine import shown, upgrade
+from heartml.store.engine import error_text, shown, upgrade
 from heartml.store.records import Describer, insert_rows, prediction_rows
 from heartml.store.retention import PRUNE_INTERVAL_S, prune
 
@@ -277,8 +277,7 @@ class PredictionWriter:
                 self._done.notify_all()
 
     def _error(self, exc: BaseException) -> None:
-        text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        self.last_error = f"{type(exc).__name__}: {text[0] if text else ''}"
+        self.last_error = error_text(exc)
 
     def _attempt_schema(self, create_parent: bool) -> None:
         try:
