@@ -3,10 +3,10 @@
 For each model version with predictions in the last `max_age_days`:
 - labelled: its newest `max_rows` predictions that have an outcome -> realised ROC-AUC (with a
   bootstrap interval), Brier, calibration, precision/recall at the threshold the decisions were
-  made with, accuracy; and CBPE's estimate for the same rows beside them, which shows how far
-  the estimate can be trusted for this model;
+  made with, accuracy;
 - unlabelled: its newest `max_rows` predictions still waiting for an outcome -> CBPE's
-  estimated ROC-AUC and accuracy with their intervals.
+  estimated ROC-AUC and accuracy with their intervals, recalibrated on the labelled window
+  when it is large enough (heartml.monitoring.estimation), shown beside the realised figures.
 
 Figures a window cannot define (AUC with one class, calibration of separable scores) are None.
 Each version's bootstrap and draws use a fixed seed: the same window gives the same figures.
@@ -34,10 +34,14 @@ class Window:
 
 class EstimatedFigures(BaseModel):
     method: str = Field(
-        default="CBPE: expected ROC-AUC and accuracy from the probabilities, interval from "
-        "outcomes sampled from them (assumes calibrated probabilities)"
+        default="CBPE: expected ROC-AUC and accuracy from the (recalibrated) probabilities; "
+        "95% interval from outcomes sampled from them"
     )
-    count: int
+    count: int = Field(description="Predictions without an outcome in the window")
+    calibrated_on: int = Field(
+        description="Labelled predictions the probabilities were recalibrated on (0: the "
+        "package's probabilities taken as calibrated)"
+    )
     roc_auc: float | None
     roc_auc_low: float | None
     roc_auc_high: float | None
@@ -64,7 +68,6 @@ class RealisedFigures(BaseModel):
     precision: float | None
     recall: float | None
     accuracy: float | None
-    estimated: EstimatedFigures = Field(description="CBPE's estimate for the same rows")
 
 
 class VersionPerformance(BaseModel):
@@ -93,6 +96,7 @@ def estimated_figures(figures: Estimated) -> EstimatedFigures:
         accuracy=figures.accuracy,
         accuracy_low=accuracy[0] if accuracy else None,
         accuracy_high=accuracy[1] if accuracy else None,
+        calibrated_on=figures.calibrated_on,
     )
 
 
@@ -112,7 +116,6 @@ def realised_figures(figures: Realised, window: Predictions) -> RealisedFigures:
         precision=figures.precision,
         recall=figures.recall,
         accuracy=figures.accuracy,
-        estimated=estimated_figures(estimate(window.probability, window.threshold)),
     )
 
 
@@ -142,7 +145,14 @@ def version_performance(
         labelled=realised_figures(
             realised(outcomes, labelled.probability, labelled.prediction), labelled
         ),
-        unlabelled=estimated_figures(estimate(unlabelled.probability, unlabelled.threshold)),
+        unlabelled=estimated_figures(
+            estimate(
+                unlabelled.probability,
+                unlabelled.prediction,
+                reference_outcomes=outcomes,
+                reference_probabilities=labelled.probability,
+            )
+        ),
     )
 
 
