@@ -150,6 +150,7 @@ class PredictionWriter:
         next_prune = 0.0
         outage_started: float | None = None
         outage_dropped = 0
+        reported: str | None = None
         self._attempt_schema(create_parent=True)
         while True:
             self._wake.wait(max(self.flush_interval_s, backoff))
@@ -183,6 +184,13 @@ class PredictionWriter:
                         self.max_rows,
                         extra={"store": shown(self.engine.url)},
                     )
+                elif self.last_error != reported:  # one line per new reason, not per retry
+                    log.warning(
+                        "prediction store still unavailable: %s",
+                        self.last_error,
+                        extra={"store": shown(self.engine.url)},
+                    )
+                reported = self.last_error
                 backoff = min(MAX_BACKOFF_S, max(2 * backoff, self.flush_interval_s))
             if closing:
                 self._drop_held("shutdown")

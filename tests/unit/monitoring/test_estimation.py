@@ -10,13 +10,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from heartml.monitoring.estimation import estimate as cbpe
 from heartml.monitoring.estimation import (
     expected_accuracy,
     expected_auc,
     expit,
     recalibrations,
 )
-from heartml.monitoring.estimation import estimate as cbpe
 from heartml.monitoring.performance import logit
 from heartml.spec.model import TARGET
 from serving_packages import fit, heart_spec, read_source

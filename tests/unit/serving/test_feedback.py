@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SEED_BODY, PackageFactory, TestClient
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from conftest import SEED_BODY, PackageFactory, TestClient
 from heartml.settings import Settings
 from heartml.store.engine import create_engine
 

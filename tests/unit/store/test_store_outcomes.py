@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import snapshot
 from sqlalchemy.engine import Engine
 
+from conftest import snapshot
 from heartml.store.outcomes import (
     MAX_ITEMS,
     FeedbackError,

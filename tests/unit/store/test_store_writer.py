@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SEED_ROW
 
+from conftest import SEED_ROW
 from heartml.serving.contract import Contract
 from heartml.store.engine import create_engine
 from heartml.store.query import Selection, count, read
@@ -27,6 +27,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def gone(folder: Path) -> None:
+    """Delete a folder in one step (renamed away, then removed), as an unmounted volume goes."""
+    shutil.rmtree(folder.rename(folder.with_name(folder.name + ".deleted")))
 
 
 @pytest.fixture
@@ -101,7 +106,7 @@ def test_database_away_drops_new_rows_counted_and_recovers(
     writer = make_writer(max_rows=50)
     record(writer, contract, [f"before{i}" for i in range(10)])
     assert writer.wait_written(10) and writer.healthy
-    shutil.rmtree(store_path.parent)  # the storage is gone (an unmounted volume)
+    gone(store_path.parent)  # the storage is gone (an unmounted volume)
     record(writer, contract, [f"held{i}" for i in range(30)])
     wait_for(lambda: writer.healthy is False)
     for i in range(10):  # queue holds 30 of 50: 20 more fit, the rest are dropped at the door
@@ -131,7 +136,7 @@ def test_close_with_the_database_away_counts_the_queued_rows_as_dropped(
 ) -> None:
     writer = make_writer(flush_interval_s=30)
     wait_for(lambda: writer.healthy is True)
-    shutil.rmtree(store_path.parent)
+    gone(store_path.parent)
     record(writer, contract, [f"r{i}" for i in range(7)])
     writer.close()
     assert writer.dropped["shutdown"] == 7 and writer.pending_rows == 0
