@@ -2,16 +2,24 @@
 
 The insert skips a row whose (request_id, row) is already stored: a caller may send the same
 X-Request-ID twice (a retry), and the first prediction stays the one its outcome refers to.
+
+It goes to the driver directly (sqlite3's executemany, psycopg2's execute_values: one
+multi-row INSERT per 1000 rows), with the JSON columns serialised by orjson and SQLite's
+datetimes written in SQLAlchemy's own storage format, so that SQLAlchemy reads them back as
+usual. Measured: SQLAlchemy's executemany spent ~35 µs per row preparing parameters (its bind
+processors, one dict per row), three times SQLite's own insert; psycopg2's plain executemany
+is one round trip per row (~6,500 rows/s on loopback).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from heartml.store.schema import predictions
 
@@ -82,12 +90,65 @@ def prediction_rows(
     ]
 
 
-def insert_statement(dialect: str) -> Any:
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(predictions).on_conflict_do_nothing(index_elements=["request_id", "row"])
+# The columns a new prediction fills (its outcome comes later; the id is the database's).
+INSERT_COLUMNS = tuple(
+    c.name
+    for c in predictions.columns
+    if c.name not in ("id", "outcome", "observed_at", "outcome_received_at")
+)
+_JSON_COLUMNS = frozenset(c.name for c in predictions.columns if isinstance(c.type, sa.JSON))
+_TIME_COLUMNS = frozenset(c.name for c in predictions.columns if isinstance(c.type, sa.DateTime))
+SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite's DATETIME
+PAGE_ROWS = 1000  # rows per multi-row INSERT on PostgreSQL
+
+
+@functools.cache
+def insert_sql(dialect: sa.Dialect) -> str:
+    """INSERT ... ON CONFLICT (request_id, row) DO NOTHING, with `{values}` for the rows."""
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(name) for name in INSERT_COLUMNS)
+    key = f"{quote('request_id')}, {quote('row')}"
+    return (
+        f"INSERT INTO {quote(predictions.name)} ({names}) VALUES {{values}} "
+        f"ON CONFLICT ({key}) DO NOTHING"
+    )
+
+
+def _driver_values(rows: list[dict[str, Any]], sqlite_times: bool) -> list[tuple[Any, ...]]:
+    json_at = [i for i, name in enumerate(INSERT_COLUMNS) if name in _JSON_COLUMNS]
+    time_at = [i for i, name in enumerate(INSERT_COLUMNS) if name in _TIME_COLUMNS]
+    texts: dict[int, str] = {}  # rows of one batch share their datetime object
+    values = []
+    for row in rows:
+        listed = [row[name] for name in INSERT_COLUMNS]
+        for i in json_at:
+            listed[i] = orjson.dumps(listed[i]).decode()
+        if sqlite_times:
+            for i in time_at:
+                moment = listed[i]
+                text = texts.get(id(moment))
+                if text is None:
+                    text = texts[id(moment)] = moment.strftime(SQLITE_DATETIME)
+                listed[i] = text
+        values.append(tuple(listed))
+    return values
 
 
 def insert_rows(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert rows in the caller's transaction (an executemany; already stored keys skipped)."""
-    if rows:
-        connection.execute(insert_statement(connection.dialect.name), rows)
+    """Insert rows in the caller's transaction (already stored keys skipped)."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    sql = insert_sql(dialect)
+    cursor = connection.connection.cursor()
+    try:
+        if dialect.name == "postgresql":
+            from psycopg2.extras import execute_values
+
+            values = _driver_values(rows, sqlite_times=False)
+            execute_values(cursor, sql.format(values="%s"), values, page_size=PAGE_ROWS)
+        else:
+            marks = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
+            cursor.executemany(sql.format(values=marks), _driver_values(rows, sqlite_times=True))
+    finally:
+        cursor.close()

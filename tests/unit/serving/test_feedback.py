@@ -11,13 +11,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from conftest import SEED_BODY, PackageFactory, TestClient
 from heartml.settings import Settings
 from heartml.store.engine import create_engine
 
 pytestmark = [pytest.mark.serving, pytest.mark.monitoring]
+PackageFactory = Callable[..., Path]
+SEED_BODY = {"age": 63, "sex": 1, "cp": 1, "trestbps": 145, "chol": 233, "fbs": 1, "restecg": 2,
+             "thalach": 150, "exang": 0, "oldpeak": 2.3, "slope": 3, "ca": 0, "thal": 6}  # fmt: skip
 JSON = {"content-type": "application/json"}
 
 

@@ -6,17 +6,15 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
+from store_helpers import SEED_ROW
 
 from heartml.serving.contract import Contract, build_contract
 from heartml.store.engine import create_engine, upgrade
 from heartml.store.records import insert_rows, prediction_rows
 from serving_packages import heart_spec
-
-SEED_ROW = [63.0, 1.0, 1.0, 145.0, 233.0, 1.0, 2.0, 150.0, 0.0, 2.3, 3.0, 0.0, 6.0]
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +66,3 @@ def add_predictions(engine: Engine, contract: Contract) -> Callable[..., list[st
         return ids
 
     return add
-
-
-def snapshot(engine: Engine) -> list[tuple[Any, ...]]:
-    """Every stored row, every column: what "nothing changed" is checked against."""
-    with engine.connect() as connection:
-        return [
-            tuple(row)
-            for row in connection.exec_driver_sql("SELECT * FROM predictions ORDER BY id")
-        ]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
+from store_helpers import snapshot
 
-from conftest import snapshot
 from heartml.store.outcomes import (
     MAX_ITEMS,
     FeedbackError,

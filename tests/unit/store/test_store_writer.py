@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from store_helpers import SEED_ROW
 
-from conftest import SEED_ROW
 from heartml.serving.contract import Contract
 from heartml.store.engine import create_engine
 from heartml.store.query import Selection, count, read
