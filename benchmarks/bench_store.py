@@ -134,7 +134,7 @@ def writer_throughput(url: str, rows: int) -> tuple[float, float]:
     """(rows/s of the writer, rows/s of the database inserts alone)."""
     from heartml.serving.contract import build_contract
     from heartml.store.engine import create_engine, upgrade
-    from heartml.store.records import insert_rows, prediction_rows
+    from heartml.store.records import db_time, insert_rows, prediction_values
     from heartml.store.writer import PredictionWriter
     from serving_packages import heart_spec
 
@@ -153,8 +153,8 @@ def writer_throughput(url: str, rows: int) -> tuple[float, float]:
         time.sleep(0.01)
     writer_rate = rows / (time.perf_counter() - started)
     writer.close()
-    built = prediction_rows(
-        created=time.time(), source="api", model_name="m", model_version="2", threshold=0.5,
+    built = prediction_values(
+        created_at=db_time(engine.dialect.name, time.time()), source="api", model_name="m", model_version="2", threshold=0.5,
         describer=contract, request_ids=[f"d{i}" for i in range(rows)], rows=[0] * rows,
         inputs=[row] * rows, probabilities=[0.3] * rows, predictions=[0] * rows, site=None,
     )  # fmt: skip

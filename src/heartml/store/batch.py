@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 from sqlalchemy.engine import Engine
@@ -20,10 +19,12 @@ from sqlalchemy.engine import Engine
 from heartml.batch.contract import (
     IMPUTED_COLUMN,
     IMPUTED_SEPARATOR,
+    PREDICTION_COLUMN,
     PROBABILITY_COLUMN,
+    RISK_COLUMN,
     ROW_COLUMN,
 )
-from heartml.store.records import inputs_json, insert_rows, utc
+from heartml.store.records import NO_FIELDS, db_time, insert_rows, json_text
 
 
 def batch_request_id() -> str:
@@ -44,29 +45,22 @@ class BatchRecorder:
 
     def __call__(self, table: pa.Table) -> None:
         columns = table.to_pydict()
-        created_at = utc(time.time())
+        created_at = db_time(self.engine.dialect.name, time.time())
         inputs = [columns[name] for name in self.names]
-        rows: list[dict[str, Any]] = []
+        rows = []
         for i, row in enumerate(columns[ROW_COLUMN]):
             imputed = columns[IMPUTED_COLUMN][i]
+            probability = columns[PROBABILITY_COLUMN][i]
             rows.append(
-                {
-                    "request_id": self.request_id,
-                    "row": row,
-                    "created_at": created_at,
-                    "source": "batch",
-                    "model_name": self.model_name,
-                    "model_version": self.model_version,
-                    "spec_hash": self.spec_hash,
-                    "site": self.site,
-                    "inputs": inputs_json(self.names, [column[i] for column in inputs]),
-                    "imputed": imputed.split(IMPUTED_SEPARATOR) if imputed else [],
-                    "probability": columns[PROBABILITY_COLUMN][i],
-                    "prediction": columns["prediction"][i],
-                    "risk_level": columns["risk_level"][i],
-                    "threshold": self.threshold,
-                }
-            )
+                (
+                    self.request_id, row, created_at, "batch", self.model_name,
+                    self.model_version, self.spec_hash, self.site,
+                    json_text(dict(zip(self.names, [c[i] for c in inputs], strict=True))),
+                    json_text(imputed.split(IMPUTED_SEPARATOR)) if imputed else NO_FIELDS,
+                    probability, columns[PREDICTION_COLUMN][i], columns[RISK_COLUMN][i],
+                    self.threshold,
+                )
+            )  # fmt: skip
         with self.engine.begin() as connection:
             insert_rows(connection, rows)
         self.recorded += len(rows)

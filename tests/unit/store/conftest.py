@@ -13,7 +13,7 @@ from store_helpers import SEED_ROW
 
 from heartml.serving.contract import Contract, build_contract
 from heartml.store.engine import create_engine, upgrade
-from heartml.store.records import insert_rows, prediction_rows
+from heartml.store.records import db_time, insert_rows, prediction_values
 from serving_packages import heart_spec
 
 
@@ -47,8 +47,8 @@ def add_predictions(engine: Engine, contract: Contract) -> Callable[..., list[st
         probabilities: list[float] | None = None,
     ) -> list[str]:
         ids = [f"{prefix}{i}" for i in range(n)]
-        rows = prediction_rows(
-            created=time.time() if created is None else created,
+        rows = prediction_values(
+            created_at=db_time("sqlite", time.time() if created is None else created),
             source="api",
             model_name="heart_disease_logistic_regression",
             model_version=model_version,

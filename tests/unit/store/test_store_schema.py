@@ -74,3 +74,12 @@ def test_plain_postgresql_url_is_read_as_psycopg2() -> None:
         normalized_url("mysql://u@h/db")
     with pytest.raises(StoreError, match="not a database URL"):
         normalized_url("not a url")
+
+
+def test_insert_columns_are_the_columns_a_new_prediction_fills() -> None:
+    from heartml.store.records import INSERT_COLUMNS
+    from heartml.store.schema import predictions
+
+    later = {"id", "outcome", "observed_at", "outcome_received_at"}
+    assert set(INSERT_COLUMNS) == {c.name for c in predictions.columns} - later
+    assert len(INSERT_COLUMNS) == len(set(INSERT_COLUMNS))
