@@ -2,9 +2,13 @@
 
 SQLite (the embedded default): WAL journal, so that readers (the performance window, /feedback)
 never wait for the writer, and a busy timeout, so that two processes writing one file (uvicorn
-with two workers) take turns. No connection pool: every transaction opens the file again, so a
-file that was deleted or made read-only is noticed at the next write instead of writes going on
-into a stale handle.
+with two workers) take turns. Connections are pooled: a connection opened per transaction lost
+its page cache every time (the unique index on random request ids then costs a read per row)
+and the last one to close checkpointed the WAL, ~25 ms per flush. An open connection would go on
+writing into a file that was deleted (its inode) or made read-only (its descriptor), so
+`FileWatch` looks at the file before each write and, when it is not the one the pool opened or
+cannot be written, empties the pool: the next write opens the path again and fails, or creates
+and migrates a new file.
 
 PostgreSQL: a small pool with pre-ping (a dropped connection is replaced, not reused). A plain
 `postgresql://` URL is read as psycopg2 (SQLAlchemy 2.1 would pick psycopg 3, not installed).
@@ -19,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,6 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.pool import NullPool
 
 from heartml.errors import HeartmlError
 
@@ -35,6 +39,7 @@ log = logging.getLogger("heartml.store")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "heartml_store_version"  # not alembic_version: the database may be MLflow's too
 SQLITE_BUSY_TIMEOUT_S = 10.0
+SQLITE_CACHE_KIB = 16_384  # page cache per connection (SQLite's default: 2 MiB)
 CONNECT_TIMEOUT_S = 5
 _ADVISORY_LOCK = 0x6865_6172_746D_6C  # "heartml": one key for every heartml store migration
 
@@ -92,7 +97,8 @@ def create_engine(url: str) -> Engine:
         engine = sa.create_engine(
             parsed,
             json_serializer=_json,
-            poolclass=NullPool,
+            pool_size=2,
+            max_overflow=2,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -113,8 +119,39 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable up to the last sync
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     finally:
         cursor.close()
+
+
+class FileWatch:
+    """Whether an SQLite store's file is still the one its pool opened, and writable."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.path = sqlite_path(engine.url)
+        self._seen: tuple[int, int, bool] | None = None
+
+    def _identity(self) -> tuple[int, int, bool] | None:
+        assert self.path is not None
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        # os.access: False for a file made read-only, immutable (chattr +i, even for root),
+        # or on a file system remounted read-only.
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        return (stat.st_dev, stat.st_ino, writable)
+
+    def check(self) -> None:
+        """Empty the pool when the file changed since the last check (once per change)."""
+        if self.path is None:
+            return
+        identity = self._identity()
+        if identity != self._seen:
+            if self._seen is not None:
+                self.engine.dispose()
+            self._seen = identity
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
 A row is a tuple in INSERT_COLUMNS order with its JSON columns already serialised (orjson) and
 its time in the database's form (`db_time`): built once, in the writer thread (or the batch
 recorder), and handed to the driver as is (sqlite3's executemany; psycopg2's execute_values, one
-multi-row INSERT per PAGE_ROWS rows). Measured: SQLAlchemy's executemany spent ~35 µs per row
+multi-row INSERT per PAGE_ROWS rows; SQLite: the same, SQLITE_PAGE_ROWS per statement). Measured: SQLAlchemy's executemany spent ~35 µs per row
 preparing parameters (its bind processors, a dict per row), three times SQLite's own insert, and
 psycopg2's plain executemany is one round trip per row (~6,500 rows/s on loopback). SQLite's
 datetimes are written in SQLAlchemy's own storage format, so SQLAlchemy reads them back as usual.
@@ -32,6 +32,7 @@ INSERT_COLUMNS = (
 )  # fmt: skip
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite's DATETIME
 PAGE_ROWS = 1000  # rows per multi-row INSERT on PostgreSQL
+SQLITE_PAGE_ROWS = 500  # 7,000 parameters: within SQLite's limit of 32,766 (3.32 and later)
 NO_FIELDS = "[]"
 
 Row = tuple[Any, ...]
@@ -88,12 +89,12 @@ def prediction_values(
     for request_id, row, raw, probability, prediction in zip(
         request_ids, rows, inputs, probabilities, predictions, strict=True
     ):
-        unknown = imputed(raw)
+        total = sum(raw)  # NaN when a value is unknown: the names are looked for only then
         values.append(
             (
                 request_id, row, created_at, source, model_name, model_version, spec_hash, site,
                 dumps(dict(zip(names, raw, strict=True))).decode(),
-                dumps(unknown).decode() if unknown else NO_FIELDS,
+                dumps(imputed(raw)).decode() if total != total else NO_FIELDS,
                 probability, prediction, risk_level(probability), threshold,
             )
         )  # fmt: skip
@@ -125,7 +126,13 @@ def insert_rows(connection: sa.Connection, rows: Sequence[Row]) -> None:
 
             execute_values(cursor, sql.format(values="%s"), rows, page_size=PAGE_ROWS)
         else:
+            # Multi-row INSERTs too: sqlite3 hands the GIL back around every statement it
+            # steps, and with the event loop waiting for it each hand-back is a thread switch
+            # (measured: executemany row by row cost the service more CPU than the inserts).
             marks = "(" + ", ".join("?" * len(INSERT_COLUMNS)) + ")"
-            cursor.executemany(sql.format(values=marks), rows)
+            for start in range(0, len(rows), SQLITE_PAGE_ROWS):
+                page = rows[start : start + SQLITE_PAGE_ROWS]
+                flat = [value for row in page for value in row]
+                cursor.execute(sql.format(values=", ".join([marks] * len(page))), flat)
     finally:
         cursor.close()

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from heartml.store.engine import error_text, shown, upgrade
+from heartml.store.engine import FileWatch, error_text, shown, upgrade
 from heartml.store.records import Describer, Row, db_time, insert_rows, prediction_values
 from heartml.store.retention import PRUNE_INTERVAL_S, prune
 
@@ -77,6 +77,7 @@ class PredictionWriter:
         self.last_error: str | None = None
         self._held: list[Row] = []  # rows built, not yet inserted (database away)
         self._dialect = engine.dialect.name
+        self._watch = FileWatch(engine)
         self._held_items = 0
         self._closing = False
         self._wake = threading.Event()
@@ -237,6 +238,7 @@ class PredictionWriter:
 
     def _write_held(self) -> bool:
         """Insert the held rows; False when the database is away (they stay held)."""
+        self._watch.check()
         if self.healthy is not True:
             # After a failure, the schema first: the database may have come back empty.
             self._attempt_schema(create_parent=False)
@@ -292,6 +294,7 @@ class PredictionWriter:
     def _attempt_schema(self, create_parent: bool) -> None:
         try:
             upgrade(self.engine, create_parent=create_parent)
+            self._watch.check()  # the file the pool now has open
             self.healthy = True
         except Exception as exc:
             self._error(exc)
