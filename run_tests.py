@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Run the test suite, or one task's tests: python run_tests.py [--task1 .. --task4] [--unit].
+"""Run the test suite, or one task's tests: python run_tests.py [--task1 .. --task4] [--unit]
+[--monitoring].
 
 Exits with pytest's status (non-zero on any failure).
 """
@@ -18,17 +19,23 @@ TASK_MARKERS = {
     "task3": "experiment tracking, registry, champion",
     "task4": "model packaging",
 }
+# Selections by pytest marker beyond the seed's tasks: option -> what it runs.
+MARKERS = {
+    "monitoring": "prediction store, outcomes, live and estimated performance",
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     for task, what in TASK_MARKERS.items():
         parser.add_argument(f"--{task}", action="store_true", help=f"only {what}")
+    for marker, what in MARKERS.items():
+        parser.add_argument(f"--{marker}", action="store_true", help=f"only {what}")
     parser.add_argument("--unit", action="store_true", help="only the fast unit tests")
     parser.add_argument("pytest_args", nargs="*", help="passed on to pytest")
     args = parser.parse_args()
 
-    chosen = [task for task in TASK_MARKERS if getattr(args, task)]
+    chosen = [name for name in (*TASK_MARKERS, *MARKERS) if getattr(args, name)]
     command = [sys.executable, "-m", "pytest"]
     if args.unit:
         command.append(str(ROOT / "tests" / "unit"))
