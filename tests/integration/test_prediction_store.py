@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from heartml.spec.model import TARGET
+from heartml.spec import TARGET
 from serving_packages import fit, heart_spec, read_source, records_of, write_package
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.monitoring]

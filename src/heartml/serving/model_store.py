@@ -34,7 +34,7 @@ from heartml.serving.loaded_model import LoadedModel as LoadedModel
 from heartml.serving.loaded_model import ModelLoadError as ModelLoadError
 from heartml.serving.loaded_model import load_package as load_package
 from heartml.settings import Settings
-from heartml.spec.model import DatasetSpec
+from heartml.spec import DatasetSpec
 
 if TYPE_CHECKING:  # mlflow's side is imported lazily, in registry mode only
     from heartml.tracking.registry import Registry

@@ -18,7 +18,7 @@ from heartml.monitoring.estimation import (
     recalibrations,
 )
 from heartml.monitoring.performance import logit
-from heartml.spec.model import TARGET
+from heartml.spec import TARGET
 from serving_packages import fit, heart_spec, read_source
 
 pytestmark = pytest.mark.monitoring
