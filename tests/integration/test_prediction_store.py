@@ -346,7 +346,12 @@ def test_score_record_and_feedback_from_the_command_line(
     request_id = scored.stdout.split("as request_id ")[1].split()[0]
     output = pd.read_csv(tmp_path / "scored.csv")
     outcomes = pd.DataFrame(
-        {"request_id": request_id, "row": output["row"], "outcome": (output["num"] > 0).astype(int)}
+        {
+            "request_id": request_id,
+            "row": output["row"],
+            # the output's row is the input's 1-based data row: the same order as `cleveland`
+            "outcome": cleveland[TARGET].astype(int).to_numpy()[output["row"] - 1],
+        }
     )
     outcomes.to_csv(tmp_path / "outcomes.csv", index=False)
     recorded = heartml("feedback", "--input", "outcomes.csv")
