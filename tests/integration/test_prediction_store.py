@@ -191,7 +191,12 @@ def test_two_api_processes_on_one_postgresql_lose_no_prediction(
     serve: Callable[..., Server], postgres: Postgres, tmp_path: Path
 ) -> None:
     url = postgres.create_database()
-    replicas = [serve(tmp_path / f"replica{i}", HEARTML_STORE_URL=url) for i in range(2)]
+    # A 5 s flush: the replicas' inserts interleave during the load, and the predictions of its
+    # last seconds are still queued when the replicas stop (the graceful stop must write them).
+    replicas = [
+        serve(tmp_path / f"replica{i}", HEARTML_STORE_URL=url, HEARTML_STORE_FLUSH_INTERVAL_S="5")
+        for i in range(2)
+    ]
     sent: list[str] = []
     errors: list[str] = []
     threads = [
@@ -204,6 +209,7 @@ def test_two_api_processes_on_one_postgresql_lose_no_prediction(
     for thread in threads:
         thread.join()
     assert errors == [] and len(sent) == 6000
+    queued = [metric(replica.url, "heartml_store_queue_rows") for replica in replicas]
     for replica in replicas:  # a graceful stop writes what is still queued
         replica.stop()
     import psycopg2
@@ -215,6 +221,7 @@ def test_two_api_processes_on_one_postgresql_lose_no_prediction(
         cursor.execute("SELECT request_id FROM predictions")
         stored = [row[0] for row in cursor.fetchall()]
     assert len(stored) == 6000 and set(stored) == set(sent)
+    assert sum(queued) > 0  # the stop had rows to write (else the check above proves less)
 
 
 # ------------------------------------------------------------------------------------------
