@@ -248,6 +248,10 @@ def under_load(server: Server, fault: Callable[[], None], repair: Callable[[], N
         fault()
         wait_until(lambda: metric(server.url, "heartml_store_up") == 0, 30, "the store down")
         wait_until(lambda: dropped() > 0, 30, "dropped rows counted")
+        # The outage does not slow the answers down (a writer that waited for room on the
+        # request path would): 300 more answers come within 30 s, their rows dropped.
+        answered = len(load.results)
+        wait_until(lambda: len(load.results) > answered + 300, 30, "answers during the outage")
         lost = dropped()
         repair()
         wait_until(lambda: metric(server.url, "heartml_store_up") == 1, 30, "the store back")
@@ -257,7 +261,7 @@ def under_load(server: Server, fault: Callable[[], None], repair: Callable[[], N
     statuses = {outcome.status for outcome in load.results}
     assert statuses == {200}, statuses
     assert len(load.results) > 500
-    assert lost > 0
+    assert lost > 300
     log = server.log()
     assert "prediction store unavailable" in log and "prediction store available again" in log
 
