@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from heartml.cli import data, package, registry, serving, training
+from heartml.cli import data, package, registry, serving, store, training
 from heartml.cli.context import CliState, clear_errors, say_error, state_of
 from heartml.settings import load_settings
 
@@ -44,9 +44,10 @@ app = OneLineErrors(
 )
 # The areas' commands sit at the top level (`heartml train`, not `heartml training train`):
 # the seed's users already know these names.
-for area in (data, training, registry, serving):
-    app.add_typer(area.app)
+for area in (data.app, training.app, registry.app, serving.app, store.feedback_app):
+    app.add_typer(area)
 app.add_typer(package.app, name="package")
+app.add_typer(store.app, name="store")
 
 
 @app.callback()

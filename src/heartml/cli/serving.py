@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from heartml.choices import Engine, HttpParser, Loop
 from heartml.cli.context import console, errors, fail, state_of
 from heartml.serving.server import DEFAULT_WORKERS
+from heartml.settings import Settings
 
 app = typer.Typer()
 
@@ -77,6 +78,12 @@ def score(
         Path | None,
         typer.Option(help="Invalid rows with reasons (default: <output>.rejects.csv)"),
     ] = None,
+    record: Annotated[
+        bool,
+        typer.Option(
+            help="Also record the scored rows in the prediction store (HEARTML_STORE_URL)"
+        ),
+    ] = False,
 ) -> None:
     """Score a file with a verified package's ONNX model; invalid rows go to a rejects file."""
     from heartml.batch import score_file, scoring_model
@@ -85,13 +92,17 @@ def score(
 
     if scheduler is not None and engine != "dask":
         fail("--scheduler needs --engine dask")
+    settings = state_of(ctx).settings
+    recorder = None
     try:
         directory = package
         if directory is None:  # the newest package of this dataset (its spec's prefix)
-            catalog = state_of(ctx).settings.catalog
+            catalog = settings.catalog
             directory = newest_package_or_fail(catalog.packages_dir, catalog.spec.package_prefix)
-        model = scoring_model(read_package(directory))
+        verified = read_package(directory)
+        model = scoring_model(verified)
         console.print(f"model: {model.version} from {directory} (checksums verified)")
+        recorder = _batch_recorder(settings, verified.manifest, model) if record else None
         with Progress(
             TextColumn("[bold]scoring"),
             BarColumn(),
@@ -111,11 +122,21 @@ def score(
                 scheduler=scheduler,
                 workers=workers,
                 progress=lambda rows, total: bar.update(task, advance=rows, total=total),
+                on_scored=recorder,
             )
     except HeartmlError as exc:
         fail(str(exc) + (f" ({exc.hint})" if exc.hint else ""))
     except (OSError, TimeoutError) as exc:
         fail(str(exc) or type(exc).__name__)
+    except Exception as exc:  # the prediction store failed mid-run (SQLAlchemy's errors)
+        if recorder is None:
+            raise
+        from heartml.store.engine import error_text
+
+        fail(
+            f"prediction store: {error_text(exc)}; {recorder.recorded:,} rows were "
+            f"recorded as request_id {recorder.request_id} before it failed"
+        )
     console.print(
         f"{summary.rows:,} rows: {summary.scored:,} scored ({summary.imputed:,} with imputed "
         f"values), {summary.rejected:,} rejected; {summary.rows_per_second:,.0f} rows/s "
@@ -123,3 +144,29 @@ def score(
     )
     console.print(f"scores:  {summary.output}")
     console.print(f"rejects: {summary.rejects}")
+    if recorder is not None:
+        console.print(
+            f"recorded: {recorder.recorded:,} predictions as request_id {recorder.request_id} "
+            "(send outcomes as request_id + the output's row)"
+        )
+
+
+def _batch_recorder(settings: Settings, manifest: dict[str, Any], model: Any) -> Any:
+    """A prediction-store recorder for `score --record` (its schema migrated first)."""
+    from heartml.store.batch import BatchRecorder
+    from heartml.store.engine import create_engine, error_text, shown, upgrade
+
+    engine = create_engine(settings.resolved_store_url)
+    try:
+        upgrade(engine, create_parent=True)
+    except Exception as exc:
+        fail(f"prediction store {shown(engine.url)}: {error_text(exc)}")
+    spec = model.contract().spec
+    return BatchRecorder(
+        engine,
+        model_name=str(manifest.get("model_name", "?")),
+        model_version=str(manifest.get("version", "?")),
+        spec_hash=spec.spec_hash(),
+        threshold=model.threshold,
+        names=tuple(spec.raw_names),
+    )

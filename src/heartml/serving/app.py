@@ -1,7 +1,9 @@
 """The FastAPI application: `create_app(settings)` builds it; nothing happens at import time.
 
-The lifespan sets up JSON logging and the optional prediction log, then starts one background
-task that loads the model (off the event loop) and keeps polling its source for a new one.
+The lifespan sets up JSON logging, the optional prediction log and the prediction store's writer
+(heartml.store; on by default), then starts one background task that loads the model (off the
+event loop) and keeps polling its source for a new one, and one that recomputes the live
+performance gauges.
 Until the first load succeeds /ready and the prediction routes answer 503; /health answers at
 once. Run it with `heartml serve`, or `uvicorn --factory heartml.serving.app:create_app`.
 """
@@ -14,7 +16,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -38,15 +40,20 @@ from heartml.serving.model_store import ModelStore
 from heartml.serving.protocol_schemas import document_protocols
 from heartml.serving.routes import (
     admin,
+    feedback,
     health,
     mlflow,
     model,
     monitoring,
     open_inference,
+    performance,
     predict,
 )
 from heartml.serving.service import Service
 from heartml.settings import Settings
+
+if TYPE_CHECKING:
+    from heartml.serving.live import LiveMonitor
 
 log = logging.getLogger("heartml.serving")
 
@@ -111,6 +118,10 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         # /docs and /openapi.json describe the served contract: built again on the next ask.
         app.openapi_schema = None
 
+    if settings.store_enabled:
+        from heartml.serving.live import StoreCollector
+
+        metrics.registry.register(StoreCollector(service))
     service.store.on_change = model_changed
     service.store.on_failure = lambda _reason: metrics.load_failed()
 
@@ -134,18 +145,32 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
             service.store.run(settings.serve_reload_interval_s), name="model-watcher"
         )
         flusher = asyncio.create_task(_flush_logs(handler), name="log-flusher")
+        tasks = [watcher, flusher]
+        if settings.store_enabled:
+            live = _start_store(service, settings)
+            tasks.append(
+                asyncio.create_task(
+                    live.run(settings.monitor_refresh_s, lambda: service.store.current),
+                    name="live-performance",
+                )
+            )
         thresholds = _tune_gc()
         try:
             yield
         finally:
             gc.unfreeze()
             gc.set_threshold(*thresholds)
-            for task in (watcher, flusher):
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if service.prediction_log is not None:
                 service.prediction_log.close()
+            if service.recorder is not None:
+                # Writes what is queued (one attempt, bounded) before the process ends.
+                await asyncio.to_thread(service.recorder.close)
+                service.recorder = None
+                service.live = None
             log.info("service stopped")
             remove_logging(handler)
 
@@ -166,7 +191,17 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
     # the prediction doors and /health first, the rarely called ones last. Measured: MLflow's
     # /invocations 146 -> 121 µs of CPU per single-row request in-process when its router moved
     # from last to third (benchmarks/bench_request_path.py; /predict 99 µs, /health 62 µs).
-    for module in (predict, health, mlflow, open_inference, model, monitoring, admin):
+    for module in (
+        predict,
+        health,
+        mlflow,
+        open_inference,
+        feedback,
+        model,
+        monitoring,
+        performance,
+        admin,
+    ):
         app.include_router(module.router)
     _document_bodies(app, service)
     _mount_web_page(app)
@@ -185,6 +220,34 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         access=settings.serve_access_log,
     )
     return app
+
+
+def _start_store(service: Service, settings: Settings) -> LiveMonitor:
+    """The prediction store's writer (its thread migrates the schema, then writes) and the live
+    window; their series join the app's /metrics. A store that cannot be reached only logs."""
+    from heartml.serving.live import LiveMonitor
+    from heartml.store.engine import create_engine, shown
+    from heartml.store.writer import PredictionWriter
+
+    engine = create_engine(settings.resolved_store_url)
+    writer = PredictionWriter(
+        engine,
+        max_rows=settings.store_queue_rows,
+        flush_interval_s=settings.store_flush_interval_s,
+        retention_days=settings.store_retention_days,
+    )
+    writer.start()
+    live = LiveMonitor(settings, writer)
+    service.recorder, service.live = writer, live
+    log.info(
+        "prediction store on",
+        extra={
+            "store": shown(engine.url),
+            "retention_days": settings.store_retention_days,
+            "queue_rows": settings.store_queue_rows,
+        },
+    )
+    return live
 
 
 GC_THRESHOLDS = (10_000, 10, 10)

@@ -8,14 +8,18 @@ under concurrent load each request pays a fraction of it; a lone request waits f
 that next turn (microseconds); under concurrent load a small batch waits one turn more for the
 requests still arriving. Each request's own row is scored with the model it started with: no
 caching, no shared answers.
+
+The prediction store's writer (heartml.store.writer) gets one append per scored group, with the
+rows as they are: building the stored rows and inserting them happen in its own thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from fastapi import Depends, Request
@@ -27,6 +31,10 @@ from heartml.serving.logging import PredictionLog
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
+
+if TYPE_CHECKING:  # imported by the app only when the store is enabled (SQLAlchemy: ~0.1 s)
+    from heartml.serving.live import LiveMonitor
+    from heartml.store.writer import PredictionWriter
 
 log = logging.getLogger("heartml.serving")
 
@@ -42,6 +50,8 @@ class Service:
     metrics: ServiceMetrics
     drift: DriftMonitor
     prediction_log: PredictionLog | None = None
+    recorder: PredictionWriter | None = None  # the prediction store's writer, when enabled
+    live: LiveMonitor | None = None  # its live-performance window
     _pending: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _last_batch: int = field(default=1, init=False, repr=False)
     _deferred: bool = field(default=False, init=False, repr=False)
@@ -67,6 +77,21 @@ class Service:
                 model.name,
                 model.version,
                 model.columns,
+                rows,
+                probabilities,
+                predictions,
+            )
+        if self.recorder is not None:
+            count = len(probabilities)
+            self.recorder.record(
+                time.time(),
+                "api",
+                model.name,
+                model.version,
+                model.threshold,
+                model.contract,
+                [request_id] * count,
+                range(count),  # a /predict/batch record's position in `records`
                 rows,
                 probabilities,
                 predictions,
@@ -145,6 +170,20 @@ class Service:
                     )
                 if not item[3].done():  # a cancelled request (client gone) needs no answer
                     item[3].set_result((probability, prediction))
+            if self.recorder is not None:
+                self.recorder.record(
+                    time.time(),
+                    "api",
+                    model.name,
+                    model.version,
+                    threshold,
+                    model.contract,
+                    [item[2] for item in group],
+                    [0] * len(group),
+                    row_list,
+                    probabilities,
+                    predictions,
+                )
         finally:
             # Whatever went wrong, no request is left waiting: the unanswered score alone.
             for item in group:

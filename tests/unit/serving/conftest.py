@@ -158,9 +158,20 @@ def wait_ready(client: TestClient, timeout: float = 10.0) -> None:
     raise AssertionError(f"not ready after {timeout} s: {client.get('/ready').json()}")
 
 
+def wait_settled(client: TestClient, timeout: float = 10.0) -> None:
+    """Wait until the first load attempt has ended (ready, or not ready for a stated reason)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/ready").json()["detail"] != "loading":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"still loading after {timeout} s")
+
+
 @pytest.fixture
 def client_for() -> Iterator[Callable[..., TestClient]]:
-    """A started TestClient (lifespan running) for settings; waits for the model if asked."""
+    """A started TestClient (lifespan running) for settings; waits for the model if asked,
+    else for the first load attempt to end."""
     opened: list[TestClient] = []
 
     def start(settings: Settings, *, ready: bool = True, store: ModelStore | None = None) -> Any:
@@ -169,6 +180,8 @@ def client_for() -> Iterator[Callable[..., TestClient]]:
         opened.append(client)
         if ready:
             wait_ready(client)
+        else:  # the first load attempt has ended: its answer no longer depends on timing
+            wait_settled(client)
         return client
 
     yield start

@@ -87,7 +87,7 @@ def openapi_body(model: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     if content_type == "application/json":  # what nearly every client sends
         return True
     media_type = content_type.partition(";")[0].strip().lower()
@@ -108,7 +108,7 @@ async def json_body(request: Request, batch: bool = False) -> bytes:
     """The request's body, once the checks every prediction route shares have passed."""
     body = await request.body()
     content_type = content_type_of(request)
-    if not _is_json(content_type):
+    if not is_json(content_type):
         # Only JSON: a browser sends a cross-site form or text/plain without a CORS preflight.
         raise HTTPException(
             415,
