@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from heartml.catalog import Catalog
+from heartml.documents import JsonObject
 
 # Verification lives in the light heartml.manifest (the server uses it without pandas);
 # re-exported here for the callers of heartml.packaging.
@@ -97,7 +98,7 @@ def reference_statistics(train: pd.DataFrame, spec: DatasetSpec) -> dict[str, An
 
 
 def model_config(
-    champion: dict[str, Any], metrics: dict[str, Any], threshold: float, spec: DatasetSpec
+    champion: dict[str, Any], metrics: JsonObject, threshold: float, spec: DatasetSpec
 ) -> dict[str, Any]:
     """What the model is and how it is used; the input rules themselves are in the package's
     dataset spec (dataset_spec.yaml), summarised here for people reading the config."""
@@ -246,7 +247,7 @@ def build_package(
 
     from heartml.onnx_export import parity, pipeline_to_onnx
     from heartml.onnx_runtime import OnnxModel
-    from heartml.tracking.lineage import run_data_info, run_summary
+    from heartml.tracking.lineage import run_data_info, run_evaluation
     from heartml.tracking.registry import Registry
     from heartml.tracking.versions import ChampionInfo
 
@@ -272,7 +273,7 @@ def build_package(
     pipeline = registry.load_pipeline(version_uri)
     check_contract(pipeline, spec)
     catalog = settings.catalog
-    summary = run_summary(registry, champion.run_id)
+    evaluation = run_evaluation(registry, champion.run_id)
     data_info = run_data_info(registry, champion.run_id)
 
     final = catalog.package_dir(champion.algorithm, champion.version)
@@ -300,13 +301,8 @@ def build_package(
         )
         write_json(staging / "environment.json", environment)
 
-        threshold = float(summary.get("threshold", 0.5))
-        metrics = {
-            "cv": summary.get("cv_metrics", {}),
-            "test": summary.get("test_metrics", {}),
-            "test_ci": summary.get("test_ci", {}),
-            "subgroups": summary.get("subgroups", {}),
-        }
+        threshold = evaluation.threshold
+        metrics = evaluation.summary.package_metrics()
         champion_dict = champion.as_dict()
         (staging / MODEL_CONFIG).write_text(
             yaml.safe_dump(model_config(champion_dict, metrics, threshold, spec), sort_keys=False)
@@ -321,7 +317,7 @@ def build_package(
         write_json(staging / REFERENCE_FILE, reference_statistics(train, spec))
         from heartml.reports.model_card import markdown_to_html, model_card_markdown
 
-        card = model_card_markdown(champion_dict, summary, data_info, spec)
+        card = model_card_markdown(champion_dict, evaluation.summary, data_info, spec)
         (staging / "model_card.md").write_text(card)
         (staging / "model_card.html").write_text(
             markdown_to_html(card, f"Model card: {champion.model_name} v{champion.version}")
