@@ -97,7 +97,9 @@ def test_the_typed_values_are_the_files_values() -> None:
     assert summary.cv_roc_auc == expected["cv_metrics"]["roc_auc"]["mean"]
     assert summary.test_ci["brier"].ci_high == expected["test_ci"]["brier"]["ci_high"]
     assert summary.oof_curves.roc.fpr == expected["oof_curves"]["roc"]["fpr"]
-    assert summary.subgroups.test["sex=female"].n == expected["subgroups"]["test"]["sex=female"]["n"]
+    assert (
+        summary.subgroups.test["sex=female"].n == expected["subgroups"]["test"]["sex=female"]["n"]
+    )
     assert summary.tuning.candidates == expected["tuning"]["candidates"]
     assert results.evaluation_setting("cv_folds") == raw["config"]["evaluation"]["cv_folds"]
     quality = QualityReport.read(DATA / "small_run" / "data_quality_report.json")
@@ -167,7 +169,14 @@ def broken_copy(tmp_path: Path, name: str, edit: Any) -> Path:
             "field required",
         ),
     ],
-    ids=["count-as-text", "metric-as-text", "missing-curves", "seed-float", "split-seed", "problem"],
+    ids=[
+        "count-as-text",
+        "metric-as-text",
+        "missing-curves",
+        "seed-float",
+        "split-seed",
+        "problem",
+    ],
 )
 def test_a_wrong_field_is_one_error_naming_the_file_and_the_field(
     tmp_path: Path, name: str, edit: Any, field: str, problem: str
@@ -198,5 +207,7 @@ def test_a_missing_file_and_a_file_that_is_not_json_are_document_errors(tmp_path
     with pytest.raises(DocumentError, match=r"metadata\.json: not valid JSON \(Expecting"):
         ModelMetadata.read(tmp_path / "metadata.json")
     (tmp_path / "provenance.json").write_text("[1, 2]")
-    with pytest.raises(DocumentError, match=r"provenance\.json: expected a JSON object, found list"):
+    with pytest.raises(
+        DocumentError, match=r"provenance\.json: expected a JSON object, found list"
+    ):
         DataProvenance.read(tmp_path / "provenance.json")
