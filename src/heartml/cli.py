@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -27,6 +27,9 @@ from rich.table import Table
 from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
+
+if TYPE_CHECKING:
+    from heartml.documents import EvaluationResults
 
 app = typer.Typer(
     name="heartml",
@@ -122,17 +125,15 @@ def data(
     settings = state.settings.model_copy(update={"offline": True}) if offline else state.settings
     with clear_errors(), console.status("acquiring, validating and describing the data"):
         result = run_data(settings, config)
-    source = result.provenance
-    quality = result.quality
-    console.print(
-        f"data: {source['source']} ({source['location']}), sha256 {source['sha256'][:12]}…"
-    )
-    for note in source.get("notes", []):
+    source = result.data_provenance
+    quality = result.quality_report
+    console.print(f"data: {source.source} ({source.location}), sha256 {source.sha256[:12]}…")
+    for note in source.notes:
         console.print(f"  note: {note}")
     console.print(
-        f"rows: {quality['rows']} parsed, {quality['rows_kept']} kept, "
-        f"{quality['rows_rejected']} rejected; train {source['rows_train']}, "
-        f"test {source['rows_test']}; prevalence {quality['class_balance']['prevalence']:.1%}"
+        f"rows: {quality.rows} parsed, {quality.rows_kept} kept, "
+        f"{quality.rows_rejected} rejected; train {source.rows_train}, "
+        f"test {source.rows_test}; prevalence {quality.class_balance.prevalence:.1%}"
     )
     console.print(f"processed data: {result.processed_dir}")
     console.print(f"quality report: {state.settings.catalog.quality_file}")
@@ -158,19 +159,19 @@ def _progress_bar(total: int) -> Iterator[Callable[[str], None]]:
         bar.update(task, description="training done")
 
 
-def _metrics_table(results: dict[str, Any]) -> Table:
+def _metrics_table(results: EvaluationResults) -> Table:
     table = Table(title="Models (repeated CV on the training split; test split held out)")
     for column in ("model", "CV ROC-AUC (95% CI)", "CV PR-AUC", "CV Brier", "test ROC-AUC"):
         table.add_column(column)
-    for name, model in results["models"].items():
-        auc = model["cv_metrics"]["roc_auc"]
-        star = " *" if name == results["best_algorithm"] else ""
+    for name, model in results.models.items():
+        auc = model.cv_metrics["roc_auc"]
+        star = " *" if name == results.best_algorithm else ""
         table.add_row(
             name + star,
-            f"{auc['mean']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f})",
-            f"{model['cv_metrics']['pr_auc']['mean']:.3f}",
-            f"{model['cv_metrics']['brier']['mean']:.3f}",
-            f"{model['test_metrics']['roc_auc']:.3f}",
+            f"{auc.mean:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})",
+            f"{model.cv_metrics['pr_auc'].mean:.3f}",
+            f"{model.cv_metrics['brier'].mean:.3f}",
+            f"{model.test_metrics['roc_auc']:.3f}",
         )
     return table
 
@@ -193,8 +194,8 @@ def train(
     started = time.perf_counter()
     with clear_errors(), _progress_bar(total=3 * len(chosen)) as advance:
         result = run_train(state.settings, config, chosen, progress=advance)
-    console.print(_metrics_table(result.results))
-    console.print(f"best model (by CV ROC-AUC): {result.results['best_algorithm']}")
+    console.print(_metrics_table(result.evaluation))
+    console.print(f"best model (by CV ROC-AUC): {result.evaluation.best_algorithm}")
     console.print(f"models:            {result.models_dir}/<algorithm>/")
     console.print(f"evaluation:        {state.settings.catalog.results_file}")
     console.print(f"evaluation report: {result.evaluation_report}")
@@ -323,12 +324,13 @@ def _package(model: str | None = None, version: str | None = None) -> None:
             version=version,
         )
     manifest = built.manifest
+    cv_roc_auc = manifest.cv_roc_auc if manifest.cv_roc_auc is not None else float("nan")
     console.print(
         f"package: {built.directory}\n"
         f"{'champion' if model is None else 'model'}: "
-        f"{manifest['model_name']} version {manifest['version']} "
-        f"(CV ROC-AUC {manifest['cv_roc_auc']:.4f})\n"
-        f"files: {len(manifest['files'])} (sha256 in MANIFEST.json)\n"
+        f"{manifest.model_name} version {manifest.version} "
+        f"(CV ROC-AUC {cv_roc_auc:.4f})\n"
+        f"files: {len(manifest.files)} (sha256 in MANIFEST.json)\n"
         + "parity on "
         + f"{verification.rows} rows: "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in verification.formats.items())
@@ -354,7 +356,7 @@ def package_verify(
     with clear_errors(), console.status(f"verifying {target.name}"):
         result = verify_package(target)
     console.print(
-        f"OK {target}: {len(result.manifest['files'])} files match MANIFEST.json; "
+        f"OK {target}: {len(result.manifest.files)} files match MANIFEST.json; "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
         + f" over {result.rows} rows"
     )

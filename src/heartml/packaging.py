@@ -12,6 +12,7 @@ packages/heart_disease_model_<algorithm>_v<version>/
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -21,9 +22,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import JsonValue
 
 from heartml.catalog import Catalog
 from heartml.documents import JsonObject
+from heartml.documents.package import (
+    CodedReference,
+    FileEntry,
+    InputCoding,
+    Manifest,
+    ModelConfig,
+    NumericReference,
+    PackagedModel,
+    PackageIdentity,
+    ParityReference,
+    ParitySummary,
+    ReferenceStatistics,
+)
 
 # Verification lives in the light heartml.manifest (the server uses it without pandas);
 # re-exported here for the callers of heartml.packaging.
@@ -39,7 +54,7 @@ from heartml.manifest import (
 )
 from heartml.manifest import newest_package as newest_package
 from heartml.parity import PARITY_TOLERANCE, check, read_reference, reference_document
-from heartml.provenance import platform_info, read_json, sha256_file, staged_directory, write_json
+from heartml.provenance import platform_info, sha256_file, staged_directory, write_json
 from heartml.spec import DatasetSpec, spec_from_text
 
 JOBLIB_FILE = "model.joblib"
@@ -50,92 +65,99 @@ REFERENCE_BINS = 10
 @dataclass(frozen=True)
 class PackageResult:
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 # --------------------------------------------------------------------------------------------
 # Pure pieces
 
 
-def reference_statistics(train: pd.DataFrame, spec: DatasetSpec) -> dict[str, Any]:
+def reference_statistics(train: pd.DataFrame, spec: DatasetSpec) -> ReferenceStatistics:
     """Per raw feature, what the training data looked like: the baseline for drift monitoring.
 
     Numeric features get decile bin edges with their proportions (for PSI) and 101 quantiles
     (a compact sample for a KS test); coded features get the proportion of each code.
     """
-    features: dict[str, Any] = {}
+    features: dict[str, CodedReference | NumericReference] = {}
     for column in spec.raw_columns:
         values = train[column.name].to_numpy(dtype=float)
         present = values[~np.isnan(values)]
-        entry: dict[str, Any] = {
-            "kind": column.kind,
-            "count": len(values),
-            "missing_fraction": float(np.isnan(values).mean()),
-        }
+        missing_fraction = float(np.isnan(values).mean())
         if column.codes is not None:
             codes = sorted(column.codes)
-            entry["codes"] = codes
-            entry["proportions"] = [float((present == code).mean()) for code in codes]
-        else:
-            edges = np.unique(np.quantile(present, np.linspace(0, 1, REFERENCE_BINS + 1)))
-            inner = edges[1:-1]
-            counts = np.bincount(
-                np.searchsorted(inner, present, side="right"), minlength=len(inner) + 1
+            features[column.name] = CodedReference(
+                kind=column.kind,
+                count=len(values),
+                missing_fraction=missing_fraction,
+                codes=codes,
+                proportions=[float((present == code).mean()) for code in codes],
             )
-            entry.update(
-                {
-                    "mean": float(present.mean()),
-                    "std": float(present.std(ddof=1)),
-                    "min": float(present.min()),
-                    "max": float(present.max()),
-                    "bin_edges": inner.tolist(),  # interior edges; bins are open at both ends
-                    "proportions": (counts / counts.sum()).tolist(),
-                    "quantiles": np.quantile(present, np.linspace(0, 1, 101)).tolist(),
-                }
-            )
-        features[column.name] = entry
-    return {"rows": len(train), "features": features}
+            continue
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, REFERENCE_BINS + 1)))
+        inner = edges[1:-1]
+        counts = np.bincount(
+            np.searchsorted(inner, present, side="right"), minlength=len(inner) + 1
+        )
+        features[column.name] = NumericReference(
+            kind=column.kind,
+            count=len(values),
+            missing_fraction=missing_fraction,
+            mean=float(present.mean()),
+            std=float(present.std(ddof=1)),
+            min=float(present.min()),
+            max=float(present.max()),
+            bin_edges=inner.tolist(),  # interior edges; bins are open at both ends
+            proportions=(counts / counts.sum()).tolist(),
+            quantiles=np.quantile(present, np.linspace(0, 1, 101)).tolist(),
+        )
+    return ReferenceStatistics(rows=len(train), features=features)
 
 
 def model_config(
-    champion: dict[str, Any], metrics: JsonObject, threshold: float, spec: DatasetSpec
-) -> dict[str, Any]:
+    champion: Mapping[str, object], metrics: JsonObject, threshold: float, spec: DatasetSpec
+) -> ModelConfig:
     """What the model is and how it is used; the input rules themselves are in the package's
     dataset spec (dataset_spec.yaml), summarised here for people reading the config."""
-    return {
-        "model": {
-            "name": champion["model_name"],
-            "algorithm": champion["algorithm"],
-            "version": champion["version"],
-            "run_id": champion["run_id"],
-            "format": "onnx",
-            "file": ONNX_FILE,
-        },
-        "threshold": threshold,
-        "dataset": spec.name,
-        "spec_file": SPEC_FILE,
-        "spec_hash": spec.spec_hash(),
-        "raw_feature_names": list(spec.raw_names),
-        "engineered_feature_names": list(spec.all_features),
-        "one_hot_features": list(spec.one_hot),
-        "input_coding": {
-            column.name: {
-                "description": column.description,
-                "kind": column.kind,
-                **(
-                    {"codes": dict(column.codes)}
-                    if column.codes is not None
-                    else {"range": list(column.range or ()), "unit": column.unit}
-                ),
-                "may_be_missing": not column.required,
-            }
+    return ModelConfig(
+        model=PackagedModel(
+            name=str(champion["model_name"]),
+            algorithm=str(champion["algorithm"]),
+            version=str(champion["version"]),
+            run_id=str(champion["run_id"]),
+            format="onnx",
+            file=ONNX_FILE,
+        ),
+        threshold=threshold,
+        dataset=spec.name,
+        spec_file=SPEC_FILE,
+        spec_hash=spec.spec_hash(),
+        raw_feature_names=list(spec.raw_names),
+        engineered_feature_names=list(spec.all_features),
+        one_hot_features=list(spec.one_hot),
+        input_coding={
+            column.name: (
+                InputCoding(
+                    description=column.description,
+                    kind=column.kind,
+                    codes=dict(column.codes),
+                    may_be_missing=not column.required,
+                )
+                if column.codes is not None
+                else InputCoding(
+                    description=column.description,
+                    kind=column.kind,
+                    range=list(column.range or ()),
+                    unit=column.unit,
+                    may_be_missing=not column.required,
+                )
+            )
             for column in spec.raw_columns
         },
-        "metrics": metrics,
-    }
+        metrics=metrics,
+    )
 
 
-def deployment_config(algorithm: str, version: str) -> dict[str, Any]:
+def deployment_config(algorithm: str, version: str) -> JsonObject:
     return {
         "service": {
             "model_format": "onnx",
@@ -167,11 +189,12 @@ def pinned_requirements() -> list[str]:
     return sorted(pins, key=str.lower)
 
 
-def conda_environment(requirements: list[str], python_version: str) -> dict[str, Any]:
+def conda_environment(requirements: list[str], python_version: str) -> JsonObject:
+    pins: list[JsonValue] = [*requirements]
     return {
         "name": "heartml-model",
         "channels": ["conda-forge"],
-        "dependencies": [f"python={python_version}", "pip", {"pip": requirements}],
+        "dependencies": [f"python={python_version}", "pip", {"pip": pins}],
     }
 
 
@@ -205,7 +228,7 @@ def check_contract(pipeline: Any, spec: DatasetSpec) -> None:
 
 def write_parity_reference(
     directory: Path, pipeline: Any, rows: pd.DataFrame, spec: DatasetSpec
-) -> dict[str, Any]:
+) -> ParityReference:
     """PARITY_FILE: every row with the fitted pipeline's P(class=1), the oracle for the graph."""
     raw = rows.loc[:, list(spec.raw_names)]
     document = reference_document(
@@ -214,23 +237,25 @@ def write_parity_reference(
         pipeline.predict_proba(raw)[:, 1],
         f"{JOBLIB_FILE} (sklearn Pipeline.predict_proba)",
     )
-    write_json(directory / PARITY_FILE, document)
+    document.write(directory / PARITY_FILE)
     return document
 
 
-def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    files = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
-        files[path.relative_to(directory).as_posix()] = {
-            "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
-        }
-    manifest = {
-        **identity,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": files,
+def write_manifest(directory: Path, identity: PackageIdentity) -> Manifest:
+    files = {
+        path.relative_to(directory).as_posix(): FileEntry(
+            sha256=sha256_file(path), bytes=path.stat().st_size
+        )
+        for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST)
     }
-    write_json(directory / MANIFEST, manifest)
+    manifest = Manifest.model_validate(
+        {
+            **identity.model_dump(exclude_unset=True),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "files": files,
+        }
+    )
+    manifest.write(directory / MANIFEST)
     return manifest
 
 
@@ -305,7 +330,10 @@ def build_package(
         metrics = evaluation.summary.package_metrics()
         champion_dict = champion.as_dict()
         (staging / MODEL_CONFIG).write_text(
-            yaml.safe_dump(model_config(champion_dict, metrics, threshold, spec), sort_keys=False)
+            yaml.safe_dump(
+                model_config(champion_dict, metrics, threshold, spec).to_yaml_data(),
+                sort_keys=False,
+            )
         )
         (staging / "deployment_config.yaml").write_text(
             yaml.safe_dump(deployment_config(champion.algorithm, champion.version), sort_keys=False)
@@ -314,7 +342,7 @@ def build_package(
         from heartml.data.prepare import read_split
 
         train, _ = read_split(catalog)
-        write_json(staging / REFERENCE_FILE, reference_statistics(train, spec))
+        reference_statistics(train, spec).write(staging / REFERENCE_FILE)
         from heartml.reports.model_card import markdown_to_html, model_card_markdown
 
         card = model_card_markdown(champion_dict, evaluation.summary, data_info, spec)
@@ -322,35 +350,33 @@ def build_package(
         (staging / "model_card.html").write_text(
             markdown_to_html(card, f"Model card: {champion.model_name} v{champion.version}")
         )
-        manifest = write_manifest(
-            staging,
-            {
-                "package": final.name,
-                "model_name": champion.model_name,
-                "algorithm": champion.algorithm,
-                "version": champion.version,
-                "run_id": champion.run_id,
-                "model_uri": champion.model_uri,
-                "cv_roc_auc": champion.roc_auc,
-                "data_sha256": champion.data_sha256,
-                "config_hash": champion.config_hash,
-                "threshold": threshold,
-                "parity": {
-                    "rows": len(rows),
-                    "max_abs_difference": max_delta,
-                    "tolerance": PARITY_TOLERANCE,
-                    "reference_file": PARITY_FILE,
-                },
-                "serving_file": ONNX_FILE,
-            },
+        identity = PackageIdentity(
+            package=final.name,
+            model_name=champion.model_name,
+            algorithm=champion.algorithm,
+            version=champion.version,
+            run_id=champion.run_id,
+            model_uri=champion.model_uri,
+            cv_roc_auc=champion.roc_auc,
+            data_sha256=champion.data_sha256,
+            config_hash=champion.config_hash,
+            threshold=threshold,
+            parity=ParitySummary(
+                rows=len(rows),
+                max_abs_difference=max_delta,
+                tolerance=PARITY_TOLERANCE,
+                reference_file=PARITY_FILE,
+            ),
+            serving_file=ONNX_FILE,
         )
+        manifest = write_manifest(staging, identity)
     return PackageResult(final, manifest)
 
 
 @dataclass(frozen=True)
 class Verification:
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     formats: dict[str, float]  # format -> max |Δp| against the joblib pipeline on every row
     rows: int
 
@@ -366,14 +392,15 @@ def verify_package(directory: Path) -> Verification:
 
     manifest = verify_checksums(directory)
     for required in (SPEC_FILE, PARITY_FILE):
-        if required not in manifest["files"]:
+        if required not in manifest.files:
             raise PackagingError(
                 f"{directory.name}: no {required} (built by an older heartml)",
                 hint="rebuild it with `heartml package`",
             )
     spec = spec_from_text((directory / SPEC_FILE).read_text(encoding="utf-8"), SPEC_FILE)
     columns = spec.raw_names
-    rows, recorded, tolerance = read_reference(read_json(directory / PARITY_FILE), columns)
+    parity_document = ParityReference.read(directory / PARITY_FILE)
+    rows, recorded, tolerance = read_reference(parity_document, columns)
     frame = pd.DataFrame(rows, columns=list(columns))
     reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
     check_contract(reference_pipeline, spec)

@@ -31,16 +31,6 @@ class DataStageResult:
     quality_report: QualityReport
     data_provenance: DataProvenance
 
-    # The documents as JSON data, for heartml.cli, which indexes them by key; they go when
-    # the CLI reads the typed fields.
-    @property
-    def quality(self) -> dict[str, Any]:
-        return self.quality_report.to_json_dict()
-
-    @property
-    def provenance(self) -> dict[str, Any]:
-        return self.data_provenance.to_json_dict()
-
 
 def acquire_raw(settings: Settings) -> Any:
     """The raw data as the spec's source says (download, shipped copy, or scikit-learn's own)."""
@@ -88,12 +78,6 @@ class TrainStageResult:
     evaluation: EvaluationResults
     models_dir: Path
     evaluation_report: Path
-
-    @property
-    def results(self) -> dict[str, Any]:
-        """`evaluation` as JSON data, for heartml.cli (it indexes it by key) until it reads
-        the typed document."""
-        return self.evaluation.to_json_dict()
 
 
 @dataclass(frozen=True)
