@@ -61,8 +61,8 @@ class Manifest(PackageIdentity, Document):
 
 class PackagedModel(Part):
     name: str
-    version: str
     algorithm: str | None = None
+    version: str  # required, as `name`; declared in the order the file has them
     run_id: str | None = None
     format: str | None = None
     file: str | None = None
