@@ -78,7 +78,7 @@ def build_package(folder: Path) -> Path:
 
 @contextlib.contextmanager
 def postgres_server(url: str | None) -> Iterator[Any]:
-    from integration_helpers import Postgres, throwaway_postgres
+    from harness.postgres import Postgres, throwaway_postgres
 
     if url:
         server = Postgres(url)

@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from heartml.data.parse import parse_records
+from heartml.documents.package import PackageIdentity
 from heartml.features import build_pipeline
 from heartml.onnx_export import pipeline_to_onnx
 from heartml.package.build import write_parity_reference
@@ -37,7 +38,6 @@ from heartml.package.manifest import (
     SPEC_FILE,
     write_manifest,
 )
-from heartml.provenance import write_json
 from heartml.spec import TARGET, DatasetSpec, load_spec, spec_from_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -95,21 +95,21 @@ def write_package(
     }
     metrics = {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}}
     (directory / MODEL_CONFIG).write_text(
-        yaml.safe_dump(model_config(champion, metrics, threshold, spec), sort_keys=False)
+        yaml.safe_dump(
+            model_config(champion, metrics, threshold, spec).to_yaml_data(), sort_keys=False
+        )
     )
-    write_json(directory / REFERENCE_FILE, reference_statistics(frame, spec))
+    reference_statistics(frame, spec).write(directory / REFERENCE_FILE)
     # The pipeline's own probabilities: a graph passed in `onnx_bytes` must score like them.
     write_parity_reference(directory, pipeline, frame, spec)
-    write_manifest(
-        directory,
-        {
-            "package": directory.name,
-            **champion,
-            "model_uri": f"models:/{champion['model_name']}@champion",
-            "threshold": threshold,
-            "serving_file": ONNX_FILE,
-        },
+    identity = PackageIdentity(
+        package=directory.name,
+        **champion,
+        model_uri=f"models:/{champion['model_name']}@champion",
+        threshold=threshold,
+        serving_file=ONNX_FILE,
     )
+    write_manifest(directory, identity)
     # "Newest" is by MANIFEST time: make a later package look newer even within one clock tick.
     stamp = time.time() + (newer_by if newer_by is not None else int(version))
     os.utime(directory / MANIFEST, (stamp, stamp))

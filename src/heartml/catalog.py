@@ -25,8 +25,10 @@ TEST_FILE = "test.parquet"
 REJECTED_FILE = "rejected_rows.csv"
 QUALITY_FILE = "data_quality_report.json"
 PROVENANCE_FILE = "provenance.json"
-# Inside models/.
+# Inside models/ and each models/<algorithm>/.
 RESULTS_FILE = "evaluation_results.json"
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
 # The embedded prediction store (SQLite), inside monitoring/.
 PREDICTION_STORE_FILE = "predictions.db"
 
@@ -110,6 +112,12 @@ class Catalog:
 
     def model_dir(self, algorithm: str) -> Path:
         return self.models_dir / algorithm
+
+    def model_file(self, algorithm: str) -> Path:
+        return self.model_dir(algorithm) / MODEL_FILE
+
+    def metadata_file(self, algorithm: str) -> Path:
+        return self.model_dir(algorithm) / METADATA_FILE
 
     @property
     def reports_dir(self) -> Path:

@@ -41,3 +41,7 @@ class TrackingError(HeartmlError, RuntimeError):
 
 class ReportError(HeartmlError, ValueError):
     """A report cannot be made from its input document; the message says what is missing."""
+
+
+class DocumentError(HeartmlError, ValueError):
+    """A JSON document between stages cannot be read: the message names the file and the field."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -21,6 +20,17 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
     roc_curve,
+)
+
+from heartml.documents.evaluation import (
+    CalibrationCurve,
+    ConfusionMatrix,
+    Curves,
+    FoldSummary,
+    Interval,
+    PrCurve,
+    RocCurve,
+    SubgroupMetrics,
 )
 
 METRICS: tuple[str, ...] = (
@@ -72,7 +82,7 @@ METRIC_RANGE: dict[str, tuple[float, float]] = {name: (0.0, 1.0) for name in MET
 
 def summarize_folds(
     values: list[float], test_fraction: float, bounds: tuple[float, float] = (0.0, 1.0)
-) -> dict[str, float]:
+) -> FoldSummary:
     """mean, std and a corrected 95% t-interval of one metric over repeated-CV folds, cut at
     the metric's `bounds`."""
     array = np.asarray(values, dtype=float)
@@ -81,12 +91,9 @@ def summarize_folds(
     error = corrected_std_error(array, test_fraction)
     half = float(stats.t.ppf(0.975, len(array) - 1) * error) if len(array) > 1 else 0.0
     low, high = bounds
-    return {
-        "mean": mean,
-        "std": std,
-        "ci_low": max(mean - half, low),
-        "ci_high": min(mean + half, high),
-    }
+    return FoldSummary(
+        mean=mean, std=std, ci_low=max(mean - half, low), ci_high=min(mean + half, high)
+    )
 
 
 def corrected_paired_t_test(
@@ -177,7 +184,7 @@ def fast_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, fl
 
 def bootstrap_ci(
     y: np.ndarray, p: np.ndarray, threshold: float, seed: int, n_boot: int = 1000
-) -> dict[str, dict[str, float]]:
+) -> dict[str, Interval]:
     """95% percentile bootstrap interval of every metric on one fixed set (the test split)."""
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {name: [] for name in METRICS}
@@ -189,50 +196,47 @@ def bootstrap_ci(
         for name, value in fast_metrics(y[idx], p[idx], threshold).items():
             samples[name].append(value)
     return {
-        name: {
-            "ci_low": float(np.percentile(values, 2.5)),
-            "ci_high": float(np.percentile(values, 97.5)),
-        }
+        name: Interval(
+            ci_low=float(np.percentile(values, 2.5)), ci_high=float(np.percentile(values, 97.5))
+        )
         for name, values in samples.items()
     }
 
 
-def curves(y: np.ndarray, p: np.ndarray, threshold: float, bins: int) -> dict[str, Any]:
-    """ROC, PR and calibration curves and the confusion matrix, as plain lists (JSON-ready)."""
+def curves(y: np.ndarray, p: np.ndarray, threshold: float, bins: int) -> Curves:
+    """ROC, PR and calibration curves and the confusion matrix."""
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
     observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
     matrix = confusion_matrix(y, (p >= threshold).astype(int), labels=[0, 1])
-    return {
-        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
-        "pr": {"precision": precision.tolist(), "recall": recall.tolist()},
-        "calibration": {"predicted": predicted.tolist(), "observed": observed.tolist()},
-        "confusion_matrix": {
-            "threshold": threshold,
-            "labels": ["no disease", "disease"],
-            "matrix": matrix.tolist(),  # rows: true class, columns: predicted class
-        },
-    }
+    return Curves(
+        roc=RocCurve(fpr=fpr.tolist(), tpr=tpr.tolist()),
+        pr=PrCurve(precision=precision.tolist(), recall=recall.tolist()),
+        calibration=CalibrationCurve(predicted=predicted.tolist(), observed=observed.tolist()),
+        confusion_matrix=ConfusionMatrix(
+            threshold=threshold, labels=["no disease", "disease"], matrix=matrix.tolist()
+        ),
+    )
 
 
 def subgroup_metrics(
     y: np.ndarray, p: np.ndarray, groups: dict[str, np.ndarray], threshold: float
-) -> dict[str, dict[str, float | int | None]]:
+) -> dict[str, SubgroupMetrics]:
     """Metrics within each subgroup (e.g. sex=female); AUC is None where one class is absent."""
-    result: dict[str, dict[str, float | int | None]] = {}
+    result: dict[str, SubgroupMetrics] = {}
     for name, mask in groups.items():
         if mask.sum() == 0:
             continue
         ys, ps = y[mask], p[mask]
         predicted = (ps >= threshold).astype(int)
         both = len(np.unique(ys)) == 2
-        result[name] = {
-            "n": int(mask.sum()),
-            "prevalence": float(ys.mean()),
-            "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
-            "accuracy": float(accuracy_score(ys, predicted)),
-            "recall": float(recall_score(ys, predicted, zero_division=0)),
-            "precision": float(precision_score(ys, predicted, zero_division=0)),
-            "brier": float(brier_score_loss(ys, ps)),
-        }
+        result[name] = SubgroupMetrics(
+            n=int(mask.sum()),
+            prevalence=float(ys.mean()),
+            roc_auc=float(roc_auc_score(ys, ps)) if both else None,
+            accuracy=float(accuracy_score(ys, predicted)),
+            recall=float(recall_score(ys, predicted, zero_division=0)),
+            precision=float(precision_score(ys, predicted, zero_division=0)),
+            brier=float(brier_score_loss(ys, ps)),
+        )
     return result

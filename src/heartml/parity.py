@@ -13,10 +13,10 @@ numpy only (the prediction service imports it).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
+from heartml.documents.package import ParityReference
 from heartml.errors import PackagingError
 from heartml.package.manifest import PARITY_FILE
 
@@ -31,43 +31,42 @@ class ParityError(PackagingError):
 
 def reference_document(
     columns: Sequence[str], rows: np.ndarray, expected: np.ndarray, source: str
-) -> dict[str, Any]:
-    """The JSON body of PARITY_FILE; a missing value (NaN) is written as null."""
+) -> ParityReference:
+    """The body of PARITY_FILE; a missing value (NaN) is written as null."""
     if rows.ndim != 2 or rows.shape != (len(expected), len(columns)):
         raise ValueError(f"rows {rows.shape} do not match {len(expected)} x {len(columns)}")
-    return {
-        "columns": list(columns),
-        "rows": [[None if np.isnan(v) else float(v) for v in row] for row in rows],
-        "expected_probability": [float(p) for p in expected],
-        "expected_from": source,
-        "tolerance": PARITY_TOLERANCE,
-    }
+    return ParityReference(
+        columns=list(columns),
+        rows=[[None if np.isnan(v) else float(v) for v in row] for row in rows],
+        expected_probability=[float(p) for p in expected],
+        expected_from=source,
+        tolerance=PARITY_TOLERANCE,
+    )
 
 
-def read_reference(document: Any, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray, float]:
+def read_reference(
+    document: ParityReference, columns: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, float]:
     """(rows [n, len(columns)] float64 with NaN, expected [n], tolerance) of a PARITY_FILE body."""
+    if document.columns != list(columns):
+        raise PackagingError(
+            f"{PARITY_FILE}: columns {document.columns} are not the model's {list(columns)}"
+        )
     try:
-        if list(document["columns"]) != list(columns):
-            raise PackagingError(
-                f"{PARITY_FILE}: columns {document['columns']} are not the model's {list(columns)}"
-            )
         rows = np.array(
-            [[np.nan if v is None else v for v in row] for row in document["rows"]],
+            [[np.nan if v is None else v for v in row] for row in document.rows],
             dtype=np.float64,
         )
-        expected = np.asarray(document["expected_probability"], dtype=np.float64)
-        tolerance = float(document["tolerance"])
-    except PackagingError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except ValueError as exc:  # rows of different lengths
         raise PackagingError(f"{PARITY_FILE}: not a parity reference ({exc!r})") from exc
+    expected = np.asarray(document.expected_probability, dtype=np.float64)
     if len(rows) == 0 or rows.shape != (len(expected), len(columns)):
         raise PackagingError(
             f"{PARITY_FILE}: {rows.shape} rows for {len(expected)} probabilities and "
             f"{len(columns)} columns"
         )
     # Never looser than this code's own rule, whatever the file says.
-    return rows, expected, min(tolerance, PARITY_TOLERANCE)
+    return rows, expected, min(document.tolerance, PARITY_TOLERANCE)
 
 
 def max_difference(actual: np.ndarray, expected: np.ndarray) -> float:

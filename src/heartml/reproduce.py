@@ -17,8 +17,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
+from heartml.catalog import RESULTS_FILE
+from heartml.documents import JsonObject, ModelSummary
 from heartml.errors import HeartmlError
 from heartml.settings import Settings
 
@@ -65,7 +66,7 @@ class Reproduction:
     algorithm: str
     inputs: list[InputCheck]
     metrics: list[MetricCheck] = field(default_factory=list)
-    params: tuple[dict[str, Any], dict[str, Any]] | None = None  # (logged, rebuilt) tuned params
+    params: tuple[JsonObject, JsonObject] | None = None  # (logged, rebuilt) tuned params
     tolerance: float = TOLERANCE
     notes: list[str] = field(default_factory=list)
 
@@ -150,30 +151,26 @@ class Reproduction:
 # Pure pieces
 
 
-def flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
+def flat_metrics(summary: ModelSummary) -> dict[str, float]:
     """Every number a model run logged about its quality, under one flat name each."""
     flat: dict[str, float] = {}
-    for name, values in summary.get("cv_fold_metrics", {}).items():
+    for name, values in summary.cv_fold_metrics.items():
         for fold, value in enumerate(values):
-            flat[f"cv_fold.{name}[{fold}]"] = _number(value)
-    for name, stats in summary.get("cv_metrics", {}).items():
-        for key, value in stats.items():
-            flat[f"cv.{name}.{key}"] = _number(value)
-    for name, value in summary.get("test_metrics", {}).items():
-        flat[f"test.{name}"] = _number(value)
-    for name, interval in summary.get("test_ci", {}).items():
-        for key, value in interval.items():
-            flat[f"test_ci.{name}.{key}"] = _number(value)
-    if "best_inner_score" in summary.get("tuning", {}):
-        flat["tuning.best_inner_score"] = _number(summary["tuning"]["best_inner_score"])
+            flat[f"cv_fold.{name}[{fold}]"] = value
+    for name, stats in summary.cv_metrics.items():
+        for key, value in stats.model_dump().items():
+            flat[f"cv.{name}.{key}"] = float(value)
+    for name, value in summary.test_metrics.items():
+        flat[f"test.{name}"] = value
+    for name, interval in summary.test_ci.items():
+        for key, value in interval.model_dump().items():
+            flat[f"test_ci.{name}.{key}"] = float(value)
+    if summary.tuning.best_inner_score is not None:
+        flat["tuning.best_inner_score"] = summary.tuning.best_inner_score
     return flat
 
 
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def compare_metrics(logged: dict[str, Any], rebuilt: dict[str, Any]) -> list[MetricCheck]:
+def compare_metrics(logged: ModelSummary, rebuilt: ModelSummary) -> list[MetricCheck]:
     """One check per logged metric (a metric the rebuild lacks compares as NaN: a mismatch)."""
     expected, actual = flat_metrics(logged), flat_metrics(rebuilt)
     return [
@@ -228,17 +225,18 @@ def reproduce(
     report(f"reading {model_name} version {version} from {settings.tracking_uri}")
     registry = Registry.connect(settings)
     lineage = version_lineage(registry, model_name, version)
-    if lineage.results is None or "config" not in lineage.results:
+    logged = lineage.results
+    if logged is None:
         raise ReproduceError(
             f"{model_name} version {version}: its pipeline run "
-            f"{lineage.parent_run_id or '(none)'} has no evaluation_results.json artifact, so "
+            f"{lineage.parent_run_id or '(none)'} has no {RESULTS_FILE} artifact, so "
             "the config it was trained with is unknown"
         )
     try:
-        config = parse_config(lineage.results["config"], source="the logged config")
+        config = parse_config(logged.config, source="the logged config")
     except ConfigError as exc:
         raise ReproduceError(f"{exc}: this code cannot read the logged config") from None
-    algorithm = lineage.tags.get("algorithm") or str(lineage.summary.get("algorithm", ""))
+    algorithm = lineage.tags.get("algorithm") or lineage.summary.algorithm
     if algorithm not in config.models:
         raise ReproduceError(f"the logged config has no model {algorithm!r}")
 
@@ -272,9 +270,9 @@ def reproduce(
     if result.data_differs or content is None:
         return result
 
-    split = lineage.provenance.get("split", {})
-    test_size = float(split.get("test_size", config.split.test_size))
-    split_seed = int(split.get("seed", config.seed))
+    split = lineage.provenance.split if lineage.provenance is not None else None
+    test_size = split.test_size if split is not None else config.split.test_size
+    split_seed = split.seed if split is not None else config.seed
     report("rebuilding the split")
     raw = RawData(
         content, "local copy", str(path), local_sha, datetime.now(UTC).isoformat(timespec="seconds")
@@ -284,24 +282,20 @@ def reproduce(
     # As read back from data/processed: a fresh 0..n-1 index.
     train = prepared.train.reset_index(drop=True)
     test = prepared.test.reset_index(drop=True)
-    logged_sizes = (lineage.results.get("n_train"), lineage.results.get("n_test"))
+    logged_sizes = (logged.n_train, logged.n_test)
     if logged_sizes != (len(train), len(test)):
         result.notes.append(
             f"split sizes differ: logged train/test {logged_sizes[0]}/{logged_sizes[1]}, "
             f"rebuilt {len(train)}/{len(test)}"
         )
     report(f"retraining {algorithm} (seed {config.seed})")
-    model = train_model(algorithm, train, test, spec, config, progress=report)
-    rebuilt = model.summary()
+    rebuilt = train_model(algorithm, train, test, spec, config, progress=report).summary
     result.metrics = compare_metrics(lineage.summary, rebuilt)
-    result.params = (
-        _plain(lineage.summary.get("best_params", {})),
-        _plain(rebuilt["best_params"]),
-    )
+    result.params = (_plain(lineage.summary.best_params), _plain(rebuilt.best_params))
     return result
 
 
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
+def _plain(params: JsonObject) -> JsonObject:
     """Parameters as JSON gives them back (so a logged 1.0 and a rebuilt 1.0 compare equal)."""
     import json
 

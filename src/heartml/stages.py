@@ -8,11 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heartml.config import PipelineConfig
-from heartml.errors import DataError
+from heartml.documents import DataProvenance, EvaluationResults, QualityReport
+from heartml.errors import ArtifactError, DataError, DocumentError
 from heartml.settings import Settings
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from heartml.tracking.promotion import PromotionDecision
+    from heartml.tracking.versions import ChampionInfo, RegisteredVersion
 
 Progress = Callable[[str], None]
 
@@ -21,8 +28,8 @@ Progress = Callable[[str], None]
 class DataStageResult:
     processed_dir: Path
     eda_report: Path
-    quality: dict[str, Any]
-    provenance: dict[str, Any]
+    quality_report: QualityReport
+    data_provenance: DataProvenance
 
 
 def acquire_raw(settings: Settings) -> Any:
@@ -68,21 +75,31 @@ def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
 
 @dataclass(frozen=True)
 class TrainStageResult:
-    results: dict[str, Any]
+    evaluation: EvaluationResults
     models_dir: Path
     evaluation_report: Path
 
 
-def processed_data_sha256(settings: Settings) -> str:
-    from heartml.provenance import read_json
+@dataclass(frozen=True)
+class ReusableTraining:
+    """The saved Task 2 outputs, verified: the results document and each model's pipeline."""
 
+    results: EvaluationResults
+    pipelines: dict[str, Pipeline]
+
+
+def read_provenance(settings: Settings) -> DataProvenance:
     path = settings.catalog.provenance_file
     if not path.is_file():
         raise DataError(
             f"{path} not found",
             hint="run `heartml data` (python src/data_acquisition_eda.py) first",
         )
-    return str(read_json(path)["sha256"])
+    return DataProvenance.read(path)
+
+
+def processed_data_sha256(settings: Settings) -> str:
+    return read_provenance(settings).sha256
 
 
 def run_train(
@@ -105,37 +122,39 @@ def run_train(
     return TrainStageResult(results, catalog.models_dir, report)
 
 
-def _reusable_training(settings: Settings, config: PipelineConfig) -> dict[str, Any] | None:
+def _reusable_training(settings: Settings, config: PipelineConfig) -> ReusableTraining | None:
     """The saved Task 2 results, if they were made from this data, this config and this
-    dataset spec (a changed feature must never meet a stale model.joblib)."""
-    from heartml.artifacts import ArtifactError, load_verified_pipeline
-    from heartml.provenance import read_json
+    dataset spec (a changed feature must never meet a stale model.joblib). A results file
+    this heartml cannot read is not reusable either: training runs again and rewrites it."""
+    from heartml.artifacts import load_verified_pipeline
 
     catalog = settings.catalog
     if not catalog.results_file.is_file():
         return None
-    results: dict[str, Any] = read_json(catalog.results_file)
+    try:
+        results = EvaluationResults.read(catalog.results_file)
+    except DocumentError:
+        return None
     if (
-        results.get("data_sha256") != processed_data_sha256(settings)
-        or results.get("config_hash") != config.config_hash()
-        or results.get("spec_hash") != catalog.spec.spec_hash()
-        or set(results.get("models", {})) != set(config.models)
+        results.data_sha256 != processed_data_sha256(settings)
+        or results.config_hash != config.config_hash()
+        or results.spec_hash != catalog.spec.spec_hash()
+        or set(results.models) != set(config.models)
     ):
         return None
     try:
-        pipelines = {a: load_verified_pipeline(catalog.model_dir(a)) for a in results["models"]}
+        pipelines = {a: load_verified_pipeline(catalog.model_dir(a)) for a in results.models}
     except ArtifactError:
         return None
-    results["pipelines"] = pipelines
-    return results
+    return ReusableTraining(results, pipelines)
 
 
 @dataclass(frozen=True)
 class TrackStageResult:
     parent_run_id: str
-    versions: list[Any]
-    decision: Any
-    champion: Any
+    versions: list[RegisteredVersion]
+    decision: PromotionDecision
+    champion: ChampionInfo | None
     reused_training: bool
 
 
@@ -147,7 +166,6 @@ def run_track(
 ) -> TrackStageResult:
     """Task 3: register one new version of each model and let the gate decide the champion."""
     from heartml.data.prepare import read_split
-    from heartml.provenance import read_json
     from heartml.tracking.promotion import decide
     from heartml.tracking.registry import Registry
     from heartml.tracking.runs import log_pipeline_execution
@@ -167,7 +185,6 @@ def run_track(
         reused_training = False
     else:
         reused_training = True
-    pipelines = reused.pop("pipelines")
     train, _ = read_split(catalog)
     artifacts = {
         "evaluation": catalog.results_file,
@@ -175,18 +192,17 @@ def run_track(
         "data_quality": catalog.quality_file,
         "eda_report": catalog.eda_report_dir,
     }
-    provenance = read_json(catalog.provenance_file)
     run_id, versions = log_pipeline_execution(
         registry,
-        reused,
-        pipelines,
+        reused.results,
+        reused.pipelines,
         train.head(5),
         artifacts,
-        provenance,
+        read_provenance(settings),
         catalog.spec.to_yaml(),
         report,
     )
-    best = next(v for v in versions if v.algorithm == reused["best_algorithm"])
+    best = next(v for v in versions if v.algorithm == reused.results.best_algorithm)
     current = registry.find_champion()
     tags = registry.version_tags(best)
     decision = decide(best, tags, current, config.promotion, force=force_champion)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,15 @@ from sklearn.pipeline import Pipeline
 
 from heartml.choices import ALGORITHMS
 from heartml.config import PipelineConfig
+from heartml.documents.base import JsonObject
+from heartml.documents.evaluation import (
+    FeatureNames,
+    Importance,
+    MaskedBlock,
+    ModelSummary,
+    Subgroups,
+    Tuning,
+)
 from heartml.evaluate import (
     METRIC_RANGE,
     METRICS,
@@ -48,42 +57,12 @@ N_JOBS = -1  # folds in parallel on every core; each estimator itself stays sing
 
 @dataclass
 class ModelResult:
-    algorithm: str
     pipeline: Pipeline
-    best_params: dict[str, Any]
-    tuning: dict[str, Any]
-    cv_fold_metrics: dict[str, list[float]]
-    cv_metrics: dict[str, dict[str, float]]
-    test_metrics: dict[str, float]
-    test_ci: dict[str, dict[str, float]]
-    oof_curves: dict[str, Any]
-    test_curves: dict[str, Any]
-    subgroups: dict[str, Any]
-    permutation_importance: dict[str, dict[str, float]]
-    masked_blocks: dict[str, dict[str, Any]]
-    seconds: float
+    summary: ModelSummary  # everything but the fitted object: what the results and MLflow record
 
-    def summary(self) -> dict[str, Any]:
-        """Everything but the fitted object: what evaluation_results.json and MLflow record."""
-        return {
-            "algorithm": self.algorithm,
-            "estimator": type(core_estimator(self.pipeline.named_steps["model"])).__name__,
-            "best_params": self.best_params,
-            "estimator_params": _plain(
-                core_estimator(self.pipeline.named_steps["model"]).get_params()
-            ),
-            "tuning": self.tuning,
-            "cv_metrics": self.cv_metrics,
-            "cv_fold_metrics": self.cv_fold_metrics,
-            "test_metrics": self.test_metrics,
-            "test_ci": self.test_ci,
-            "oof_curves": self.oof_curves,
-            "test_curves": self.test_curves,
-            "subgroups": self.subgroups,
-            "permutation_importance": self.permutation_importance,
-            "masked_blocks": self.masked_blocks,
-            "seconds": self.seconds,
-        }
+    @property
+    def algorithm(self) -> str:
+        return self.summary.algorithm
 
 
 @dataclass
@@ -94,15 +73,16 @@ class TrainingResult:
     data_sha256: str
     n_train: int
     n_test: int
-    feature_names: dict[str, list[str]] = field(default_factory=dict)
+    feature_names: FeatureNames
 
     @property
     def best_algorithm(self) -> str:
         """Chosen on repeated-CV ROC-AUC of the training split, never on the test split."""
-        return max(self.models, key=lambda name: self.models[name].cv_metrics["roc_auc"]["mean"])
+        return max(self.models, key=lambda name: self.models[name].summary.cv_roc_auc)
 
 
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
+def _plain(params: dict[str, Any]) -> JsonObject:
+    """Estimator parameters as JSON scalars (an object-valued parameter as its repr)."""
     return {
         k: v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
         for k, v in params.items()
@@ -179,16 +159,16 @@ def train_model(
         search.fit(X_train, y_train)
         best_params = strip_prefix(algorithm, search.best_params_)
         tuned: Pipeline = search.best_estimator_
-        tuning = {
-            "scoring": config.tuning.scoring,
-            "cv_folds": config.tuning.cv_folds,
-            "cv_repeats": config.tuning.cv_repeats,
-            "candidates": len(search.cv_results_["params"]),
-            "best_inner_score": float(search.best_score_),
-        }
+        tuning = Tuning(
+            scoring=config.tuning.scoring,
+            cv_folds=config.tuning.cv_folds,
+            cv_repeats=config.tuning.cv_repeats,
+            candidates=len(search.cv_results_["params"]),
+            best_inner_score=float(search.best_score_),
+        )
     else:
         tuned = clone(pipeline).fit(X_train, y_train)
-        best_params, tuning = {}, {"candidates": 0}
+        best_params, tuning = {}, Tuning(candidates=0)
 
     report(f"{algorithm}: repeated CV")
     splitter = RepeatedStratifiedKFold(
@@ -231,41 +211,41 @@ def train_model(
         n_jobs=1,
     )
     bins = config.evaluation.calibration_bins
-    return ModelResult(
+    estimator = core_estimator(tuned.named_steps["model"])
+    summary = ModelSummary(
         algorithm=algorithm,
-        pipeline=tuned,
+        estimator=type(estimator).__name__,
         best_params=best_params,
+        estimator_params=_plain(estimator.get_params()),
         tuning=tuning,
-        cv_fold_metrics=fold_metrics,
         cv_metrics={
             n: summarize_folds(v, test_fraction, METRIC_RANGE[n]) for n, v in fold_metrics.items()
         },
+        cv_fold_metrics=fold_metrics,
         test_metrics=classification_metrics(y_test, p_test, threshold),
         test_ci=bootstrap_ci(y_test, p_test, threshold, config.seed),
         oof_curves=curves(y_train, oof, threshold, bins),
         test_curves=curves(y_test, p_test, threshold, bins),
-        subgroups={
-            "cv_out_of_fold": subgroup_metrics(
-                y_train, oof, subgroup_masks(train, spec), threshold
-            ),
-            "test": subgroup_metrics(y_test, p_test, subgroup_masks(test, spec), threshold),
-        },
+        subgroups=Subgroups(
+            cv_out_of_fold=subgroup_metrics(y_train, oof, subgroup_masks(train, spec), threshold),
+            test=subgroup_metrics(y_test, p_test, subgroup_masks(test, spec), threshold),
+        ),
         permutation_importance={
-            name: {
-                "mean": float(importance.importances_mean[i]),
-                "std": float(importance.importances_std[i]),
-            }
+            name: Importance(
+                mean=float(importance.importances_mean[i]),
+                std=float(importance.importances_std[i]),
+            )
             for i, name in enumerate(raw)
         },
         masked_blocks={
-            block: {
-                "columns": list(blocks[block]),
-                "roc_auc": summarize_folds(values, test_fraction),
-            }
+            block: MaskedBlock(
+                columns=list(blocks[block]), roc_auc=summarize_folds(values, test_fraction)
+            )
             for block, values in masked_auc.items()
         },
         seconds=time.perf_counter() - started,
     )
+    return ModelResult(tuned, summary)
 
 
 def train_all(
@@ -287,9 +267,9 @@ def train_all(
         data_sha256=data_sha256,
         n_train=len(train),
         n_test=len(test),
-        feature_names={
-            "raw": list(spec.raw_names),
-            "engineered": list(spec.all_features),
-            "model_inputs": model_input_names(any_pipeline),
-        },
+        feature_names=FeatureNames(
+            raw=list(spec.raw_names),
+            engineered=list(spec.all_features),
+            model_inputs=model_input_names(any_pipeline),
+        ),
     )

@@ -1,6 +1,6 @@
 """Fixtures for the integration tests: PostgreSQL, mlflow servers, projects, shared scenarios.
 
-The helpers themselves live in integration_helpers.py (importable from the test modules).
+The helpers themselves live in harness/ (importable from the test modules).
 """
 
 from __future__ import annotations
@@ -11,19 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from integration_helpers import (
-    BACKENDS,
-    POSTGRES_URL_ENV,
-    TRAINED_OUTPUTS,
-    MlflowServer,
-    Postgres,
-    Project,
-    TrackedTwice,
-    describe,
-    new_project,
-    registry_snapshot,
-    throwaway_postgres,
-)
+from harness.mlflow_server import BACKENDS, MlflowServer
+from harness.postgres import POSTGRES_URL_ENV, Postgres, throwaway_postgres
+from harness.projects import TRAINED_OUTPUTS, Project, TrackedTwice, describe, new_project
+from harness.registry import registry_snapshot
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from integration_helpers import Project, describe, launch_server, new_project
+from harness.projects import Project, describe, new_project
+from harness.serve import launch_server
 
 from heartml.onnx_runtime import OnnxModel
 

@@ -17,18 +17,10 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from integration_helpers import (
-    BACKENDS,
-    SEED_BODY,
-    MlflowServer,
-    Project,
-    TrackedTwice,
-    champions,
-    describe,
-    launch_server,
-    registry_client,
-    registry_snapshot,
-)
+from harness.mlflow_server import BACKENDS, MlflowServer
+from harness.projects import Project, TrackedTwice, describe
+from harness.registry import champions, registry_client, registry_snapshot
+from harness.serve import SEED_BODY, launch_server
 
 from heartml.data.parse import parse_records
 from heartml.spec import load_spec, spec_from_text

@@ -25,16 +25,10 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from integration_helpers import (
-    HEARTML,
-    SEED_BODY,
-    Load,
-    Postgres,
-    Server,
-    describe,
-    launch_server,
-    subprocess_env,
-)
+from harness.postgres import Postgres
+from harness.processes import HEARTML, subprocess_env
+from harness.projects import describe
+from harness.serve import SEED_BODY, Load, Server, launch_server
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score

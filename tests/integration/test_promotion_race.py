@@ -20,7 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from integration_helpers import MlflowServer, Project, registry_client, registry_snapshot
+from harness.mlflow_server import MlflowServer
+from harness.projects import Project
+from harness.registry import registry_client, registry_snapshot
 from race_worker import promote_rounds
 
 pytestmark = [pytest.mark.task3, pytest.mark.integration, pytest.mark.slow]

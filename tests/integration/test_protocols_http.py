@@ -35,19 +35,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from integration_helpers import (
+from harness.processes import (
     MLFLOW,
     REPO_ROOT,
     VENV_BIN,
-    Project,
-    Server,
-    describe,
     free_port,
     kill_group,
-    launch_server,
     subprocess_env,
     tail,
 )
+from harness.projects import Project, describe
+from harness.serve import Server, launch_server
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.slow]
 

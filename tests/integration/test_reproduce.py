@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import yaml
-from integration_helpers import Project, describe, new_project
+from harness.projects import Project, describe, new_project
 
 from heartml.data.acquire import sha256_bytes
 

@@ -12,7 +12,8 @@ import httpx
 import joblib
 import pandas as pd
 import pytest
-from integration_helpers import Project, describe, launch_server, new_project
+from harness.projects import Project, describe, new_project
+from harness.serve import launch_server
 from sklearn.datasets import load_breast_cancer
 
 from heartml.spec import load_spec

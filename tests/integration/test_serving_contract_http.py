@@ -21,7 +21,8 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from integration_helpers import Server, launch_server, tail
+from harness.processes import tail
+from harness.serve import Server, launch_server
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 

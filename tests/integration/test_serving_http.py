@@ -21,18 +21,17 @@ import httpx
 import joblib
 import numpy as np
 import pytest
-from integration_helpers import (
+from harness.processes import tail
+from harness.projects import Project, describe
+from harness.serve import (
     SEED_BODY,
     SERVE_START_TIMEOUT_S,
     Load,
-    Project,
     Server,
     check_answers_follow_the_model,
-    describe,
     launch_server,
     offline_probabilities,
     records_of,
-    tail,
 )
 
 from heartml.catalog import Catalog

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from integration_helpers import launch_server
+from harness.serve import launch_server
 from sklearn.linear_model import LogisticRegression
 
 from heartml.settings import Settings

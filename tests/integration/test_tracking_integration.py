@@ -18,19 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_helpers import (
-    BACKENDS,
-    MODEL_NAMES,
-    REPO_ROOT,
-    MlflowServer,
-    Project,
-    TrackedTwice,
-    champions,
-    describe,
-    free_port,
-    registry_client,
-    registry_snapshot,
-)
+from harness.mlflow_server import BACKENDS, MlflowServer
+from harness.processes import REPO_ROOT, free_port
+from harness.projects import MODEL_NAMES, Project, TrackedTwice, describe
+from harness.registry import champions, registry_client, registry_snapshot
 
 pytestmark = [pytest.mark.task3, pytest.mark.integration, pytest.mark.slow]
 

@@ -7,7 +7,9 @@ import subprocess
 
 import optuna
 import pytest
-from integration_helpers import HEARTML, Postgres, Project, describe, new_project
+from harness.postgres import Postgres
+from harness.processes import HEARTML
+from harness.projects import Project, describe, new_project
 
 pytestmark = [pytest.mark.scale, pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ user's own commands in a temporary project (one small logistic regression, embed
 The two versions answer differently (version 2 is far more regularised), so a test that swaps
 between them can tell from each probability which graph answered.
 
-Projects, servers and the load threads are the integration tests' (integration_helpers.py).
+Projects, servers and the load threads are the integration tests' (harness/).
 The measured numbers are printed at the end of the run ("reliability numbers").
 """
 
@@ -28,15 +28,9 @@ import yaml
 # The integration tests' helpers, shared rather than copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from integration_helpers import (
-    HEARTML,
-    Project,
-    Server,
-    describe,
-    launch_server,
-    new_project,
-    small_config_text,
-)
+from harness.processes import HEARTML
+from harness.projects import Project, describe, new_project, small_config_text
+from harness.serve import Server, launch_server
 from reliability_helpers import NUMBERS, Built, manifest_of
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from integration_helpers import Project, Server
+from harness.projects import Project
+from harness.serve import Server
 
 ADMIN_KEY = "reliability-admin-key"  # a test value, given to the servers that need one
 POLL_S = 0.5  # HEARTML_SERVE_RELOAD_INTERVAL_S of the servers that watch for a new model

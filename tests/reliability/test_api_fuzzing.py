@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from integration_helpers import SEED_BODY, Server
+from harness.serve import SEED_BODY, Server
 from reliability_helpers import ADMIN_KEY, Built, report
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]

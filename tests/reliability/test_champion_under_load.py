@@ -22,12 +22,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from integration_helpers import (
+from harness.projects import Project, describe
+from harness.serve import (
     Load,
-    Project,
     Server,
     check_answers_follow_the_model,
-    describe,
     offline_probabilities,
     records_of,
 )

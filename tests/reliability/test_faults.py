@@ -27,7 +27,8 @@ from typing import Any
 
 import httpx
 import pytest
-from integration_helpers import SEED_BODY, Load, Server, free_port
+from harness.processes import free_port
+from harness.serve import SEED_BODY, Load, Server
 from reliability_helpers import (
     POLL_S,
     Built,

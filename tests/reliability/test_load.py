@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import SEED_BODY, Server
+from harness.serve import SEED_BODY, Server
 from reliability_helpers import Built, report, vmrss_kib
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]

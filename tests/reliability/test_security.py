@@ -31,7 +31,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from integration_helpers import PYTHON, SEED_BODY, Server, free_port, launch_server
+from harness.processes import PYTHON, free_port
+from harness.serve import SEED_BODY, Server, launch_server
 from reliability_helpers import (
     ADMIN_KEY,
     Built,

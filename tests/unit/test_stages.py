@@ -123,7 +123,7 @@ def test_evaluation_results_document(
 ) -> None:
     settings, result = stage_project
     results = json.loads((settings.models_dir / "evaluation_results.json").read_text())
-    assert results == json.loads(json.dumps(result.results, default=str))
+    assert results == result.evaluation.to_json_dict()
     assert set(results["models"]) == set(ALGORITHMS)
     assert (results["n_train"], results["n_test"]) == (242, 61)
     assert results["data_sha256"] == CLEVELAND_SHA256
@@ -170,7 +170,7 @@ def test_models_are_reused_only_for_the_same_spec(
     from heartml.stages import _reusable_training
 
     reused = _reusable_training(settings, small_config)
-    assert reused is not None and set(reused["pipelines"]) == set(ALGORITHMS)
+    assert reused is not None and set(reused.pipelines) == set(ALGORITHMS)
     spec_file = settings.catalog.spec_file
     original = spec_file.read_text()
     line = "  cp_exang_interaction: cp * exang\n"

@@ -3,7 +3,9 @@ test split; and the statistics in evaluate.py checked by hand."""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,8 @@ from heartml.data.acquire import RawData
 from heartml.data.parse import parse_records
 from heartml.data.prepare import prepare
 from heartml.data.schema import validate
+from heartml.documents import ModelSummary
+from heartml.documents.evaluation import FeatureNames
 from heartml.evaluate import (
     METRICS,
     bootstrap_ci,
@@ -35,6 +39,9 @@ pytestmark = pytest.mark.task2
 
 SPEC = load_spec(HEART_SPEC_FILE)
 RAW_FEATURES = SPEC.raw_names
+WRITTEN_RESULTS = (
+    Path(__file__).parent / "documents" / "data" / "small_run" / "evaluation_results.json"
+)
 
 
 # --- evaluate.py: pure statistics, by hand ---------------------------------------------------
@@ -70,30 +77,35 @@ def test_threshold_is_inclusive_and_moves_the_counts() -> None:
 
 def test_summarize_folds_by_hand() -> None:
     summary = summarize_folds([0.8, 0.9, 1.0], test_fraction=0.2, bounds=(-math.inf, math.inf))
-    assert summary["mean"] == pytest.approx(0.9)
-    assert summary["std"] == pytest.approx(0.1)
+    assert summary.mean == pytest.approx(0.9)
+    assert summary.std == pytest.approx(0.1)
     t_975_df2 = 4.302652729911275
     corrected_se = math.sqrt((1 / 3 + 0.2 / 0.8) * 0.01)
-    assert summary["ci_high"] - summary["mean"] == pytest.approx(t_975_df2 * corrected_se)
-    assert summary["mean"] - summary["ci_low"] == pytest.approx(t_975_df2 * corrected_se)
+    assert summary.ci_high - summary.mean == pytest.approx(t_975_df2 * corrected_se)
+    assert summary.mean - summary.ci_low == pytest.approx(t_975_df2 * corrected_se)
     naive_half = t_975_df2 * 0.1 / math.sqrt(3)
-    assert summary["ci_high"] - summary["mean"] > naive_half * 1.3  # wider than the naive one
+    assert summary.ci_high - summary.mean > naive_half * 1.3  # wider than the naive one
 
 
 def test_intervals_stop_where_the_metric_does() -> None:
     """Three folds near 1: the t interval reaches past 1, which no ROC-AUC can."""
     summary = summarize_folds([0.97, 0.99, 1.0], test_fraction=1 / 3)
-    assert summary["ci_high"] == 1.0
-    assert summary["ci_low"] < summary["mean"] < summary["ci_high"]
+    assert summary.ci_high == 1.0
+    assert summary.ci_low < summary.mean < summary.ci_high
     unbounded = summarize_folds([0.97, 0.99, 1.0], 1 / 3, bounds=(-math.inf, math.inf))
-    assert unbounded["ci_high"] > 1.0
-    assert unbounded["ci_low"] == summary["ci_low"]
+    assert unbounded.ci_high > 1.0
+    assert unbounded.ci_low == summary.ci_low
 
 
 def test_summarize_single_value_and_constant_folds() -> None:
-    assert summarize_folds([0.7], 0.2) == {"mean": 0.7, "std": 0.0, "ci_low": 0.7, "ci_high": 0.7}
+    assert summarize_folds([0.7], 0.2).model_dump() == {
+        "mean": 0.7,
+        "std": 0.0,
+        "ci_low": 0.7,
+        "ci_high": 0.7,
+    }
     constant = summarize_folds([0.5] * 10, 0.2)
-    assert constant["ci_low"] == constant["ci_high"] == pytest.approx(0.5)
+    assert constant.ci_low == constant.ci_high == pytest.approx(0.5)
 
 
 def test_corrected_paired_t_test() -> None:
@@ -130,15 +142,15 @@ def test_bootstrap_ci_brackets_the_point_estimate() -> None:
     point = classification_metrics(y, p, 0.5)
     ci = bootstrap_ci(y, p, 0.5, seed=3, n_boot=60)
     for name in METRICS:
-        assert ci[name]["ci_low"] <= point[name] <= ci[name]["ci_high"], name
-        assert ci[name]["ci_low"] < ci[name]["ci_high"], name
+        assert ci[name].ci_low <= point[name] <= ci[name].ci_high, name
+        assert ci[name].ci_low < ci[name].ci_high, name
     assert ci == bootstrap_ci(y, p, 0.5, seed=3, n_boot=60)
 
 
 def test_curves_and_subgroups() -> None:
     result = curves(Y, P, threshold=0.5, bins=3)
-    assert result["confusion_matrix"]["matrix"] == [[2, 1], [1, 2]]
-    assert result["roc"]["fpr"][0] == 0.0 and result["roc"]["tpr"][-1] == 1.0
+    assert result.confusion_matrix.matrix == [[2, 1], [1, 2]]
+    assert result.roc.fpr[0] == 0.0 and result.roc.tpr[-1] == 1.0
     groups = {
         "first": np.array([1, 1, 1, 0, 0, 0], bool),
         "mixed": np.array([1, 0] * 3, bool),
@@ -146,16 +158,16 @@ def test_curves_and_subgroups() -> None:
         "inverted": np.array([0, 0, 1, 1, 0, 0], bool),
     }
     sub = subgroup_metrics(Y, P, groups | {"empty": np.zeros(6, bool)}, 0.5)
-    assert sub["first"]["roc_auc"] is None  # one class only
-    assert sub["first"]["n"] == 3
+    assert sub["first"].roc_auc is None  # one class only
+    assert sub["first"].n == 3
     # By hand, AUC = share of (positive, negative) pairs ranked right:
     # mixed: positives 0.9, 0.3 vs negative 0.2 -> 2 of 2 = 1.0
     # half: positives 0.9, 0.3 vs negative 0.6 -> 1 of 2 = 0.5
     # inverted: positive 0.3 vs negative 0.6 -> 0 of 1 = 0.0
-    assert sub["mixed"]["roc_auc"] == pytest.approx(1.0)
-    assert sub["half"]["roc_auc"] == pytest.approx(0.5)
-    assert sub["inverted"]["roc_auc"] == pytest.approx(0.0)
-    assert (sub["mixed"]["n"], sub["mixed"]["prevalence"]) == (3, pytest.approx(2 / 3))
+    assert sub["mixed"].roc_auc == pytest.approx(1.0)
+    assert sub["half"].roc_auc == pytest.approx(0.5)
+    assert sub["inverted"].roc_auc == pytest.approx(0.0)
+    assert (sub["mixed"].n, sub["mixed"].prevalence) == (3, pytest.approx(2 / 3))
     assert "empty" not in sub
 
 
@@ -179,23 +191,19 @@ def test_subgroups_follow_the_spec(cleveland: pd.DataFrame) -> None:
 
 
 def fake_model(name: str, cv_auc: float, test_auc: float) -> ModelResult:
-    summary = {"mean": cv_auc, "std": 0.01, "ci_low": cv_auc - 0.02, "ci_high": cv_auc + 0.02}
-    return ModelResult(
-        algorithm=name,
-        pipeline=None,  # type: ignore[arg-type]
-        best_params={},
-        tuning={},
-        cv_fold_metrics={},
-        cv_metrics={"roc_auc": summary},
-        test_metrics={"roc_auc": test_auc},
-        test_ci={},
-        oof_curves={},
-        test_curves={},
-        subgroups={},
-        permutation_importance={},
-        masked_blocks={},
-        seconds=0.0,
+    """A model whose only difference from the small run's logistic regression is its name and
+    its ROC-AUCs."""
+    written = json.loads(WRITTEN_RESULTS.read_text())["models"]["logistic_regression"]
+    summary = ModelSummary.from_json_dict(written, str(WRITTEN_RESULTS))
+    roc_auc = summary.cv_metrics["roc_auc"].model_copy(update={"mean": cv_auc})
+    summary = summary.model_copy(
+        update={
+            "algorithm": name,
+            "cv_metrics": {**summary.cv_metrics, "roc_auc": roc_auc},
+            "test_metrics": {**summary.test_metrics, "roc_auc": test_auc},
+        }
     )
+    return ModelResult(pipeline=None, summary=summary)  # type: ignore[arg-type]
 
 
 def test_best_algorithm_follows_cv_not_the_test_split(small_config: PipelineConfig) -> None:
@@ -204,7 +212,8 @@ def test_best_algorithm_follows_cv_not_the_test_split(small_config: PipelineConf
         "svm": fake_model("svm", cv_auc=0.91, test_auc=0.80),
         "logistic_regression": fake_model("logistic_regression", cv_auc=0.90, test_auc=0.95),
     }
-    result = TrainingResult(models, small_config, SPEC, "sha", n_train=242, n_test=61)
+    features = FeatureNames(raw=[], engineered=[], model_inputs=[])
+    result = TrainingResult(models, small_config, SPEC, "sha", 242, 61, features)
     assert result.best_algorithm == "svm"
 
 
@@ -245,11 +254,11 @@ def test_all_four_models_are_trained(
         assert model.algorithm == name
         p = model.pipeline.predict_proba(test[list(RAW_FEATURES)])[:, 1]
         assert p.shape == (61,)
-        assert model.test_metrics["roc_auc"] > 0.75, name  # learnt something real
-        assert set(model.permutation_importance) == set(RAW_FEATURES)
-        assert model.tuning["candidates"] == 2
-    assert trained.feature_names["raw"] == list(RAW_FEATURES)
-    assert len(trained.feature_names["engineered"]) == 19
+        assert model.summary.test_metrics["roc_auc"] > 0.75, name  # learnt something real
+        assert set(model.summary.permutation_importance) == set(RAW_FEATURES)
+        assert model.summary.tuning.candidates == 2
+    assert trained.feature_names.raw == list(RAW_FEATURES)
+    assert len(trained.feature_names.engineered) == 19
 
 
 @pytest.mark.slow
@@ -258,20 +267,20 @@ def test_every_metric_has_a_corrected_interval(
 ) -> None:
     folds = small_config.evaluation.cv_folds * small_config.evaluation.cv_repeats
     for name, model in trained.models.items():
-        assert set(model.cv_metrics) == set(METRICS)
-        for metric, summary in model.cv_metrics.items():
-            assert set(summary) == {"mean", "std", "ci_low", "ci_high"}
-            assert summary["ci_low"] <= summary["mean"] <= summary["ci_high"], (name, metric)
-            assert summary["ci_low"] < summary["ci_high"], (name, metric)
-            assert len(model.cv_fold_metrics[metric]) == folds
-            assert summary["mean"] == pytest.approx(np.mean(model.cv_fold_metrics[metric]))
-        for metric, ci in model.test_ci.items():
-            assert ci["ci_low"] <= model.test_metrics[metric] <= ci["ci_high"], (name, metric)
+        result = model.summary
+        assert set(result.cv_metrics) == set(METRICS)
+        for metric, summary in result.cv_metrics.items():
+            assert summary.ci_low <= summary.mean <= summary.ci_high, (name, metric)
+            assert summary.ci_low < summary.ci_high, (name, metric)
+            assert len(result.cv_fold_metrics[metric]) == folds
+            assert summary.mean == pytest.approx(np.mean(result.cv_fold_metrics[metric]))
+        for metric, ci in result.test_ci.items():
+            assert ci.ci_low <= result.test_metrics[metric] <= ci.ci_high, (name, metric)
 
 
 @pytest.mark.slow
 def test_best_algorithm_is_the_argmax_of_cv_roc_auc(trained: TrainingResult) -> None:
-    cv_auc = {name: m.cv_metrics["roc_auc"]["mean"] for name, m in trained.models.items()}
+    cv_auc = {name: m.summary.cv_metrics["roc_auc"].mean for name, m in trained.models.items()}
     assert trained.best_algorithm == max(cv_auc, key=cv_auc.__getitem__)
 
 
@@ -283,7 +292,8 @@ def test_training_is_deterministic(
 ) -> None:
     train, test = split
     again = train_all(train, test, SPEC, small_config, CLEVELAND_SHA256, ("random_forest",))
-    first, second = trained.models["random_forest"], again.models["random_forest"]
+    first = trained.models["random_forest"].summary
+    second = again.models["random_forest"].summary
     assert second.best_params == first.best_params
     assert second.cv_fold_metrics == first.cv_fold_metrics
     assert second.cv_metrics == first.cv_metrics
@@ -302,7 +312,7 @@ def test_tuning_and_cv_never_see_the_test_split(
     train, test = split
     flipped = test.assign(target=1 - test["target"])
     honest = train_all(train, flipped, SPEC, small_config, CLEVELAND_SHA256, ("svm",))
-    original, other = trained.models["svm"], honest.models["svm"]
+    original, other = trained.models["svm"].summary, honest.models["svm"].summary
     assert other.best_params == original.best_params
     assert other.tuning == original.tuning
     assert other.cv_fold_metrics == original.cv_fold_metrics
@@ -322,7 +332,7 @@ def test_masked_blocks_give_the_cv_auc_with_the_block_unknown(
     the block's columns blanked in the held-out rows, roc_auc_score per fold, averaged."""
     train, _ = split
     model = trained.models["logistic_regression"]
-    assert set(model.masked_blocks) == set(SPEC.missing_blocks)
+    assert set(model.summary.masked_blocks) == set(SPEC.missing_blocks)
     X, y = train[list(RAW_FEATURES)], train["target"].to_numpy()
     splitter = RepeatedStratifiedKFold(
         n_splits=small_config.evaluation.cv_folds,
@@ -336,12 +346,12 @@ def test_masked_blocks_give_the_cv_auc_with_the_block_unknown(
             held = X.iloc[held_idx].copy()
             held.loc[:, list(columns)] = np.nan
             aucs.append(roc_auc_score(y[held_idx], fitted.predict_proba(held)[:, 1]))
-        recorded = model.masked_blocks[block]
-        assert recorded["columns"] == list(columns)
-        assert recorded["roc_auc"]["mean"] == pytest.approx(np.mean(aucs), abs=1e-12), block
+        recorded = model.summary.masked_blocks[block]
+        assert recorded.columns == list(columns)
+        assert recorded.roc_auc.mean == pytest.approx(np.mean(aucs), abs=1e-12), block
     # Blanking ca and thal costs this model real discrimination on Cleveland.
-    imaging = model.masked_blocks["imaging"]["roc_auc"]["mean"]
-    assert imaging < model.cv_metrics["roc_auc"]["mean"] - 0.01
+    imaging = model.summary.masked_blocks["imaging"].roc_auc.mean
+    assert imaging < model.summary.cv_roc_auc - 0.01
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

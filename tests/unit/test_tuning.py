@@ -69,8 +69,8 @@ def test_trial_values_are_the_training_stages_cv_scores(
     )
     reference = train_model("logistic_regression", train, test, settings.catalog.spec, small_config)
     assert summary.trials_run == summary.trials_total == len(space["C"])
-    assert summary.best_params == reference.best_params
-    assert summary.best_value == reference.tuning["best_inner_score"]
+    assert summary.best_params == reference.summary.best_params
+    assert summary.best_value == reference.summary.tuning.best_inner_score
     assert summary.scoring == small_config.tuning.scoring == "roc_auc"
     study = optuna.load_study(study_name="grid", storage=default_storage(tmp_path))
     for trial in study.trials:  # each trial records its worker and its fold scores

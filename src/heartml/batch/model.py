@@ -56,14 +56,12 @@ def _loaded(model: ScoringModel) -> tuple[OnnxModel, np.ndarray]:
 def scoring_model(package: VerifiedPackage) -> ScoringModel:
     """The scoring model of a verified package; refused here, not on the first chunk, when
     onnxruntime cannot load it or its columns are not the spec's."""
-    manifest, config = package.manifest, package.model_config
-    threshold = config.get("threshold", manifest.get("threshold", 0.5))
+    manifest = package.manifest
     model = ScoringModel(
         onnx=package.onnx,
         sha256=hashlib.sha256(package.onnx).hexdigest(),
-        threshold=float(threshold),
-        version=f"{manifest.get('model_name', package.directory.name)}/"
-        f"{manifest.get('version', '?')}",
+        threshold=package.threshold,
+        version=f"{manifest.model_name or package.directory.name}/{manifest.version or '?'}",
         spec_text=package.spec_text,
     )
     try:

@@ -18,17 +18,15 @@ def run_data(state: CliState, offline: bool) -> None:
     settings = state.settings.model_copy(update={"offline": True}) if offline else state.settings
     with clear_errors(), console.status("acquiring, validating and describing the data"):
         result = run_stage(settings, config)
-    source = result.provenance
-    quality = result.quality
-    console.print(
-        f"data: {source['source']} ({source['location']}), sha256 {source['sha256'][:12]}…"
-    )
-    for note in source.get("notes", []):
+    source = result.data_provenance
+    quality = result.quality_report
+    console.print(f"data: {source.source} ({source.location}), sha256 {source.sha256[:12]}…")
+    for note in source.notes:
         console.print(f"  note: {note}")
     console.print(
-        f"rows: {quality['rows']} parsed, {quality['rows_kept']} kept, "
-        f"{quality['rows_rejected']} rejected; train {source['rows_train']}, "
-        f"test {source['rows_test']}; prevalence {quality['class_balance']['prevalence']:.1%}"
+        f"rows: {quality.rows} parsed, {quality.rows_kept} kept, "
+        f"{quality.rows_rejected} rejected; train {source.rows_train}, "
+        f"test {source.rows_test}; prevalence {quality.class_balance.prevalence:.1%}"
     )
     console.print(f"processed data: {result.processed_dir}")
     console.print(f"quality report: {state.settings.catalog.quality_file}")

@@ -46,12 +46,13 @@ def run_package(state: CliState, model: str | None = None, version: str | None =
             version=version,
         )
     manifest = built.manifest
+    cv_roc_auc = manifest.cv_roc_auc if manifest.cv_roc_auc is not None else float("nan")
     console.print(
         f"package: {built.directory}\n"
         f"{'champion' if model is None else 'model'}: "
-        f"{manifest['model_name']} version {manifest['version']} "
-        f"(CV ROC-AUC {manifest['cv_roc_auc']:.4f})\n"
-        f"files: {len(manifest['files'])} (sha256 in MANIFEST.json)\n"
+        f"{manifest.model_name} version {manifest.version} "
+        f"(CV ROC-AUC {cv_roc_auc:.4f})\n"
+        f"files: {len(manifest.files)} (sha256 in MANIFEST.json)\n"
         + "parity on "
         + f"{verification.rows} rows: "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in verification.formats.items())
@@ -79,7 +80,7 @@ def package_verify(
     with clear_errors(), console.status(f"verifying {target.name}"):
         result = verify_package(target)
     console.print(
-        f"OK {target}: {len(result.manifest['files'])} files match MANIFEST.json; "
+        f"OK {target}: {len(result.manifest.files)} files match MANIFEST.json; "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
         + f" over {result.rows} rows"
     )

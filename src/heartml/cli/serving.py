@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -12,6 +12,9 @@ from heartml.choices import Engine, HttpParser, Loop
 from heartml.cli.context import console, errors, fail, state_of
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
+
+if TYPE_CHECKING:
+    from heartml.documents.package import Manifest
 
 app = typer.Typer()
 
@@ -151,7 +154,7 @@ def score(
         )
 
 
-def _batch_recorder(settings: Settings, manifest: dict[str, Any], model: Any) -> Any:
+def _batch_recorder(settings: Settings, manifest: Manifest, model: Any) -> Any:
     """A prediction-store recorder for `score --record` (its schema migrated first)."""
     from heartml.store.batch import BatchRecorder
     from heartml.store.engine import create_engine, error_text, shown, upgrade
@@ -164,8 +167,8 @@ def _batch_recorder(settings: Settings, manifest: dict[str, Any], model: Any) ->
     spec = model.contract().spec
     return BatchRecorder(
         engine,
-        model_name=str(manifest.get("model_name", "?")),
-        model_version=str(manifest.get("version", "?")),
+        model_name=manifest.model_name or "?",
+        model_version=manifest.version or "?",
         spec_hash=spec.spec_hash(),
         threshold=model.threshold,
         names=tuple(spec.raw_names),

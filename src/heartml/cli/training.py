@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +15,9 @@ from rich.table import Table
 from heartml.choices import ALGORITHMS, Algorithm
 from heartml.cli.context import CliState, clear_errors, console, fail, state_of
 from heartml.cli.registry import print_champion
+
+if TYPE_CHECKING:
+    from heartml.documents import EvaluationResults
 
 app = typer.Typer()
 
@@ -38,19 +41,19 @@ def _progress_bar(total: int) -> Iterator[Callable[[str], None]]:
         bar.update(task, description="training done")
 
 
-def _metrics_table(results: dict[str, Any]) -> Table:
+def _metrics_table(results: EvaluationResults) -> Table:
     table = Table(title="Models (repeated CV on the training split; test split held out)")
     for column in ("model", "CV ROC-AUC (95% CI)", "CV PR-AUC", "CV Brier", "test ROC-AUC"):
         table.add_column(column)
-    for name, model in results["models"].items():
-        auc = model["cv_metrics"]["roc_auc"]
-        star = " *" if name == results["best_algorithm"] else ""
+    for name, model in results.models.items():
+        auc = model.cv_metrics["roc_auc"]
+        star = " *" if name == results.best_algorithm else ""
         table.add_row(
             name + star,
-            f"{auc['mean']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f})",
-            f"{model['cv_metrics']['pr_auc']['mean']:.3f}",
-            f"{model['cv_metrics']['brier']['mean']:.3f}",
-            f"{model['test_metrics']['roc_auc']:.3f}",
+            f"{auc.mean:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})",
+            f"{model.cv_metrics['pr_auc'].mean:.3f}",
+            f"{model.cv_metrics['brier'].mean:.3f}",
+            f"{model.test_metrics['roc_auc']:.3f}",
         )
     return table
 
@@ -67,8 +70,8 @@ def run_train(state: CliState, algorithms: list[str] | None) -> None:
     started = time.perf_counter()
     with clear_errors(), _progress_bar(total=3 * len(chosen)) as advance:
         result = run_stage(state.settings, config, chosen, progress=advance)
-    console.print(_metrics_table(result.results))
-    console.print(f"best model (by CV ROC-AUC): {result.results['best_algorithm']}")
+    console.print(_metrics_table(result.evaluation))
+    console.print(f"best model (by CV ROC-AUC): {result.evaluation.best_algorithm}")
     console.print(f"models:            {result.models_dir}/<algorithm>/")
     console.print(f"evaluation:        {state.settings.catalog.results_file}")
     console.print(f"evaluation report: {result.evaluation_report}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from heartml.documents.data import RawProvenance
 from heartml.errors import DataError
 
 
@@ -28,15 +29,15 @@ class RawData:
     acquired_at: str
     notes: tuple[str, ...] = ()
 
-    def provenance(self) -> dict[str, object]:
-        return {
-            "source": self.source,
-            "location": self.location,
-            "sha256": self.sha256,
-            "bytes": len(self.content),
-            "acquired_at": self.acquired_at,
-            "notes": list(self.notes),
-        }
+    def provenance(self) -> RawProvenance:
+        return RawProvenance(
+            source=self.source,
+            location=self.location,
+            sha256=self.sha256,
+            bytes=len(self.content),
+            acquired_at=self.acquired_at,
+            notes=list(self.notes),
+        )
 
 
 def sha256_bytes(content: bytes) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -12,8 +11,16 @@ from sklearn.model_selection import train_test_split
 from heartml.catalog import Catalog
 from heartml.data.acquire import RawData
 from heartml.data.schema import ValidationResult
+from heartml.documents.data import (
+    ClassBalance,
+    DataProvenance,
+    LabelCounts,
+    Problem,
+    QualityReport,
+    SplitSettings,
+)
 from heartml.errors import DataError
-from heartml.provenance import staged_directory, write_json
+from heartml.provenance import staged_directory
 from heartml.spec import ROW_ID, TARGET, DatasetSpec
 
 
@@ -23,18 +30,18 @@ class PreparedData:
     train: pd.DataFrame
     test: pd.DataFrame
     rejected: pd.DataFrame
-    quality: dict[str, Any]
-    provenance: dict[str, Any]
+    quality: QualityReport
+    provenance: DataProvenance
 
 
-def _number(value: Any) -> float | None:
+def _number(value: float) -> float | None:
     number = float(value)
     return None if math.isnan(number) else number
 
 
 def quality_report(
     parsed: pd.DataFrame, validation: ValidationResult, raw: RawData, spec: DatasetSpec
-) -> dict[str, Any]:
+) -> QualityReport:
     """Plain JSON types only: a report a script (or a person) can read without pandas."""
     features = list(spec.raw_names)
     label = spec.target.column
@@ -53,30 +60,32 @@ def quality_report(
         described = parsed[name].describe()
         statistics[name] = {key: _number(described[key]) for key in described.index}
     labels = parsed[label].dropna().astype("int64").value_counts().sort_index()
-    return {
-        "dataset": spec.name,
-        "source": raw.provenance(),
-        "rows": len(parsed),
-        "columns": list(parsed.columns),
-        "dtypes": {name: str(dtype) for name, dtype in parsed.dtypes.items()},
-        "missing_per_column": {name: int(parsed[name].isna().sum()) for name in (*features, label)},
-        "rows_with_missing": int(parsed[features].isna().any(axis=1).sum()),
-        "zero_recorded_as_missing": recorded_as_missing,
-        "duplicates": int(parsed.duplicated().sum()),
-        "out_of_range_per_column": out_of_range,
-        "problems": validation.problems,
-        "rows_rejected": len(validation.rejected),
-        "rows_kept": len(validation.valid),
-        "class_balance": {
-            "no_disease": int(counts.get(0, 0)),
-            "disease": int(counts.get(1, 0)),
-            "prevalence": float(parsed[TARGET].mean()),
-            "positive_label": spec.target.positive_label,
-            "negative_label": spec.target.negative_label,
-        },
-        f"{label}_distribution": {str(k): int(v) for k, v in labels.items()},
-        "summary_statistics": statistics,
-    }
+    return QualityReport(
+        dataset=spec.name,
+        source=raw.provenance(),
+        rows=len(parsed),
+        columns=[str(name) for name in parsed.columns],
+        dtypes={str(name): str(dtype) for name, dtype in parsed.dtypes.items()},
+        missing_per_column={name: int(parsed[name].isna().sum()) for name in (*features, label)},
+        rows_with_missing=int(parsed[features].isna().any(axis=1).sum()),
+        zero_recorded_as_missing=recorded_as_missing,
+        duplicates=int(parsed.duplicated().sum()),
+        out_of_range_per_column=out_of_range,
+        problems=[Problem.model_validate(problem) for problem in validation.problems],
+        rows_rejected=len(validation.rejected),
+        rows_kept=len(validation.valid),
+        class_balance=ClassBalance(
+            no_disease=int(counts.get(0, 0)),
+            disease=int(counts.get(1, 0)),
+            prevalence=float(parsed[TARGET].mean()),
+            positive_label=spec.target.positive_label,
+            negative_label=spec.target.negative_label,
+        ),
+        label_distribution=LabelCounts(
+            column=label, counts={str(k): int(v) for k, v in labels.items()}
+        ),
+        summary_statistics=statistics,
+    )
 
 
 def stratified_split(
@@ -105,15 +114,15 @@ def prepare(
     clean.insert(0, ROW_ID, clean.index + 1)
     clean = clean.reset_index(drop=True)
     train, test = stratified_split(clean, test_size, seed)
-    provenance = {
-        **raw.provenance(),
-        "rows_clean": len(clean),
-        "rows_train": len(train),
-        "rows_test": len(test),
-        "split": {"test_size": test_size, "seed": seed, "stratified_on": TARGET},
-        "dataset": spec.name,
-        "spec_sha256": spec.spec_hash(),
-    }
+    provenance = DataProvenance(
+        **raw.provenance().model_dump(),
+        rows_clean=len(clean),
+        rows_train=len(train),
+        rows_test=len(test),
+        split=SplitSettings(test_size=test_size, seed=seed, stratified_on=TARGET),
+        dataset=spec.name,
+        spec_sha256=spec.spec_hash(),
+    )
     quality = quality_report(parsed, validation, raw, spec)
     return PreparedData(clean, train, test, validation.rejected, quality, provenance)
 
@@ -130,8 +139,8 @@ def write_processed(data: PreparedData, catalog: Catalog) -> None:
             frame.to_parquet(staging / path.name, index=False)
             frame.to_csv(staging / path.with_suffix(".csv").name, index=False)
         data.rejected.to_csv(staging / catalog.rejected_file.name, index=False)
-        write_json(staging / catalog.quality_file.name, data.quality)
-        write_json(staging / catalog.provenance_file.name, data.provenance)
+        data.quality.write(staging / catalog.quality_file.name)
+        data.provenance.write(staging / catalog.provenance_file.name)
 
 
 def read_split(catalog: Catalog) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -22,6 +22,12 @@ import pandas as pd
 import yaml
 
 from heartml.catalog import Catalog
+from heartml.documents.package import (
+    Manifest,
+    PackageIdentity,
+    ParityReference,
+    ParitySummary,
+)
 from heartml.package.contents import (
     conda_environment,
     deployment_config,
@@ -48,7 +54,7 @@ from heartml.spec import DatasetSpec, spec_from_text
 @dataclass(frozen=True)
 class PackageResult:
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 def dataset_rows(catalog: Catalog, spec: DatasetSpec) -> pd.DataFrame:
@@ -77,7 +83,7 @@ def check_contract(pipeline: Any, spec: DatasetSpec) -> None:
 
 def write_parity_reference(
     directory: Path, pipeline: Any, rows: pd.DataFrame, spec: DatasetSpec
-) -> dict[str, Any]:
+) -> ParityReference:
     """PARITY_FILE: every row with the fitted pipeline's P(class=1), the oracle for the graph."""
     raw = rows.loc[:, list(spec.raw_names)]
     document = reference_document(
@@ -86,7 +92,7 @@ def write_parity_reference(
         pipeline.predict_proba(raw)[:, 1],
         f"{JOBLIB_FILE} (sklearn Pipeline.predict_proba)",
     )
-    write_json(directory / PARITY_FILE, document)
+    document.write(directory / PARITY_FILE)
     return document
 
 
@@ -103,7 +109,7 @@ def build_package(
 
     from heartml.onnx_export import parity, pipeline_to_onnx
     from heartml.onnx_runtime import OnnxModel
-    from heartml.tracking.lineage import run_data_info, run_summary
+    from heartml.tracking.lineage import run_data_info, run_evaluation
     from heartml.tracking.registry import Registry
     from heartml.tracking.versions import ChampionInfo
 
@@ -129,7 +135,7 @@ def build_package(
     pipeline = registry.load_pipeline(version_uri)
     check_contract(pipeline, spec)
     catalog = settings.catalog
-    summary = run_summary(registry, champion.run_id)
+    evaluation = run_evaluation(registry, champion.run_id)
     data_info = run_data_info(registry, champion.run_id)
 
     final = catalog.package_dir(champion.algorithm, champion.version)
@@ -157,16 +163,14 @@ def build_package(
         )
         write_json(staging / "environment.json", environment)
 
-        threshold = float(summary.get("threshold", 0.5))
-        metrics = {
-            "cv": summary.get("cv_metrics", {}),
-            "test": summary.get("test_metrics", {}),
-            "test_ci": summary.get("test_ci", {}),
-            "subgroups": summary.get("subgroups", {}),
-        }
+        threshold = evaluation.threshold
+        metrics = evaluation.summary.package_metrics()
         champion_dict = champion.as_dict()
         (staging / MODEL_CONFIG).write_text(
-            yaml.safe_dump(model_config(champion_dict, metrics, threshold, spec), sort_keys=False)
+            yaml.safe_dump(
+                model_config(champion_dict, metrics, threshold, spec).to_yaml_data(),
+                sort_keys=False,
+            )
         )
         (staging / "deployment_config.yaml").write_text(
             yaml.safe_dump(deployment_config(champion.algorithm, champion.version), sort_keys=False)
@@ -175,34 +179,32 @@ def build_package(
         from heartml.data.prepare import read_split
 
         train, _ = read_split(catalog)
-        write_json(staging / REFERENCE_FILE, reference_statistics(train, spec))
+        reference_statistics(train, spec).write(staging / REFERENCE_FILE)
         from heartml.reports.model_card import markdown_to_html, model_card_markdown
 
-        card = model_card_markdown(champion_dict, summary, data_info, spec)
+        card = model_card_markdown(champion_dict, evaluation.summary, data_info, spec)
         (staging / "model_card.md").write_text(card)
         (staging / "model_card.html").write_text(
             markdown_to_html(card, f"Model card: {champion.model_name} v{champion.version}")
         )
-        manifest = write_manifest(
-            staging,
-            {
-                "package": final.name,
-                "model_name": champion.model_name,
-                "algorithm": champion.algorithm,
-                "version": champion.version,
-                "run_id": champion.run_id,
-                "model_uri": champion.model_uri,
-                "cv_roc_auc": champion.roc_auc,
-                "data_sha256": champion.data_sha256,
-                "config_hash": champion.config_hash,
-                "threshold": threshold,
-                "parity": {
-                    "rows": len(rows),
-                    "max_abs_difference": max_delta,
-                    "tolerance": PARITY_TOLERANCE,
-                    "reference_file": PARITY_FILE,
-                },
-                "serving_file": ONNX_FILE,
-            },
+        identity = PackageIdentity(
+            package=final.name,
+            model_name=champion.model_name,
+            algorithm=champion.algorithm,
+            version=champion.version,
+            run_id=champion.run_id,
+            model_uri=champion.model_uri,
+            cv_roc_auc=champion.roc_auc,
+            data_sha256=champion.data_sha256,
+            config_hash=champion.config_hash,
+            threshold=threshold,
+            parity=ParitySummary(
+                rows=len(rows),
+                max_abs_difference=max_delta,
+                tolerance=PARITY_TOLERANCE,
+                reference_file=PARITY_FILE,
+            ),
+            serving_file=ONNX_FILE,
         )
+        manifest = write_manifest(staging, identity)
     return PackageResult(final, manifest)

@@ -11,12 +11,20 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from heartml.errors import PackagingError
-from heartml.provenance import read_json, sha256_file, write_json
+from heartml.documents.package import (
+    DEFAULT_THRESHOLD,
+    FileEntry,
+    Manifest,
+    ModelConfig,
+    PackageIdentity,
+    ParityReference,
+    ReferenceStatistics,
+)
+from heartml.errors import DocumentError, PackagingError
+from heartml.provenance import read_json, sha256_file
 
 # The package layout's fixed file names (heartml.package.build writes them, the server reads them).
 MANIFEST = "MANIFEST.json"
@@ -29,31 +37,34 @@ JOBLIB_FILE = "model.joblib"  # the fitted sklearn Pipeline (a pickle: loaded af
 MLFLOW_DIR = "mlflow_model"  # the registered MLflow pyfunc, copied
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
+def read_manifest(directory: Path) -> Manifest:
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise PackagingError(f"{directory}: no {MANIFEST}")
     try:
-        manifest = read_json(manifest_path)
+        data = read_json(manifest_path)
     except ValueError as exc:
         raise PackagingError(f"{manifest_path}: not valid JSON ({exc})") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
         raise PackagingError(f"{manifest_path}: no 'files' table")
-    return manifest
+    try:
+        return Manifest.from_json_dict(data, str(manifest_path))
+    except DocumentError as exc:
+        raise PackagingError(str(exc)) from None
 
 
-def verify_checksums(directory: Path) -> dict[str, Any]:
+def verify_checksums(directory: Path) -> Manifest:
     """Every file listed matches its sha256 and nothing unlisted was added. Returns the manifest."""
     manifest = read_manifest(directory)
-    listed = manifest["files"]
+    listed = manifest.files
     for relative, expected in listed.items():
         path = directory / relative
         if not path.is_file():
             raise PackagingError(f"{relative}: listed in {MANIFEST} but missing")
         actual = sha256_file(path)
-        if actual != expected["sha256"]:
+        if actual != expected.sha256:
             raise PackagingError(
-                f"{relative}: sha256 {actual} does not match {MANIFEST} ({expected['sha256']})"
+                f"{relative}: sha256 {actual} does not match {MANIFEST} ({expected.sha256})"
             )
     extra = sorted(
         p.relative_to(directory).as_posix()
@@ -65,19 +76,21 @@ def verify_checksums(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    files = {}
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
-        files[path.relative_to(directory).as_posix()] = {
-            "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
-        }
-    manifest = {
-        **identity,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": files,
+def write_manifest(directory: Path, identity: PackageIdentity) -> Manifest:
+    files = {
+        path.relative_to(directory).as_posix(): FileEntry(
+            sha256=sha256_file(path), bytes=path.stat().st_size
+        )
+        for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST)
     }
-    write_json(directory / MANIFEST, manifest)
+    manifest = Manifest.model_validate(
+        {
+            **identity.model_dump(exclude_unset=True),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "files": files,
+        }
+    )
+    manifest.write(directory / MANIFEST)
     return manifest
 
 
@@ -113,20 +126,28 @@ class VerifiedPackage:
     were read, so what is used is exactly what was verified)."""
 
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     spec_text: str  # dataset_spec.yaml: parse with heartml.spec.spec_from_text
     onnx: bytes
-    model_config: dict[str, Any]
-    reference: dict[str, Any]
-    parity: dict[str, Any]  # PARITY_FILE: check with heartml.parity before scoring anything
+    model_config: ModelConfig
+    reference: ReferenceStatistics
+    parity: ParityReference  # check with heartml.parity before scoring anything
+
+    @property
+    def threshold(self) -> float:
+        """The config's threshold, else the manifest's, else the default."""
+        for recorded in (self.model_config.threshold, self.manifest.threshold):
+            if recorded is not None:
+                return recorded
+        return DEFAULT_THRESHOLD
 
 
-def verified_bytes(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
-    entry = manifest["files"].get(name)
+def verified_bytes(directory: Path, manifest: Manifest, name: str) -> bytes:
+    entry = manifest.files.get(name)
     if entry is None:
         raise PackagingError(f"{name}: not in the package")
     content = (directory / name).read_bytes()
-    if hashlib.sha256(content).hexdigest() != entry["sha256"]:
+    if hashlib.sha256(content).hexdigest() != entry.sha256:
         raise PackagingError(f"{name}: changed after verification")
     return content
 
@@ -138,7 +159,7 @@ def read_package(directory: Path) -> VerifiedPackage:
     if not directory.is_dir():
         raise PackagingError(f"{directory}: not a package folder")
     manifest = verify_checksums(directory)
-    if SPEC_FILE not in manifest["files"]:
+    if SPEC_FILE not in manifest.files:
         raise PackagingError(
             f"{directory.name}: no {SPEC_FILE} (built before packages carried their dataset spec)",
             hint="rebuild it with `heartml package`",
@@ -150,12 +171,18 @@ def read_package(directory: Path) -> VerifiedPackage:
         parity = json.loads(verified_bytes(directory, manifest, PARITY_FILE))
     except (yaml.YAMLError, ValueError) as exc:
         raise PackagingError(f"{directory.name}: unreadable config ({exc})") from None
+    try:
+        model_config = ModelConfig.from_json_dict(config, MODEL_CONFIG)
+        reference_statistics = ReferenceStatistics.from_json_dict(reference, REFERENCE_FILE)
+        parity_reference = ParityReference.from_json_dict(parity, PARITY_FILE)
+    except DocumentError as exc:
+        raise PackagingError(str(exc)) from None
     return VerifiedPackage(
         directory=directory,
         manifest=manifest,
         spec_text=verified_bytes(directory, manifest, SPEC_FILE).decode("utf-8"),
-        onnx=verified_bytes(directory, manifest, str(manifest.get("serving_file", ONNX_FILE))),
-        model_config=config,
-        reference=reference,
-        parity=parity,
+        onnx=verified_bytes(directory, manifest, manifest.serving_file or ONNX_FILE),
+        model_config=model_config,
+        reference=reference_statistics,
+        parity=parity_reference,
     )

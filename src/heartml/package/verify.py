@@ -10,6 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from heartml.documents.package import (
+    Manifest,
+    ParityReference,
+)
 from heartml.package.build import check_contract
 from heartml.package.manifest import (
     JOBLIB_FILE,
@@ -21,14 +25,13 @@ from heartml.package.manifest import (
     verify_checksums,
 )
 from heartml.parity import check, read_reference
-from heartml.provenance import read_json
 from heartml.spec import spec_from_text
 
 
 @dataclass(frozen=True)
 class Verification:
     directory: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     formats: dict[str, float]  # format -> max |Δp| against the joblib pipeline on every row
     rows: int
 
@@ -44,14 +47,15 @@ def verify_package(directory: Path) -> Verification:
 
     manifest = verify_checksums(directory)
     for required in (SPEC_FILE, PARITY_FILE):
-        if required not in manifest["files"]:
+        if required not in manifest.files:
             raise PackagingError(
                 f"{directory.name}: no {required} (built by an older heartml)",
                 hint="rebuild it with `heartml package`",
             )
     spec = spec_from_text((directory / SPEC_FILE).read_text(encoding="utf-8"), SPEC_FILE)
     columns = spec.raw_names
-    rows, recorded, tolerance = read_reference(read_json(directory / PARITY_FILE), columns)
+    parity_document = ParityReference.read(directory / PARITY_FILE)
+    rows, recorded, tolerance = read_reference(parity_document, columns)
     frame = pd.DataFrame(rows, columns=list(columns))
     reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
     check_contract(reference_pipeline, spec)

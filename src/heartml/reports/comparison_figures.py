@@ -9,12 +9,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from heartml.documents.evaluation import Importance
 from heartml.reports.columns import DatasetView
-from heartml.reports.evaluation_results import MISSING, ModelResult, number, subgroup_keys
+from heartml.reports.evaluation_results import MISSING, RankedModel, number, subgroup_keys
 from heartml.reports.style import HIGHLIGHT_COLOUR, legend, separate_rows
 
 
-def cv_folds_figure(models: Sequence[ModelResult]) -> Figure:
+def cv_folds_figure(models: Sequence[RankedModel]) -> Figure:
     figure = Figure(figsize=(max(5.5, 1.6 * len(models) + 2.5), 4.8), layout="constrained")
     ax = figure.subplots()
     positions = np.arange(1, len(models) + 1)
@@ -57,18 +58,22 @@ def cv_folds_figure(models: Sequence[ModelResult]) -> Figure:
     return figure
 
 
-def importance_figure(models: Sequence[ModelResult], view: DatasetView) -> Figure:
-    importances = [(m, m.section("permutation_importance")) for m in models]
+def importance_figure(models: Sequence[RankedModel], view: DatasetView) -> Figure:
+    importances = [(m, m.summary.permutation_importance) for m in models]
     features: dict[str, None] = {}
     for _, importance in importances:
         features.update(dict.fromkeys(importance))
 
+    def mean(importance: Mapping[str, Importance], feature: str) -> float | None:
+        entry = importance.get(feature)
+        return None if entry is None else number(entry.mean)
+
+    def std(importance: Mapping[str, Importance], feature: str) -> float | None:
+        entry = importance.get(feature)
+        return None if entry is None else number(entry.std)
+
     def average(feature: str) -> float:
-        values = [
-            v
-            for _, imp in importances
-            if (v := number((imp.get(feature) or {}).get("mean"))) is not None
-        ]
+        values = [v for _, imp in importances if (v := mean(imp, feature)) is not None]
         return float(np.mean(values)) if values else -math.inf
 
     names = sorted(features, key=average, reverse=True)
@@ -79,8 +84,8 @@ def importance_figure(models: Sequence[ModelResult], view: DatasetView) -> Figur
     ax = figure.subplots()
     positions = np.arange(len(names))
     for i, (model, importance) in enumerate(importances):
-        means = [number((importance.get(n) or {}).get("mean")) for n in names]
-        stds = [number((importance.get(n) or {}).get("std")) for n in names]
+        means = [mean(importance, n) for n in names]
+        stds = [std(importance, n) for n in names]
         ax.barh(
             positions - 0.4 + height * (i + 0.5),
             [0.0 if m is None else m for m in means],
@@ -101,7 +106,7 @@ def importance_figure(models: Sequence[ModelResult], view: DatasetView) -> Figur
 
 
 def subgroup_figure(
-    models: Sequence[ModelResult], split_names: Mapping[str, str], view: DatasetView
+    models: Sequence[RankedModel], split_names: Mapping[str, str], view: DatasetView
 ) -> Figure:
     keys = list(dict.fromkeys(k for split in split_names for k in subgroup_keys(models, split)))
     figure = Figure(
@@ -116,13 +121,14 @@ def subgroup_figure(
         labels = []
         for key in keys:
             entries = [e for m in models if (e := m.subgroup(split, key)) is not None]
-            n = entries[0].get("n") if entries else None
+            n = entries[0].n if entries else None
             labels.append(f"{view.subgroup_label(key)}, n = {MISSING if n is None else n}")
         for i, model in enumerate(models):
             points = [
                 (position + offset * (i - (len(models) - 1) / 2), auc)
                 for position, key in zip(positions, keys, strict=True)
-                if (auc := number((model.subgroup(split, key) or {}).get("roc_auc"))) is not None
+                if (entry := model.subgroup(split, key)) is not None
+                and (auc := number(entry.roc_auc)) is not None
             ]
             if not points:
                 continue

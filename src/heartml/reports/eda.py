@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from heartml.documents.data import QualityReport
 from heartml.reports.columns import DatasetView
 from heartml.reports.eda_figures import build_figures, correlation_columns
 from heartml.reports.render import render
@@ -21,11 +22,12 @@ LONGEST_SHOWN_VALUE = 300  # quality entries such as problem lists can be long
 
 
 def write_eda_report(
-    frame: pd.DataFrame, quality: Mapping[str, object], out_dir: Path, spec: DatasetSpec
+    frame: pd.DataFrame, quality: QualityReport | None, out_dir: Path, spec: DatasetSpec
 ) -> Path:
     """Writes out_dir/index.html (+ one PNG per figure in out_dir) and returns the index path.
 
-    `frame` holds the spec's columns, its label column and the derived 0/1 target."""
+    `frame` holds the spec's columns, its label column and the derived 0/1 target; `quality`
+    is the data stage's report (None: the page shows the data alone)."""
     view = DatasetView.from_spec(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     with figure_style():
@@ -38,7 +40,7 @@ def write_eda_report(
         dataset=view.title,
         description=view.description,
         summary=summary_lines(frame, quality, target_correlations(frame, view), view),
-        quality_rows=list(flatten(quality)),
+        quality_rows=list(flatten(quality.to_json_dict())) if quality is not None else [],
         statistics=column_statistics(frame, view),
         figures=figures,
     )
@@ -55,7 +57,7 @@ def target_correlations(frame: pd.DataFrame, view: DatasetView) -> pd.Series:
 
 def summary_lines(
     frame: pd.DataFrame,
-    quality: Mapping[str, object],
+    quality: QualityReport | None,
     correlations: pd.Series,
     view: DatasetView,
 ) -> list[str]:
@@ -83,9 +85,8 @@ def summary_lines(
         for name, value in correlations.head(3).items()
     )
     lines.append(f"Most correlated with the target ({view.positive_label}): {strongest}.")
-    duplicates = quality.get("duplicates")
-    if duplicates is None:  # the quality report may not have counted them
-        duplicates = int(frame.duplicated().sum())
+    # Without the quality report, counted from the data.
+    duplicates = quality.duplicates if quality is not None else int(frame.duplicated().sum())
     lines.append(f"Duplicate rows: {duplicates}.")
     return lines
 

@@ -11,19 +11,20 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
+from heartml.documents.evaluation import SELECTION_RULE, EvaluationResults
 from heartml.errors import ReportError
 from heartml.evaluate import leads_of_the_best
 from heartml.reports.columns import DatasetView
 from heartml.reports.evaluation_figures import build_figures
 from heartml.reports.evaluation_results import (
     MISSING,
-    ModelResult,
+    RankedModel,
     best_model,
     cv_design,
-    evaluation_config,
     fmt,
+    interval,
+    mean_std,
     ordered_models,
     short,
     split_names,
@@ -39,12 +40,11 @@ from heartml.reports.render import render
 from heartml.reports.style import ReportFigure, figure_style, save_figure
 from heartml.spec import DatasetSpec
 
-DEFAULT_SELECTION_RULE = "highest mean repeated-CV ROC-AUC on the training split"
 BLOCKS_SLUG = "missing-blocks"
 NOISE_P_VALUE = 0.05  # above it, the best model's lead is called fold-to-fold noise
 
 
-def write_evaluation_report(results: Mapping[str, Any], out_dir: Path, spec: DatasetSpec) -> Path:
+def write_evaluation_report(results: EvaluationResults, out_dir: Path, spec: DatasetSpec) -> Path:
     """Write out_dir/index.html (+ PNG per figure in out_dir) comparing the models; return the path."""
     view = DatasetView.from_spec(spec)
     models = ordered_models(results)
@@ -85,20 +85,20 @@ def write_evaluation_report(results: Mapping[str, Any], out_dir: Path, spec: Dat
         blocks_figure=blocks_picture,
         blocks_slug=BLOCKS_SLUG,
         n_models=len(models),
-        created_at=results.get("created_at", MISSING),
+        created_at=results.created_at,
         small_subgroup=SMALL_SUBGROUP,
-        threshold=results.get("threshold", MISSING),
+        threshold=results.threshold,
         missing=MISSING,
         provenance=provenance_rows(results),
-        library_versions=sorted((results.get("library_versions") or {}).items()),
-        config_json=json.dumps(results["config"], indent=2) if results.get("config") else "",
+        library_versions=sorted(results.library_versions.items()),
+        config_json=json.dumps(results.config, indent=2) if results.config else "",
     )
     index = out_dir / "index.html"
     index.write_bytes(html.encode("utf-8"))
     return index
 
 
-def blocks_note(results: Mapping[str, Any], view: DatasetView) -> str:
+def blocks_note(results: EvaluationResults, view: DatasetView) -> str:
     """How the missing-block numbers were measured, in one sentence."""
     return (
         f"Measured in the same {cv_design(results)} as the CV metrics: on every fold the model "
@@ -111,23 +111,23 @@ def blocks_note(results: Mapping[str, Any], view: DatasetView) -> str:
 
 
 def leads_over_the_others(
-    results: Mapping[str, Any], models: Sequence[ModelResult]
+    results: EvaluationResults, models: Sequence[RankedModel]
 ) -> dict[str, dict[str, float]]:
     """The best model's CV ROC-AUC lead over each other model, with its paired test.
 
     Needs the fold count from the config; without it the comparison is left out, not guessed.
     """
-    folds = evaluation_config(results).get("cv_folds")
+    folds = results.evaluation_setting("cv_folds")
     best = best_model(models)
     if not folds or best is None:
         return {}
     others = {m.name: m.folds("roc_auc") for m in models if not m.best}
-    return leads_of_the_best(best.folds("roc_auc"), others, int(folds))
+    return leads_of_the_best(best.folds("roc_auc"), others, folds)
 
 
 def summary_lines(
-    results: Mapping[str, Any],
-    models: Sequence[ModelResult],
+    results: EvaluationResults,
+    models: Sequence[RankedModel],
     leads: Mapping[str, Mapping[str, float]],
 ) -> list[str]:
     best = best_model(models)
@@ -135,17 +135,13 @@ def summary_lines(
     if best is not None:
         cv, test_ci = best.cv("roc_auc"), best.test_ci("roc_auc")
         lines.append(
-            f"Best model: {best.name} ({best.summary.get('estimator', '?')}), "
-            f"CV ROC-AUC {fmt(cv.get('mean'))} ± {fmt(cv.get('std'))} "
-            f"[{fmt(cv.get('ci_low'))}, {fmt(cv.get('ci_high'))}], "
-            f"test ROC-AUC {fmt(best.test('roc_auc'))} "
-            f"[{fmt(test_ci.get('ci_low'))}, {fmt(test_ci.get('ci_high'))}]."
+            f"Best model: {best.name} ({best.summary.estimator}), "
+            f"CV ROC-AUC {mean_std(cv)} {interval(cv)}, "
+            f"test ROC-AUC {fmt(best.test('roc_auc'))} {interval(test_ci)}."
         )
     else:
-        lines.append(
-            f"Best model {results.get('best_algorithm')!r} is not among the reported models."
-        )
-    rule = results.get("selection_rule") or DEFAULT_SELECTION_RULE
+        lines.append(f"Best model {results.best_algorithm!r} is not among the reported models.")
+    rule = results.selection_rule or SELECTION_RULE
     lines.append(f"Selection rule: {rule.rstrip('.')}, never on the test split.")
     # The document records its own choice; say so loudly if it disagrees with its own numbers.
     scored = [m for m in models if m.cv_roc_auc is not None]
@@ -169,17 +165,17 @@ def summary_lines(
             )
         )
     lines.append(
-        f"Data sha256 {short(results.get('data_sha256'))}…, config hash "
-        f"{short(results.get('config_hash'))}…, seed {results.get('seed', MISSING)}, "
-        f"n_train = {results.get('n_train', MISSING)}, n_test = {results.get('n_test', MISSING)}, "
-        f"decision threshold {results.get('threshold', MISSING)}."
+        f"Data sha256 {short(results.data_sha256)}…, config hash "
+        f"{short(results.config_hash)}…, seed {results.seed}, "
+        f"n_train = {results.n_train}, n_test = {results.n_test}, "
+        f"decision threshold {results.threshold}."
     )
     return lines
 
 
-def honesty_notes(results: Mapping[str, Any], view: DatasetView) -> list[str]:
+def honesty_notes(results: EvaluationResults, view: DatasetView) -> list[str]:
     """How to read the numbers: what each interval is and what each split can and cannot say."""
-    n_test = results.get("n_test")
+    n_test = results.n_test
     return [
         f"CV numbers ({cv_design(results)} on the training split) measure the tuned "
         "configuration. The grid search chose its hyper-parameters on the same training rows, "
@@ -190,19 +186,19 @@ def honesty_notes(results: Mapping[str, Any], view: DatasetView) -> list[str]:
         "rows, so the naive interval would be too narrow); test 95% CIs are percentile "
         "bootstrap intervals over the test rows.",
         f"Accuracy, precision, recall, F1 and the confusion matrices use the decision threshold "
-        f"{results.get('threshold', MISSING)} on the predicted probability of the positive "
+        f"{results.threshold} on the predicted probability of the positive "
         f"class, {view.positive_label} ({view.positive_rule}).",
     ]
 
 
-def provenance_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+def provenance_rows(results: EvaluationResults) -> list[tuple[str, str]]:
     rows = [
-        ("Created", str(results.get("created_at", MISSING))),
-        ("Git commit", str(results.get("git_commit") or MISSING)),
-        ("Data sha256", str(results.get("data_sha256", MISSING))),
-        ("Config hash", str(results.get("config_hash", MISSING))),
-        ("Seed", str(results.get("seed", MISSING))),
+        ("Created", results.created_at),
+        ("Git commit", results.git_commit or MISSING),
+        ("Data sha256", results.data_sha256),
+        ("Config hash", results.config_hash),
+        ("Seed", str(results.seed)),
     ]
-    for kind, names in (results.get("feature_names") or {}).items():
+    for kind, names in results.feature_names.model_dump().items():
         rows.append((f"Features ({kind}, {len(names)})", ", ".join(map(str, names))))
     return rows

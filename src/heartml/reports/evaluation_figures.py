@@ -7,23 +7,17 @@ comparison_figures (the models against each other: CV folds, importance, subgrou
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 from matplotlib.figure import Figure
 
+from heartml.documents.evaluation import EvaluationResults
 from heartml.reports.columns import DatasetView
 from heartml.reports.comparison_figures import (
     cv_folds_figure,
     importance_figure,
     subgroup_figure,
 )
-from heartml.reports.evaluation_results import (
-    MISSING,
-    ModelResult,
-    cv_design,
-    evaluation_config,
-    number,
-)
+from heartml.reports.evaluation_results import RankedModel, cv_design, number
 from heartml.reports.split_figures import (
     calibration_figure,
     confusion_figure,
@@ -33,15 +27,15 @@ from heartml.reports.split_figures import (
 
 
 def build_figures(
-    results: Mapping[str, Any],
-    models: Sequence[ModelResult],
+    results: EvaluationResults,
+    models: Sequence[RankedModel],
     split_names: Mapping[str, str],
     view: DatasetView,
 ) -> Iterator[tuple[str, str, str, Figure]]:
     """(slug, title, caption, figure) of each figure the document has data for, in page order."""
     design = cv_design(results)
-    threshold = results.get("threshold", MISSING)
-    bins = evaluation_config(results).get("calibration_bins")
+    threshold = results.threshold
+    bins = results.evaluation_setting("calibration_bins")
     yield (
         "cv-folds",
         "ROC-AUC across CV folds",
@@ -84,7 +78,7 @@ def build_figures(
         "the true class (rows), so the diagonal shows specificity and recall.",
         confusion_figure(models, split_names, threshold, view),
     )
-    if any(m.section("permutation_importance") for m in models):
+    if any(m.summary.permutation_importance for m in models):
         yield (
             "importance",
             "Permutation importance",
@@ -95,7 +89,7 @@ def build_figures(
             importance_figure(models, view),
         )
     if any(
-        number(entry.get("roc_auc")) is not None
+        number(entry.roc_auc) is not None
         for m in models
         for split in split_names
         for entry in m.subgroups(split).values()

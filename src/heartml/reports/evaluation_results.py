@@ -1,21 +1,28 @@
-"""Reading the evaluation results document (models/evaluation_results.json) for the page.
+"""The models of the results document (heartml.documents.EvaluationResults) in the order and
+colours the page shows them, and how a number is written on the page.
 
-The document is JSON written by older and newer versions alike, so every read tolerates a
-missing key; numbers that are absent, None or not finite read as None and show as MISSING.
+The document is validated when it is read; what can still be absent is a metric, a curve or a
+subgroup that a model did not record, and a number that is NaN (shown as MISSING).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from heartml.documents.evaluation import (
+    EvaluationResults,
+    FoldSummary,
+    Interval,
+    ModelSummary,
+    SubgroupMetrics,
+)
 from heartml.reports.style import PALETTE
 
 MISSING = "–"
-# Curves and confusion matrices per split: (document key, split name).
-SPLITS = (("oof_curves", "cv_out_of_fold"), ("test_curves", "test"))
+# Curves and confusion matrices per split: the split's name in the document.
+SPLITS = ("cv_out_of_fold", "test")
 
 
 def number(value: object) -> float | None:
@@ -39,92 +46,90 @@ def short(text: object, length: int = 12) -> str:
     return str(text)[:length] if text else MISSING
 
 
+def mean_std(summary: FoldSummary | None) -> str:
+    """`mean ± std` of a CV summary; MISSING for each part the model did not record."""
+    if summary is None:
+        return f"{MISSING} ± {MISSING}"
+    return f"{fmt(summary.mean)} ± {fmt(summary.std)}"
+
+
+def interval(summary: FoldSummary | Interval | None) -> str:
+    """`[low, high]` of a 95% interval."""
+    if summary is None:
+        return f"[{MISSING}, {MISSING}]"
+    return f"[{fmt(summary.ci_low)}, {fmt(summary.ci_high)}]"
+
+
 @dataclass(frozen=True)
-class ModelResult:
-    """One model's summary in the document, with the colour it has in every figure."""
+class RankedModel:
+    """One model's summary, with its place in the comparison and its colour in every figure."""
 
     name: str
-    summary: Mapping[str, Any]
+    summary: ModelSummary
     colour: str
     best: bool
 
-    def section(self, key: str) -> Mapping[str, Any]:
-        value: Mapping[str, Any] = self.summary.get(key) or {}
-        return value
-
-    def cv(self, metric: str) -> Mapping[str, Any]:
-        value: Mapping[str, Any] = self.section("cv_metrics").get(metric) or {}
-        return value
+    def cv(self, metric: str) -> FoldSummary | None:
+        return self.summary.cv_metrics.get(metric)
 
     def test(self, metric: str) -> float | None:
-        return number(self.section("test_metrics").get(metric))
+        return number(self.summary.test_metrics.get(metric))
 
-    def test_ci(self, metric: str) -> Mapping[str, Any]:
-        value: Mapping[str, Any] = self.section("test_ci").get(metric) or {}
-        return value
+    def test_ci(self, metric: str) -> Interval | None:
+        return self.summary.test_ci.get(metric)
 
     def value(self, metric: str, split: str) -> float | None:
         """The CV mean (split "cv") or the test value of a metric."""
-        return number(self.cv(metric).get("mean")) if split == "cv" else self.test(metric)
+        if split != "cv":
+            return self.test(metric)
+        cv = self.cv(metric)
+        return None if cv is None else number(cv.mean)
 
     @property
     def cv_roc_auc(self) -> float | None:
         return self.value("roc_auc", "cv")
 
     def folds(self, metric: str) -> list[float]:
-        return [v for v in self.section("cv_fold_metrics").get(metric) or [] if v is not None]
+        return list(self.summary.cv_fold_metrics.get(metric, []))
 
-    def curve(self, key: str, curve: str) -> Mapping[str, list[float]]:
-        value: Mapping[str, list[float]] = self.section(key).get(curve) or {}
-        return value
+    def subgroups(self, split: str) -> dict[str, SubgroupMetrics]:
+        return self.summary.subgroups.split(split)
 
-    def subgroups(self, split: str) -> Mapping[str, Mapping[str, Any]]:
-        value: Mapping[str, Mapping[str, Any]] = self.section("subgroups").get(split) or {}
-        return value
-
-    def subgroup(self, split: str, key: str) -> Mapping[str, Any] | None:
-        return self.subgroups(split).get(key) or None
+    def subgroup(self, split: str, key: str) -> SubgroupMetrics | None:
+        return self.subgroups(split).get(key)
 
 
-def ordered_models(results: Mapping[str, Any]) -> list[ModelResult]:
+def ordered_models(results: EvaluationResults) -> list[RankedModel]:
     """Best model first, then by CV ROC-AUC: the order in which a reader compares them."""
-    best = results.get("best_algorithm")
-    summaries: Mapping[str, Mapping[str, Any]] = results.get("models") or {}
-    unsorted = {name: ModelResult(name, summaries[name], "", name == best) for name in summaries}
+    best = results.best_algorithm
+    summaries = results.models
+    unsorted = {name: RankedModel(name, summaries[name], "", name == best) for name in summaries}
     names = sorted(
         unsorted, key=lambda name: (name != best, -(unsorted[name].cv_roc_auc or -math.inf))
     )
     return [
-        ModelResult(name, summaries[name], PALETTE[i % len(PALETTE)], name == best)
+        RankedModel(name, summaries[name], PALETTE[i % len(PALETTE)], name == best)
         for i, name in enumerate(names)
     ]
 
 
-def best_model(models: Sequence[ModelResult]) -> ModelResult | None:
+def best_model(models: Sequence[RankedModel]) -> RankedModel | None:
     return next((m for m in models if m.best), None)
 
 
-def evaluation_config(results: Mapping[str, Any]) -> Mapping[str, Any]:
-    evaluation: Mapping[str, Any] = (results.get("config") or {}).get("evaluation") or {}
-    return evaluation
-
-
-def split_names(results: Mapping[str, Any]) -> dict[str, str]:
-    n_train, n_test = results.get("n_train"), results.get("n_test")
+def split_names(results: EvaluationResults) -> dict[str, str]:
     return {
-        "cv_out_of_fold": "Training split, CV out-of-fold"
-        + (f" (n = {n_train})" if n_train is not None else ""),
-        "test": "Held-out test split" + (f" (n = {n_test})" if n_test is not None else ""),
+        "cv_out_of_fold": f"Training split, CV out-of-fold (n = {results.n_train})",
+        "test": f"Held-out test split (n = {results.n_test})",
     }
 
 
-def cv_design(results: Mapping[str, Any]) -> str:
-    evaluation = evaluation_config(results)
-    folds, repeats = evaluation.get("cv_folds"), evaluation.get("cv_repeats")
+def cv_design(results: EvaluationResults) -> str:
+    folds, repeats = (results.evaluation_setting(key) for key in ("cv_folds", "cv_repeats"))
     return f"{folds}-fold CV repeated {repeats} times" if folds and repeats else "repeated CV"
 
 
-def subgroup_keys(models: Sequence[ModelResult], split: str) -> list[str]:
+def subgroup_keys(models: Sequence[RankedModel], split: str) -> list[str]:
     """Ordered union over the models: the document's order, then any extras."""
     keys: dict[str, None] = {}
     for model in models:

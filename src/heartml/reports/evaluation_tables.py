@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from heartml.documents.base import JsonObject
+from heartml.documents.evaluation import Tuning
 from heartml.evaluate import METRICS
 from heartml.reports.columns import DatasetView
 from heartml.reports.evaluation_results import (
     MISSING,
-    ModelResult,
+    RankedModel,
     fmt,
+    interval,
+    mean_std,
     subgroup_keys,
 )
 
@@ -102,12 +105,12 @@ class SubgroupTable:
     groups: list[SubgroupGroup]
 
 
-def metric_tables(models: Sequence[ModelResult]) -> list[MetricTable]:
+def metric_tables(models: Sequence[RankedModel]) -> list[MetricTable]:
     """One table of probability metrics, one of metrics at the threshold; CV and test cells."""
     present = [
         name
         for name in METRICS
-        if any(name in m.section("cv_metrics") or name in m.section("test_metrics") for m in models)
+        if any(name in m.summary.cv_metrics or name in m.summary.test_metrics for m in models)
     ]
     groups = (
         (
@@ -134,33 +137,27 @@ def metric_tables(models: Sequence[ModelResult]) -> list[MetricTable]:
 
 
 def _metric_row(
-    model: ModelResult, names: Sequence[str], models: Sequence[ModelResult]
+    model: RankedModel, names: Sequence[str], models: Sequence[RankedModel]
 ) -> MetricRow:
     cells = []
     for name in names:
         cv, ci = model.cv(name), model.test_ci(name)
         cells.append(
-            MetricCell(
-                name,
-                "cv",
-                f"{fmt(cv.get('mean'))} ± {fmt(cv.get('std'))}",
-                f"[{fmt(cv.get('ci_low'))}, {fmt(cv.get('ci_high'))}]",
-                is_top(model, name, "cv", models),
-            )
+            MetricCell(name, "cv", mean_std(cv), interval(cv), is_top(model, name, "cv", models))
         )
         cells.append(
             MetricCell(
                 name,
                 "test",
                 fmt(model.test(name)),
-                f"[{fmt(ci.get('ci_low'))}, {fmt(ci.get('ci_high'))}]",
+                interval(ci),
                 is_top(model, name, "test", models),
             )
         )
     return MetricRow(model.name, model.best, model.colour, cells)
 
 
-def is_top(model: ModelResult, name: str, split: str, models: Sequence[ModelResult]) -> bool:
+def is_top(model: RankedModel, name: str, split: str, models: Sequence[RankedModel]) -> bool:
     """Best value of its column (ties included); meaningless, so never set, with one model."""
     values = [v for m in models if (v := m.value(name, split)) is not None]
     value = model.value(name, split)
@@ -169,19 +166,19 @@ def is_top(model: ModelResult, name: str, split: str, models: Sequence[ModelResu
     return value == (min(values) if name in LOWER_IS_BETTER else max(values))
 
 
-def _params_text(params: Mapping[str, Any] | None) -> str:
+def _params_text(params: JsonObject) -> str:
     if not params:
         return "defaults (no grid)"
     return ", ".join(f"{key} = {value!r}" for key, value in params.items())
 
 
-def _search_text(tuning: Mapping[str, Any]) -> str:
-    if not tuning.get("candidates"):
+def _search_text(tuning: Tuning) -> str:
+    if not tuning.candidates:
         return "no search"
     return (
-        f"{tuning['candidates']} candidates, {tuning.get('cv_folds', '?')}-fold × "
-        f"{tuning.get('cv_repeats', '?')} inner CV, best inner "
-        f"{tuning.get('scoring', 'score')} {fmt(tuning.get('best_inner_score'))}"
+        f"{tuning.candidates} candidates, {tuning.cv_folds or '?'}-fold × "
+        f"{tuning.cv_repeats or '?'} inner CV, best inner "
+        f"{tuning.scoring or 'score'} {fmt(tuning.best_inner_score)}"
     )
 
 
@@ -190,7 +187,7 @@ def lead_text(comparison: Mapping[str, float]) -> str:
 
 
 def model_rows(
-    models: Sequence[ModelResult], leads: Mapping[str, Mapping[str, float]]
+    models: Sequence[RankedModel], leads: Mapping[str, Mapping[str, float]]
 ) -> list[ModelRow]:
     """Per model: estimator, tuned parameters, search, the best model's lead over it, time."""
     rows = []
@@ -201,16 +198,15 @@ def model_rows(
                 name=model.name,
                 best=model.best,
                 colour=model.colour,
-                estimator=str(model.summary.get("estimator", MISSING)),
-                params=_params_text(model.summary.get("best_params")),
-                search=_search_text(model.section("tuning")),
+                estimator=model.summary.estimator,
+                params=_params_text(model.summary.best_params),
+                search=_search_text(model.summary.tuning),
                 versus_best=(
                     "best" if model.best else lead_text(comparison) if comparison else MISSING
                 ),
-                seconds=fmt(model.summary.get("seconds"), 1),
+                seconds=fmt(model.summary.seconds, 1),
                 estimator_params=[
-                    (str(key), repr(value))
-                    for key, value in model.section("estimator_params").items()
+                    (key, repr(value)) for key, value in model.summary.estimator_params.items()
                 ],
             )
         )
@@ -218,7 +214,7 @@ def model_rows(
 
 
 def subgroup_tables(
-    models: Sequence[ModelResult], split_names: Mapping[str, str], view: DatasetView
+    models: Sequence[RankedModel], split_names: Mapping[str, str], view: DatasetView
 ) -> list[SubgroupTable]:
     """Per split, per subgroup: n and prevalence once, then one row of metrics per model."""
     tables = []
@@ -231,19 +227,18 @@ def subgroup_tables(
                 if (entry := model.subgroup(split, key)) is not None
             ]
             first = entries[0][1]  # n and prevalence depend on the rows only, not the model
-            n = first.get("n")
             groups.append(
                 SubgroupGroup(
                     key=key,
                     label=view.subgroup_label(key),
-                    n=MISSING if n is None else str(n),
-                    small=isinstance(n, int) and n < SMALL_SUBGROUP,
-                    prevalence=fmt(first.get("prevalence")),
+                    n=str(first.n),
+                    small=first.n < SMALL_SUBGROUP,
+                    prevalence=fmt(first.prevalence),
                     rows=[
                         SubgroupRow(
                             model.name,
                             model.best,
-                            [fmt(entry.get(metric)) for metric in SUBGROUP_METRICS],
+                            [fmt(getattr(entry, metric)) for metric in SUBGROUP_METRICS],
                         )
                         for model, entry in entries
                     ],

@@ -1,21 +1,28 @@
 """What a missing block costs: each model's CV ROC-AUC with all data and with each of the spec's
 missing blocks unknown at scoring time, as a table and a figure.
 
-The numbers come from the results document (`models[alg]["masked_blocks"]`, written by
+The numbers come from the results document (each model summary's `masked_blocks`, written by
 heartml.train): the same folds as the CV metrics, so the "all data" column is the CV ROC-AUC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from heartml.documents.evaluation import FoldSummary
 from heartml.reports.columns import DatasetView
-from heartml.reports.evaluation_results import ModelResult, fmt, number, signed
+from heartml.reports.evaluation_results import (
+    RankedModel,
+    fmt,
+    interval,
+    mean_std,
+    number,
+    signed,
+)
 from heartml.reports.style import legend, separate_rows
 
 ALL_DATA = ""  # the block key of the column with nothing masked
@@ -50,29 +57,29 @@ class BlockTable:
     rows: list[BlockRow]
 
 
-def _masked(model: ModelResult) -> Mapping[str, Mapping[str, Any]]:
-    value: Mapping[str, Mapping[str, Any]] = model.section("masked_blocks")
-    return value
-
-
-def _auc(model: ModelResult, block: str) -> Mapping[str, Any]:
+def _auc(model: RankedModel, block: str) -> FoldSummary | None:
+    """CV ROC-AUC with `block` unknown (ALL_DATA: nothing unknown); None if not recorded."""
     if block == ALL_DATA:
         return model.cv("roc_auc")
-    value: Mapping[str, Any] = (_masked(model).get(block) or {}).get("roc_auc") or {}
-    return value
+    masked = model.summary.masked_blocks.get(block)
+    return None if masked is None else masked.roc_auc
 
 
-def block_names(models: Sequence[ModelResult], view: DatasetView) -> list[str]:
+def _mean(auc: FoldSummary | None) -> float | None:
+    return None if auc is None else number(auc.mean)
+
+
+def block_names(models: Sequence[RankedModel], view: DatasetView) -> list[str]:
     """The blocks the document holds: the spec's order first, then any others it recorded."""
     recorded: dict[str, None] = {}
     for model in models:
-        recorded.update(dict.fromkeys(_masked(model)))
+        recorded.update(dict.fromkeys(model.summary.masked_blocks))
     return [b for b in view.missing_blocks if b in recorded] + [
         b for b in recorded if b not in view.missing_blocks
     ]
 
 
-def block_table(models: Sequence[ModelResult], view: DatasetView) -> BlockTable | None:
+def block_table(models: Sequence[RankedModel], view: DatasetView) -> BlockTable | None:
     """None when the document has no masked blocks (older documents, specs without blocks)."""
     blocks = block_names(models, view)
     if not blocks:
@@ -80,18 +87,22 @@ def block_table(models: Sequence[ModelResult], view: DatasetView) -> BlockTable 
     columns = [BlockColumn(ALL_DATA, "All data", "nothing unknown")]
     for block in blocks:
         names = next(
-            (list(cols) for m in models if (cols := (_masked(m).get(block) or {}).get("columns"))),
+            (
+                list(masked.columns)
+                for m in models
+                if (masked := m.summary.masked_blocks.get(block)) and masked.columns
+            ),
             list(view.missing_blocks.get(block, ())),
         )
         described = ", ".join(view.feature_label(name) for name in names)
         columns.append(BlockColumn(block, view.block_title(block), described))
     rows = []
     for model in models:
-        everything = number(_auc(model, ALL_DATA).get("mean"))
+        everything = _mean(_auc(model, ALL_DATA))
         cells = []
         for column in columns:
             auc = _auc(model, column.key)
-            mean = number(auc.get("mean"))
+            mean = _mean(auc)
             change = ""
             if column.key != ALL_DATA:
                 change = (
@@ -99,19 +110,12 @@ def block_table(models: Sequence[ModelResult], view: DatasetView) -> BlockTable 
                     if mean is not None and everything is not None
                     else fmt(None)
                 )
-            cells.append(
-                BlockCell(
-                    column.key,
-                    f"{fmt(auc.get('mean'))} ± {fmt(auc.get('std'))}",
-                    f"[{fmt(auc.get('ci_low'))}, {fmt(auc.get('ci_high'))}]",
-                    change,
-                )
-            )
+            cells.append(BlockCell(column.key, mean_std(auc), interval(auc), change))
         rows.append(BlockRow(model.name, model.best, model.colour, cells))
     return BlockTable(columns, rows)
 
 
-def blocks_figure(models: Sequence[ModelResult], table: BlockTable) -> Figure:
+def blocks_figure(models: Sequence[RankedModel], table: BlockTable) -> Figure:
     """One row per block (all data first), one point per model with its 95% CI."""
     columns = table.columns
     figure = Figure(
@@ -127,10 +131,10 @@ def blocks_figure(models: Sequence[ModelResult], table: BlockTable) -> Figure:
         errors: tuple[list[float], list[float]] = ([], [])  # below and above the mean
         for position, column in zip(positions, columns, strict=True):
             auc = _auc(model, column.key)
-            mean = number(auc.get("mean"))
-            if mean is None:
+            mean = _mean(auc)
+            if auc is None or mean is None:
                 continue
-            low, high = number(auc.get("ci_low")), number(auc.get("ci_high"))
+            low, high = number(auc.ci_low), number(auc.ci_high)
             ys.append(position + offset * (i - (len(models) - 1) / 2))
             means.append(mean)
             errors[0].append(0.0 if low is None else max(0.0, mean - low))

@@ -11,6 +11,8 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from heartml.documents.data import LoggedData
+from heartml.documents.evaluation import ModelSummary
 from heartml.reports.columns import DatasetView, uncapitalised
 from heartml.reports.evaluation_results import number, signed
 from heartml.reports.render import render
@@ -21,34 +23,31 @@ def _number(value: object) -> str:
     return f"{value:.3f}"
 
 
-def _metric_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
-    tests = summary.get("test_metrics", {})
+def _metric_rows(summary: ModelSummary) -> list[dict[str, str]]:
     rows = []
-    for name, cv in summary.get("cv_metrics", {}).items():
-        test = tests.get(name)
+    for name, cv in summary.cv_metrics.items():
+        test = summary.test_metrics.get(name)
         rows.append(
             {
                 "name": name,
-                "cv": f"{cv['mean']:.3f} ± {cv['std']:.3f} "
-                f"[{cv['ci_low']:.3f}, {cv['ci_high']:.3f}]",
+                "cv": f"{cv.mean:.3f} ± {cv.std:.3f} [{cv.ci_low:.3f}, {cv.ci_high:.3f}]",
                 "test": "" if test is None else _number(test),
             }
         )
     return rows
 
 
-def _subgroup_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
-    groups = summary.get("subgroups", {}).get("cv_out_of_fold", {})
+def _subgroup_rows(summary: ModelSummary) -> list[dict[str, str]]:
     return [
         {
             "group": group,
-            "n": str(values["n"]),
-            "prevalence": f"{values['prevalence']:.2f}",
-            "roc_auc": "n/a" if values.get("roc_auc") is None else _number(values["roc_auc"]),
-            "recall": _number(values["recall"]),
-            "precision": _number(values["precision"]),
+            "n": str(values.n),
+            "prevalence": f"{values.prevalence:.2f}",
+            "roc_auc": "n/a" if values.roc_auc is None else _number(values.roc_auc),
+            "recall": _number(values.recall),
+            "precision": _number(values.precision),
         }
-        for group, values in groups.items()
+        for group, values in summary.subgroups.cv_out_of_fold.items()
     ]
 
 
@@ -72,23 +71,12 @@ def _imputed_text(view: DatasetView) -> str:
     return _names(optional)
 
 
-def _rows(data: Mapping[str, Any]) -> int | None:
-    """The clean data's row count from the run's data provenance (train + test if older)."""
-    if isinstance(data.get("rows_clean"), int):
-        return int(data["rows_clean"])
-    train, test = data.get("rows_train"), data.get("rows_test")
-    return train + test if isinstance(train, int) and isinstance(test, int) else None
-
-
-def _smallest_subgroups(summary: Mapping[str, Any], view: DatasetView) -> list[str]:
+def _smallest_subgroups(summary: ModelSummary, view: DatasetView) -> list[str]:
     """Per subgroup variable, its smallest group and its share of the training rows."""
-    groups = summary.get("subgroups", {}).get("cv_out_of_fold", {})
     smallest: dict[str, tuple[int, str]] = {}
     totals: dict[str, int] = {}
-    for key, values in groups.items():
-        n = values.get("n")
-        if not isinstance(n, int):
-            continue
+    for key, values in summary.subgroups.cv_out_of_fold.items():
+        n = values.n
         variable = key.partition("=")[0]
         totals[variable] = totals.get(variable, 0) + n
         if variable not in smallest or n < smallest[variable][0]:
@@ -100,15 +88,16 @@ def _smallest_subgroups(summary: Mapping[str, Any], view: DatasetView) -> list[s
     ]
 
 
-def _block_rows(summary: Mapping[str, Any], view: DatasetView) -> list[dict[str, str]]:
-    everything = number(summary.get("cv_metrics", {}).get("roc_auc", {}).get("mean"))
+def _block_rows(summary: ModelSummary, view: DatasetView) -> list[dict[str, str]]:
+    roc_auc = summary.cv_metrics.get("roc_auc")
+    everything = None if roc_auc is None else number(roc_auc.mean)
     rows = []
-    for block, values in (summary.get("masked_blocks") or {}).items():
-        mean = number((values.get("roc_auc") or {}).get("mean"))
+    for block, values in summary.masked_blocks.items():
+        mean = number(values.roc_auc.mean)
         if mean is None:
             continue
         change = "" if everything is None else f" ({signed(mean - everything)})"
-        columns = list(values.get("columns") or ())
+        columns = values.columns
         # A long block is named by its title and size; the evaluation report lists its columns.
         names = _names(columns) if len(columns) <= LISTED_COLUMNS else f"{len(columns)} columns"
         rows.append(
@@ -119,8 +108,8 @@ def _block_rows(summary: Mapping[str, Any], view: DatasetView) -> list[dict[str,
 
 def model_card_markdown(
     champion: Mapping[str, Any],
-    summary: Mapping[str, Any],
-    data: Mapping[str, Any],
+    summary: ModelSummary,
+    data: LoggedData,
     spec: DatasetSpec,
 ) -> str:
     """The card of a registered model: identity, intended use, data, metrics, limitations.
@@ -128,7 +117,8 @@ def model_card_markdown(
     The dataset's words (title, description, label rule, citation) come from the spec the model
     was trained with; counts come from the run's data provenance and metrics."""
     view = DatasetView.from_spec(spec)
-    rows = _rows(data)
+    provenance = data.provenance
+    rows = None if provenance is None else provenance.rows_clean
     return render(
         "model_card/model_card.md.j2",
         name=champion["model_name"],
@@ -136,13 +126,13 @@ def model_card_markdown(
         algorithm=champion["algorithm"],
         model_uri=champion["model_uri"],
         run_id=champion["run_id"],
-        estimator=summary.get("estimator", ""),
-        best_params=summary.get("best_params", {}),
-        data_sha256=data.get("sha256"),
-        source=data.get("source"),
-        rows_train=data.get("rows_train"),
-        rows_test=data.get("rows_test"),
-        split_seed=(data.get("split") or {}).get("seed"),
+        estimator=summary.estimator,
+        best_params=summary.best_params,
+        data_sha256=data.sha256,
+        source=data.source,
+        rows_train=None if provenance is None else provenance.rows_train,
+        rows_test=None if provenance is None else provenance.rows_test,
+        split_seed=None if provenance is None else provenance.split.seed,
         metrics=_metric_rows(summary),
         subgroups=_subgroup_rows(summary),
         dataset=view.title,

@@ -12,16 +12,16 @@ from matplotlib.figure import Figure
 
 from heartml.evaluate import average_precision_of_curve, roc_auc_of_curve
 from heartml.reports.columns import DatasetView
-from heartml.reports.evaluation_results import SPLITS, ModelResult, fmt
+from heartml.reports.evaluation_results import SPLITS, RankedModel, fmt
 from heartml.reports.style import REFERENCE_COLOUR, legend, unit_square
 
 
-def _line_width(model: ModelResult) -> float:
+def _line_width(model: RankedModel) -> float:
     return 2.6 if model.best else 1.6  # the chosen model stands out in crowded panels
 
 
 def _curve(
-    ax: Axes, model: ModelResult, x: Sequence[float], y: Sequence[float], label: str
+    ax: Axes, model: RankedModel, x: Sequence[float], y: Sequence[float], label: str
 ) -> None:
     ax.plot(x, y, color=model.colour, lw=_line_width(model), drawstyle="steps-post", label=label)
 
@@ -38,25 +38,23 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend_loc: str) -> 
 def _two_panels(
     split_names: Mapping[str, str], width: float = 12.0, height: float = 5.6
 ) -> tuple[Figure, list[tuple[str, str, Axes]]]:
-    """The figure and, per split, (curve key in the document, panel title, axes)."""
+    """The figure and, per split, (split, panel title, axes)."""
     figure = Figure(figsize=(width, height), layout="constrained")
     axes = figure.subplots(1, 2)
-    return figure, [
-        (key, split_names[split], ax) for (key, split), ax in zip(SPLITS, axes, strict=True)
-    ]
+    return figure, [(split, split_names[split], ax) for split, ax in zip(SPLITS, axes, strict=True)]
 
 
-def roc_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> Figure:
+def roc_figure(models: Sequence[RankedModel], split_names: Mapping[str, str]) -> Figure:
     figure, panels = _two_panels(split_names)
-    for key, title, ax in panels:
+    for split, title, ax in panels:
         ax.plot([0, 1], [0, 1], ls="--", color=REFERENCE_COLOUR, lw=1, label="chance")
         for model in models:
-            roc = model.curve(key, "roc")
-            fpr, tpr = roc.get("fpr") or [], roc.get("tpr") or []
+            roc = model.summary.curves(split).roc
+            fpr, tpr = roc.fpr, roc.tpr
             if not fpr:
                 continue
             # The test AUC is in the document; the pooled out-of-fold one only as its curve.
-            auc = model.test("roc_auc") if key == "test_curves" else roc_auc_of_curve(fpr, tpr)
+            auc = model.test("roc_auc") if split == "test" else roc_auc_of_curve(fpr, tpr)
             _curve(ax, model, fpr, tpr, f"{model.name} (AUC {fmt(auc)})")
         _finish(
             ax,
@@ -68,19 +66,18 @@ def roc_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) ->
     return figure
 
 
-def _prevalence(model: ModelResult, key: str) -> float | None:
-    # The confusion matrix rows are the true classes, so it also carries the prevalence.
-    matrix = (model.section(key).get("confusion_matrix") or {}).get("matrix")
-    if not matrix or len(matrix) != 2:
-        return None
-    total = sum(sum(row) for row in matrix)
-    return sum(matrix[1]) / total if total else None
-
-
-def pr_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> Figure:
+def pr_figure(models: Sequence[RankedModel], split_names: Mapping[str, str]) -> Figure:
     figure, panels = _two_panels(split_names)
-    for key, title, ax in panels:
-        prevalence = next((p for m in models if (p := _prevalence(m, key)) is not None), None)
+    for split, title, ax in panels:
+        # The confusion matrix rows are the true classes, so it also carries the prevalence.
+        prevalence = next(
+            (
+                p
+                for m in models
+                if (p := m.summary.curves(split).confusion_matrix.prevalence()) is not None
+            ),
+            None,
+        )
         if prevalence is not None:
             ax.axhline(
                 prevalence,
@@ -90,13 +87,13 @@ def pr_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> 
                 label=f"prevalence {prevalence:.2f}",
             )
         for model in models:
-            pr = model.curve(key, "pr")
-            precision, recall = pr.get("precision") or [], pr.get("recall") or []
+            pr = model.summary.curves(split).pr
+            precision, recall = pr.precision, pr.recall
             if not precision:
                 continue
             average = (
                 model.test("pr_auc")
-                if key == "test_curves"
+                if split == "test"
                 else average_precision_of_curve(precision, recall)
             )
             _curve(ax, model, recall, precision, f"{model.name} (AP {fmt(average)})")
@@ -111,15 +108,14 @@ def pr_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> 
 
 
 def calibration_figure(
-    models: Sequence[ModelResult], split_names: Mapping[str, str], view: DatasetView
+    models: Sequence[RankedModel], split_names: Mapping[str, str], view: DatasetView
 ) -> Figure:
     figure, panels = _two_panels(split_names)
-    for key, title, ax in panels:
+    for split, title, ax in panels:
         ax.plot([0, 1], [0, 1], ls="--", color=REFERENCE_COLOUR, lw=1, label="perfect")
         for model in models:
-            calibration = model.curve(key, "calibration")
-            predicted = calibration.get("predicted") or []
-            observed = calibration.get("observed") or []
+            calibration = model.summary.curves(split).calibration
+            predicted, observed = calibration.predicted, calibration.observed
             if not predicted:
                 continue
             ax.plot(
@@ -142,7 +138,7 @@ def calibration_figure(
 
 
 def confusion_figure(
-    models: Sequence[ModelResult],
+    models: Sequence[RankedModel],
     split_names: Mapping[str, str],
     threshold: object,
     view: DatasetView,
@@ -153,11 +149,10 @@ def confusion_figure(
     image = None
     # Rows and columns are the target's 0 and 1 (heartml.evaluate), named by the spec.
     labels = [textwrap.fill(view.class_names[value], 12) for value in (0, 1)]
-    for row, (key, split) in enumerate(SPLITS):
+    for row, split in enumerate(SPLITS):
         for column, model in enumerate(models):
             ax = axes[row, column]
-            confusion = model.section(key).get("confusion_matrix") or {}
-            matrix = np.asarray(confusion.get("matrix") or [], dtype=float)
+            matrix = np.asarray(model.summary.curves(split).confusion_matrix.matrix, dtype=float)
             if matrix.shape != (2, 2):
                 ax.set_axis_off()
                 ax.text(0.5, 0.5, "no confusion matrix", ha="center", va="center")

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
 
 import numpy as np
+
+from heartml.documents.package import CodedReference, NumericReference, ReferenceStatistics
+from heartml.serving.schemas import DriftReport, FeatureDrift
 
 EPSILON = 1e-4
 PSI_MODERATE = 0.1
@@ -77,35 +79,39 @@ def ks_p_value(statistic: float, n: int, m: int) -> float:
     return kolmogorov_sf((root + 0.12 + 0.11 / root) * statistic)
 
 
-def feature_drift(entry: dict[str, Any], values: np.ndarray, reference_rows: int) -> dict[str, Any]:
-    """PSI (and KS for numeric features) of one feature's window values against its reference."""
+def feature_drift(
+    entry: CodedReference | NumericReference, values: np.ndarray, reference_rows: int
+) -> FeatureDrift:
+    """PSI (and KS for numeric features) of one feature's window values against its reference.
+    A coded feature's result has no KS fields set (it has no KS series in /metrics)."""
     present = values[~np.isnan(values)]
-    result: dict[str, Any] = {
-        "kind": entry["kind"],
+    base = {
+        "kind": entry.kind,
         "window_count": len(present),
         "missing_fraction": float(1 - len(present) / len(values)) if len(values) else None,
-        "reference_missing_fraction": float(entry.get("missing_fraction", 0.0)),
+        "reference_missing_fraction": entry.missing_fraction,
         "psi": None,
         "psi_status": "insufficient_data",
     }
-    if "codes" not in entry:
-        result.update(ks_statistic=None, ks_p_value=None)
+    numeric = isinstance(entry, NumericReference)
+    if numeric:
+        base.update(ks_statistic=None, ks_p_value=None)
     if len(present) < MIN_SAMPLES:
-        return result
-    if "codes" in entry:
-        actual = np.array([np.mean(present == code) for code in entry["codes"]])
-    else:
-        edges = np.asarray(entry["bin_edges"], dtype=np.float64)
+        return FeatureDrift.model_validate(base)
+    if isinstance(entry, NumericReference):
+        edges = np.asarray(entry.bin_edges, dtype=np.float64)
         bins = np.searchsorted(edges, present, side="right")
         actual = np.bincount(bins, minlength=len(edges) + 1) / len(present)
-        statistic = ks_statistic(present, np.asarray(entry["quantiles"], dtype=np.float64))
-        reference_count = max(1, round(reference_rows * (1 - result["reference_missing_fraction"])))
-        result["ks_statistic"] = statistic
-        result["ks_p_value"] = ks_p_value(statistic, len(present), reference_count)
-    value = psi(np.asarray(entry["proportions"]), actual)
-    result["psi"] = value
-    result["psi_status"] = psi_status(value)
-    return result
+        statistic = ks_statistic(present, np.asarray(entry.quantiles, dtype=np.float64))
+        reference_count = max(1, round(reference_rows * (1 - entry.missing_fraction)))
+        base["ks_statistic"] = statistic
+        base["ks_p_value"] = ks_p_value(statistic, len(present), reference_count)
+    else:
+        actual = np.array([np.mean(present == code) for code in entry.codes])
+    value = psi(np.asarray(entry.proportions), actual)
+    base["psi"] = value
+    base["psi_status"] = psi_status(value)
+    return FeatureDrift.model_validate(base)
 
 
 class DriftMonitor:
@@ -114,14 +120,14 @@ class DriftMonitor:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._window: deque[np.ndarray | list[float]] = deque(maxlen=capacity)
-        self._reference: dict[str, Any] | None = None
+        self._reference: ReferenceStatistics | None = None
         self._columns: tuple[str, ...] = ()
         self._model_version: str | None = None
         self._observed = 0
-        self._cache: tuple[int, dict[str, Any]] | None = None
+        self._cache: tuple[int, DriftReport] | None = None
 
     def set_reference(
-        self, reference: dict[str, Any], model_version: str, columns: tuple[str, ...]
+        self, reference: ReferenceStatistics, model_version: str, columns: tuple[str, ...]
     ) -> None:
         """A new model brings its own training reference; the window of inputs stays, unless
         the new model takes other columns (rows of another contract cannot be compared)."""
@@ -141,8 +147,8 @@ class DriftMonitor:
     def __len__(self) -> int:
         return len(self._window)
 
-    def report(self) -> dict[str, Any]:
-        """Every feature's drift (the DriftReport shape), recomputed only after new inputs."""
+    def report(self) -> DriftReport:
+        """Every feature's drift, recomputed only after new inputs."""
         if self._cache is not None and self._cache[0] == self._observed:
             return self._cache[1]
         reference = self._reference
@@ -150,21 +156,21 @@ class DriftMonitor:
         # A request that started before a swap to another contract may still add an old row.
         window = [row for row in self._window if len(row) == width]
         rows = np.array(window, dtype=np.float64).reshape(len(window), width)
-        reference_rows = int(reference["rows"]) if reference else 0
+        reference_rows = reference.rows if reference else 0
         features = {}
         if reference is not None:
             for index, name in enumerate(self._columns):
                 features[name] = feature_drift(
-                    reference["features"][name], rows[:, index], reference_rows
+                    reference.features[name], rows[:, index], reference_rows
                 )
-        report = {
-            "model_version": self._model_version,
-            "window_size": len(rows),
-            "window_capacity": self.capacity,
-            "reference_rows": reference_rows,
-            "min_samples": MIN_SAMPLES,
-            "thresholds": {"psi_moderate": PSI_MODERATE, "psi_significant": PSI_SIGNIFICANT},
-            "features": features,
-        }
+        report = DriftReport(
+            model_version=self._model_version,
+            window_size=len(rows),
+            window_capacity=self.capacity,
+            reference_rows=reference_rows,
+            min_samples=MIN_SAMPLES,
+            thresholds={"psi_moderate": PSI_MODERATE, "psi_significant": PSI_SIGNIFICANT},
+            features=features,
+        )
         self._cache = (self._observed, report)
         return report

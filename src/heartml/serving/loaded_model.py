@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from heartml import parity
+from heartml.documents.base import JsonObject
+from heartml.documents.package import CodedReference, ReferenceStatistics
 from heartml.errors import HeartmlError
 from heartml.package.manifest import (
     MODEL_CONFIG,
@@ -49,14 +51,14 @@ class LoadedModel:
     version: str
     run_id: str
     threshold: float
-    metrics: dict[str, Any]
+    metrics: JsonObject
     raw_feature_names: list[str]
     engineered_feature_names: list[str]
     source: str
     directory: Path
     package_created_at: str | None
     fingerprint: str
-    reference: dict[str, Any]
+    reference: ReferenceStatistics
     scorer: Scorer  # OnnxModel; a stand-in in tests
     contract: Contract  # from the package's dataset spec: what a request must hold
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -79,7 +81,7 @@ class LoadedModel:
             return run(rows)
         return np.asarray(self.scorer.predict_proba(rows), dtype=np.float64)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> dict[str, object]:
         contract = self.contract
         return {
             "name": self.name,
@@ -127,18 +129,18 @@ def _direct_onnx_run(scorer: Any) -> Callable[[np.ndarray], np.ndarray] | None:
     return probabilities
 
 
-def reference_baseline(reference: dict[str, Any], columns: tuple[str, ...]) -> np.ndarray:
+def reference_baseline(reference: ReferenceStatistics, columns: tuple[str, ...]) -> np.ndarray:
     """Per raw column, a typical training value: median (numeric) or most frequent code."""
     values = []
     for name in columns:
-        entry = reference["features"].get(name)
+        entry = reference.features.get(name)
         if entry is None:
             raise PackagingError(f"{REFERENCE_FILE}: no statistics for the input column {name!r}")
-        if "codes" in entry:
-            proportions = entry["proportions"]
-            values.append(float(entry["codes"][proportions.index(max(proportions))]))
+        if isinstance(entry, CodedReference):
+            proportions = entry.proportions
+            values.append(float(entry.codes[proportions.index(max(proportions))]))
         else:
-            values.append(float(entry["quantiles"][len(entry["quantiles"]) // 2]))
+            values.append(float(entry.quantiles[len(entry.quantiles) // 2]))
     return np.asarray(values, dtype=np.float64)
 
 
@@ -163,25 +165,26 @@ def load_package(directory: Path, source: str, fingerprint: str, onnx_threads: i
             f"{ONNX_FILE} takes the columns ({', '.join(scorer.columns)}) but {SPEC_FILE} "
             f"declares ({', '.join(spec.raw_names)})"
         )
-    listed = config.get("raw_feature_names") if isinstance(config, dict) else None
+    listed = config.raw_feature_names
     if listed is not None and tuple(listed) != spec.raw_names:
         raise PackagingError(f"{MODEL_CONFIG}: raw_feature_names differ from {SPEC_FILE}'s columns")
     try:
-        model = config["model"]
+        model = config.model
+        if model.algorithm is None or model.run_id is None:
+            missing = "algorithm" if model.algorithm is None else "run_id"
+            raise ModelLoadError(f"{directory.name}: {MODEL_CONFIG}: model.{missing} missing")
         loaded = LoadedModel(
-            name=str(model["name"]),
-            algorithm=str(model["algorithm"]),
-            version=str(model["version"]),
-            run_id=str(model["run_id"]),
-            threshold=float(config.get("threshold", manifest.get("threshold", 0.5))),
-            metrics=config.get("metrics", {}),
+            name=model.name,
+            algorithm=model.algorithm,
+            version=model.version,
+            run_id=model.run_id,
+            threshold=package.threshold,
+            metrics=config.metrics,
             raw_feature_names=list(spec.raw_names),
-            engineered_feature_names=list(
-                config.get("engineered_feature_names") or spec.all_features
-            ),
+            engineered_feature_names=list(config.engineered_feature_names or spec.all_features),
             source=source,
             directory=directory,
-            package_created_at=manifest.get("created_at"),
+            package_created_at=manifest.created_at,
             fingerprint=fingerprint,
             reference=package.reference,
             scorer=scorer,
@@ -199,12 +202,12 @@ def load_package(directory: Path, source: str, fingerprint: str, onnx_threads: i
             tolerance,
             "the sklearn pipeline's probabilities recorded at packaging",
         )
-    except PackagingError:
+    except (PackagingError, ModelLoadError):
         raise
     except Exception as exc:
         raise ModelLoadError(f"{directory.name}: {type(exc).__name__}: {exc}") from exc
     if check.shape != (1,) or not 0.0 <= float(check[0]) <= 1.0:
         raise ModelLoadError(f"{directory.name}: the model returns {check!r} for a typical row")
-    if (manifest.get("model_name"), str(manifest.get("version"))) != (loaded.name, loaded.version):
+    if not manifest.names(loaded.name, loaded.version):
         raise ModelLoadError(f"{directory.name}: MANIFEST and {MODEL_CONFIG} name other models")
     return loaded

@@ -15,13 +15,16 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+
+if TYPE_CHECKING:
+    from heartml.serving.schemas import DriftReport
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -166,16 +169,16 @@ class ServiceMetrics:
     def load_failed(self) -> None:
         self.reloads.labels("failure").inc()
 
-    def set_drift(self, report: dict[str, Any]) -> None:
-        self.drift_window.set(report["window_size"])
+    def set_drift(self, report: DriftReport) -> None:
+        self.drift_window.set(report.window_size)
         # Only the served model's columns: a column the previous model had is no series now.
         for gauge in (self.drift_psi, self.drift_ks, self.drift_ks_p):
             gauge.clear()
-        for name, feature in report["features"].items():
-            self.drift_psi.labels(name).set(_gauge_value(feature["psi"]))
-            if "ks_statistic" in feature:
-                self.drift_ks.labels(name).set(_gauge_value(feature["ks_statistic"]))
-                self.drift_ks_p.labels(name).set(_gauge_value(feature["ks_p_value"]))
+        for name, feature in report.features.items():
+            self.drift_psi.labels(name).set(_gauge_value(feature.psi))
+            if "ks_statistic" in feature.model_fields_set:  # numeric features only
+                self.drift_ks.labels(name).set(_gauge_value(feature.ks_statistic))
+                self.drift_ks_p.labels(name).set(_gauge_value(feature.ks_p_value))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from typing import Any
+from collections.abc import Mapping
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -44,7 +44,9 @@ def new_request_id() -> str:
     return os.urandom(12).hex()
 
 
-async def send_json(send: Send, status: int, content: dict[str, Any], request_id: str) -> None:
+async def send_json(
+    send: Send, status: int, content: Mapping[str, object], request_id: str
+) -> None:
     body = orjson.dumps(content)
     await send(
         {

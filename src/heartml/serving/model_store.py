@@ -184,10 +184,7 @@ class ModelStore:
                 manifest = read_manifest(directory)
             except PackagingError:
                 continue
-            if (manifest.get("model_name"), str(manifest.get("version"))) == (
-                champion.model_name,
-                champion.version,
-            ):
+            if manifest.names(champion.model_name, champion.version):
                 return Candidate(directory, source, None, package_fingerprint(directory))
         return Candidate(
             None,

@@ -274,11 +274,12 @@ class Registry:
             )
         return Path(folder)
 
-    def run_json(self, run_id: str, artifact_path: str) -> dict[str, Any]:
-        """A JSON artifact of a run, parsed (read through the client: no global state)."""
+    def run_json(self, run_id: str, artifact_path: str) -> object:
+        """A JSON artifact of a run, parsed (read through the client: no global state); the
+        caller validates it (heartml.documents)."""
         with tempfile.TemporaryDirectory() as tmp:
             local = self.client.download_artifacts(run_id, artifact_path, tmp)
-            loaded: dict[str, Any] = json.loads(Path(local).read_text())
+            loaded: object = json.loads(Path(local).read_text())
         return loaded
 
     def run_text(self, run_id: str, name: str) -> str | None:

@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 
 from heartml.choices import ALGORITHMS
+from heartml.documents import DataProvenance, EvaluationResults, ModelSummary
+from heartml.errors import TrackingError
 from heartml.package.manifest import SPEC_FILE
 from heartml.tracking.connection import mlflow_module
 from heartml.tracking.model_format import log_pipeline_model
@@ -25,50 +27,50 @@ PROVENANCE_ARTIFACT = "data/provenance.json"  # a model run's data provenance
 FEATURES_ARTIFACT = "features.json"  # a model run's raw, engineered and model-input names
 
 
-def _flat_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+def _flat_metrics(summary: ModelSummary) -> dict[str, float]:
     metrics: dict[str, float] = {}
-    for name, stats in summary["cv_metrics"].items():
-        for key, value in stats.items():
+    for name, stats in summary.cv_metrics.items():
+        for key, value in stats.model_dump().items():
             metrics[f"cv_{name}_{key}"] = float(value)
-    for name, value in summary["test_metrics"].items():
+    for name, value in summary.test_metrics.items():
         metrics[f"test_{name}"] = float(value)
-    for name, interval in summary["test_ci"].items():
-        for key, value in interval.items():
+    for name, interval in summary.test_ci.items():
+        for key, value in interval.model_dump().items():
             metrics[f"test_{name}_{key}"] = float(value)
     return metrics
 
 
-def _common_tags(results: Mapping[str, Any], provenance: Mapping[str, Any]) -> dict[str, str]:
-    versions = results["library_versions"]
+def _common_tags(results: EvaluationResults, provenance: DataProvenance) -> dict[str, str]:
+    versions = results.library_versions
     return {
-        VersionTag.DATA_SHA256: results["data_sha256"],
-        "data_source": str(provenance.get("source", "unknown")),
-        "data_location": str(provenance.get("location", "")),
-        VersionTag.CONFIG_HASH: results["config_hash"],
-        "dataset": str(results.get("dataset", "")),
-        "spec_hash": str(results.get("spec_hash", "")),
-        "engineered_features": ",".join(results["feature_names"]["engineered"]),
-        "git_commit": str(results.get("git_commit") or "unknown"),
-        "seed": str(results["seed"]),
+        VersionTag.DATA_SHA256: results.data_sha256,
+        "data_source": provenance.source,
+        "data_location": provenance.location,
+        VersionTag.CONFIG_HASH: results.config_hash,
+        "dataset": results.dataset or "",
+        "spec_hash": results.spec_hash or "",
+        "engineered_features": ",".join(results.feature_names.engineered),
+        "git_commit": results.git_commit or "unknown",
+        "seed": str(results.seed),
         "library_versions": json.dumps(versions, sort_keys=True),
         **{f"version.{name}": value for name, value in versions.items()},
     }
 
 
-def _scheme(results: Mapping[str, Any]) -> str:
-    evaluation = results["config"]["evaluation"]
-    return cv_scheme(
-        evaluation["cv_folds"], evaluation["cv_repeats"], results["seed"], results["n_train"]
-    )
+def _scheme(results: EvaluationResults) -> str:
+    folds, repeats = (results.evaluation_setting(key) for key in ("cv_folds", "cv_repeats"))
+    if folds is None or repeats is None:
+        raise TrackingError("the results document's config has no evaluation cv_folds/cv_repeats")
+    return cv_scheme(folds, repeats, results.seed, results.n_train)
 
 
 def log_pipeline_execution(
     registry: Registry,
-    results: Mapping[str, Any],
+    results: EvaluationResults,
     pipelines: Mapping[str, Any],
     example: pd.DataFrame,
     artifacts: Mapping[str, Path],
-    provenance: Mapping[str, Any],
+    provenance: DataProvenance,
     spec_text: str,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[str, list[RegisteredVersion]]:
@@ -82,7 +84,7 @@ def log_pipeline_execution(
     model_tags = {
         **tags,
         VersionTag.CV_SCHEME: _scheme(results),
-        VersionTag.THRESHOLD: str(results["threshold"]),
+        VersionTag.THRESHOLD: str(results.threshold),
     }
     registered: list[RegisteredVersion] = []
     with (
@@ -95,21 +97,21 @@ def log_pipeline_execution(
     ):
         mlflow.log_params(
             {
-                "seed": results["seed"],
-                "n_train": results["n_train"],
-                "n_test": results["n_test"],
-                "best_algorithm": results["best_algorithm"],
+                "seed": results.seed,
+                "n_train": results.n_train,
+                "n_test": results.n_test,
+                "best_algorithm": results.best_algorithm,
             }
         )
         _log_paths(registry, parent.info.run_id, artifacts)
         registry.client.log_text(parent.info.run_id, spec_text, SPEC_FILE)
-        for algorithm in (a for a in ALGORITHMS if a in results["models"]):
+        for algorithm in (a for a in ALGORITHMS if a in results.models):
             report(f"tracking {algorithm}")
             version = _log_model_run(
                 registry,
                 experiment_id,
                 algorithm,
-                results["models"][algorithm],
+                results.models[algorithm],
                 pipelines[algorithm],
                 example,
                 model_tags,
@@ -122,9 +124,9 @@ def log_pipeline_execution(
             registry.client.log_dict(
                 version.run_id,
                 {
-                    "dataset": results.get("dataset"),
-                    "spec_hash": results.get("spec_hash"),
-                    **results["feature_names"],
+                    "dataset": results.dataset,
+                    "spec_hash": results.spec_hash,
+                    **results.feature_names.model_dump(mode="json"),
                 },
                 FEATURES_ARTIFACT,
             )
@@ -147,11 +149,11 @@ def _log_model_run(
     registry: Registry,
     experiment_id: str,
     algorithm: str,
-    summary: Mapping[str, Any],
+    summary: ModelSummary,
     pipeline: Any,
     example: pd.DataFrame,
     tags: Mapping[str, str],
-    provenance: Mapping[str, Any],
+    provenance: DataProvenance,
 ) -> RegisteredVersion:
     mlflow = mlflow_module()
     model_name = registry.settings.registered_model_name(algorithm)
@@ -163,22 +165,22 @@ def _log_model_run(
         nested=True,
         tags={**tags, VersionTag.ALGORITHM: algorithm},
     ) as run:
-        mlflow.log_params({k: str(v)[:500] for k, v in summary["estimator_params"].items()})
-        mlflow.log_params({f"tuned.{k}": str(v) for k, v in summary["best_params"].items()})
+        mlflow.log_params({k: str(v)[:500] for k, v in summary.estimator_params.items()})
+        mlflow.log_params({f"tuned.{k}": str(v) for k, v in summary.best_params.items()})
         mlflow.log_metrics(_flat_metrics(summary))
-        for step, value in enumerate(summary["cv_fold_metrics"]["roc_auc"]):
-            mlflow.log_metric("cv_fold_roc_auc", value, step=step)
-        mlflow.log_dict(dict(summary), SUMMARY_ARTIFACT)
-        mlflow.log_dict(dict(provenance), PROVENANCE_ARTIFACT)
+        for step, score in enumerate(summary.cv_fold_metrics["roc_auc"]):
+            mlflow.log_metric("cv_fold_roc_auc", score, step=step)
+        mlflow.log_dict(summary.to_json_dict(), SUMMARY_ARTIFACT)
+        mlflow.log_dict(provenance.to_json_dict(), PROVENANCE_ARTIFACT)
         version = log_pipeline_model(pipeline, example, model_name)
-        cv_auc = float(summary["cv_metrics"]["roc_auc"]["mean"])
-        folds = summary["cv_fold_metrics"]
+        cv_auc = summary.cv_roc_auc
+        folds = summary.cv_fold_metrics
         version_tags = {
             **{k: v for k, v in tags.items() if not k.startswith("version.")},
             VersionTag.ALGORITHM: algorithm,
             VersionTag.CV_ROC_AUC: f"{cv_auc:.6f}",
-            VersionTag.TEST_ROC_AUC: f"{summary['test_metrics']['roc_auc']:.6f}",
-            VersionTag.CV_BRIER: f"{summary['cv_metrics']['brier']['mean']:.6f}",
+            VersionTag.TEST_ROC_AUC: f"{summary.test_metrics['roc_auc']:.6f}",
+            VersionTag.CV_BRIER: f"{summary.cv_metrics['brier'].mean:.6f}",
             VersionTag.CV_FOLD_ROC_AUC: fold_tag(folds["roc_auc"]),
             VersionTag.CV_FOLD_BRIER: fold_tag(folds["brier"]),
         }

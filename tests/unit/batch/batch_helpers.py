@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 from sklearn.pipeline import Pipeline
 
+from heartml.documents.package import PackageIdentity, ParityReference
 from heartml.package.manifest import MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
 from heartml.provenance import write_json
 from heartml.spec import DatasetSpec
@@ -24,7 +25,9 @@ MODEL_NAME = "heart_disease_logistic_regression"
 VERSION = "7"
 
 
-def parity_document(pipeline: Pipeline, rows: pd.DataFrame, columns: tuple[str, ...]) -> dict:
+def parity_document(
+    pipeline: Pipeline, rows: pd.DataFrame, columns: tuple[str, ...]
+) -> ParityReference:
     """The package's parity reference: these rows with the sklearn pipeline's probabilities."""
     from heartml.parity import reference_document
 
@@ -34,27 +37,29 @@ def parity_document(pipeline: Pipeline, rows: pd.DataFrame, columns: tuple[str, 
 
 
 def write_package(
-    directory: Path, onnx: bytes, spec_text: str, parity: dict, threshold: float = THRESHOLD
+    directory: Path,
+    onnx: bytes,
+    spec_text: str,
+    parity: ParityReference,
+    threshold: float = THRESHOLD,
 ) -> Path:
     from heartml.package.manifest import PARITY_FILE, write_manifest
 
     directory.mkdir(parents=True)
-    write_json(directory / PARITY_FILE, parity)
+    parity.write(directory / PARITY_FILE)
     (directory / ONNX_FILE).write_bytes(onnx)
     (directory / SPEC_FILE).write_text(spec_text, encoding="utf-8")
     config = {"model": {"name": MODEL_NAME, "version": VERSION, "file": ONNX_FILE}}
     (directory / MODEL_CONFIG).write_text(yaml.safe_dump({**config, "threshold": threshold}))
     write_json(directory / REFERENCE_FILE, {"rows": 303, "features": {}})
-    write_manifest(
-        directory,
-        {
-            "model_name": MODEL_NAME,
-            "algorithm": "logistic_regression",
-            "version": VERSION,
-            "threshold": threshold,
-            "serving_file": ONNX_FILE,
-        },
+    identity = PackageIdentity(
+        model_name=MODEL_NAME,
+        algorithm="logistic_regression",
+        version=VERSION,
+        threshold=threshold,
+        serving_file=ONNX_FILE,
     )
+    write_manifest(directory, identity)
     stamp = time.time()
     os.utime(directory / "MANIFEST.json", (stamp, stamp))
     return directory

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic_core import PydanticSerializationError
 
 from heartml.catalog import Catalog
 from heartml.data.acquire import RawData
@@ -101,13 +102,13 @@ def test_rejected_rows_are_kept_out_of_both_splits(cleveland: pd.DataFrame, raw:
     assert len(data.clean) == 301
     assert not {11, 21} & (set(data.train[ROW_ID]) | set(data.test[ROW_ID]))
     assert data.rejected["line"].tolist() == [11, 21]
-    assert data.quality["rows_rejected"] == 2
-    assert data.quality["rows_kept"] == 301
-    assert data.quality["out_of_range_per_column"] == {"cp": 2}
+    assert data.quality.rows_rejected == 2
+    assert data.quality.rows_kept == 301
+    assert data.quality.out_of_range_per_column == {"cp": 2}
 
 
 def test_quality_report_is_plain_json_with_the_right_counts(prepared: PreparedData) -> None:
-    quality = prepared.quality
+    quality = prepared.quality.to_json_dict()  # what data_quality_report.json holds
     assert json.loads(json.dumps(quality)) == quality  # no default= needed, round-trips
     assert quality["rows"] == 303
     assert type(quality["rows"]) is int
@@ -150,7 +151,8 @@ def test_write_processed_writes_every_output(prepared: PreparedData, tmp_path: P
         train.reset_index(drop=True), prepared.train.reset_index(drop=True)
     )
     assert len(test) == 61
-    assert json.loads((out / "data_quality_report.json").read_text()) == prepared.quality
+    written = json.loads((out / "data_quality_report.json").read_text())
+    assert written == prepared.quality.to_json_dict()
     assert [p.name for p in out.parent.iterdir()] == ["processed"]
 
 
@@ -163,10 +165,11 @@ def test_failed_write_leaves_the_previous_outputs(
     before = snapshot(out)
     other = prepare(cleveland, validate(cleveland), raw, 0.3, seed=1)
     # Fails half way: the frames are written, then the quality report cannot be serialised.
+    unserialisable = other.quality.model_copy(update={"problems": [object()]})
     broken = PreparedData(
-        other.clean, other.train, other.test, other.rejected, {"bad": object()}, other.provenance
+        other.clean, other.train, other.test, other.rejected, unserialisable, other.provenance
     )
-    with pytest.raises(TypeError):
+    with pytest.raises(PydanticSerializationError, match="unknown type"):
         write_processed(broken, catalog)
     assert snapshot(out) == before
     assert [p.name for p in out.parent.iterdir()] == ["processed"]
@@ -190,7 +193,7 @@ def test_a_text_field_rejects_its_row_and_the_stage_goes_on(
 ) -> None:
     digest = corrupt(project, b"63.0,1.0,1.0,145.0,abc,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0\n")
     result = run_data(project.model_copy(update={"data_sha256": digest}), small_config)
-    assert (result.quality["rows"], result.quality["rows_rejected"]) == (304, 1)
+    assert (result.quality_report.rows, result.quality_report.rows_rejected) == (304, 1)
     rejected = pd.read_csv(project.processed_dir / "rejected_rows.csv")
     assert rejected["line"].tolist() == [304]
     assert rejected["reasons"].tolist() == [
@@ -210,7 +213,7 @@ def test_data_stage_on_a_broken_file_keeps_the_previous_outputs(
     project: Settings, small_config, extra_line: bytes, message: str
 ) -> None:
     first = run_data(project, small_config)
-    assert first.quality["rows"] == 303
+    assert first.quality_report.rows == 303
     before = snapshot(project.processed_dir)
     assert "train.parquet" in before
 

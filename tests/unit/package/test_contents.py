@@ -30,7 +30,7 @@ def cleveland() -> pd.DataFrame:
 
 def test_reference_statistics_match_pandas(cleveland: pd.DataFrame) -> None:
     spec = heart_spec()
-    reference = reference_statistics(cleveland, spec)
+    reference = reference_statistics(cleveland, spec).to_json_dict()  # as written to the file
     assert reference["rows"] == len(cleveland) == 303
     assert list(reference["features"]) == list(spec.raw_names)
     for column in spec.raw_columns:
@@ -61,7 +61,7 @@ def test_ca_and_thal_missing_fractions_are_the_files_question_marks(
     cleveland: pd.DataFrame,
 ) -> None:
     """Hand count from the raw file: ca has 4 '?' and thal 2 among the 303 rows."""
-    features = reference_statistics(cleveland, heart_spec())["features"]
+    features = reference_statistics(cleveland, heart_spec()).to_json_dict()["features"]
     assert features["ca"]["missing_fraction"] == pytest.approx(4 / 303)
     assert features["thal"]["missing_fraction"] == pytest.approx(2 / 303)
 
@@ -71,7 +71,7 @@ def test_model_config_describes_the_spec_the_yaml_declares() -> None:
     declared = yaml.safe_load(HEART_SPEC_FILE.read_text())
     champion = {"model_name": "heart_disease_svm", "algorithm": "svm", "version": "4"}
     champion["run_id"] = "r1"
-    config = model_config(champion, {"cv": {}}, 0.42, spec)
+    config = model_config(champion, {"cv": {}}, 0.42, spec).to_yaml_data()
     assert config["model"] == {
         "name": "heart_disease_svm",
         "algorithm": "svm",

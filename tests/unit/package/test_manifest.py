@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from heartml.documents.package import PackageIdentity
 from heartml.package.manifest import (
     MANIFEST,
     PackagingError,
@@ -36,26 +37,26 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_manifest_lists_every_file_with_its_sha256_and_size(folder: Path) -> None:
-    written = write_manifest(folder, {"package": folder.name, "version": "3"})
+    written = write_manifest(folder, PackageIdentity(package=folder.name, version="3"))
     on_disk = json.loads((folder / MANIFEST).read_text())
-    assert on_disk == written
+    assert on_disk == written.to_json_dict()
     assert on_disk["package"] == folder.name and on_disk["version"] == "3"
     assert on_disk["files"] == {
         "a.txt": {"sha256": hashlib.sha256(b"alpha\n").hexdigest(), "bytes": 6},
         "sub/b.bin": {"sha256": hashlib.sha256(bytes(range(256))).hexdigest(), "bytes": 256},
     }
-    assert verify_checksums(folder) == on_disk
+    assert verify_checksums(folder).to_json_dict() == on_disk
 
 
 def test_a_changed_file_is_named_with_both_checksums(folder: Path) -> None:
-    write_manifest(folder, {})
+    write_manifest(folder, PackageIdentity())
     (folder / "sub" / "b.bin").write_bytes(b"tampered")
     with pytest.raises(PackagingError, match=r"sub/b\.bin: sha256 [0-9a-f]{64} does not match"):
         verify_checksums(folder)
 
 
 def test_a_missing_file_and_an_added_file_are_named(folder: Path) -> None:
-    write_manifest(folder, {})
+    write_manifest(folder, PackageIdentity())
     (folder / "a.txt").unlink()
     with pytest.raises(PackagingError, match=r"a\.txt: listed in MANIFEST\.json but missing"):
         verify_checksums(folder)
@@ -79,7 +80,7 @@ def test_an_unreadable_manifest_is_a_clear_error(
 
 
 def test_verified_bytes_refuses_a_file_changed_after_verification(folder: Path) -> None:
-    manifest = write_manifest(folder, {})
+    manifest = write_manifest(folder, PackageIdentity())
     assert verified_bytes(folder, manifest, "a.txt") == b"alpha\n"
     (folder / "a.txt").write_bytes(b"swapped after the check\n")
     with pytest.raises(PackagingError, match=r"a\.txt: changed after verification"):
@@ -92,11 +93,11 @@ def test_newest_package_is_chosen_by_manifest_time_and_needs_a_manifest(tmp_path
     stamps = {"heart_disease_model_svm_v1": 1_000, "heart_disease_model_random_forest_v2": 3_000}
     for name, stamp in stamps.items():
         (tmp_path / name).mkdir()
-        write_manifest(tmp_path / name, {})
+        write_manifest(tmp_path / name, PackageIdentity())
         os.utime(tmp_path / name / MANIFEST, (stamp, stamp))
     (tmp_path / "heart_disease_model_svm_v9").mkdir()  # being written: no MANIFEST yet
     (tmp_path / "breast_cancer_model_svm_v1").mkdir()  # another dataset's prefix
-    write_manifest(tmp_path / "breast_cancer_model_svm_v1", {})
+    write_manifest(tmp_path / "breast_cancer_model_svm_v1", PackageIdentity())
 
     found = package_dirs(tmp_path, "heart_disease_model")
     assert [p.name for p in found] == [

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from heartml.documents.package import PackageIdentity
 from heartml.errors import PackagingError
 from heartml.package.build import check_contract
 from heartml.package.manifest import JOBLIB_FILE, MANIFEST, PARITY_FILE, write_manifest
@@ -44,7 +45,7 @@ def test_a_pickle_changed_after_the_manifest_is_never_loaded(tmp_path: Path, fit
     directory = _package(tmp_path, fitted)
     (directory / JOBLIB_FILE).write_bytes(b"placeholder")
     (directory / MANIFEST).unlink()
-    write_manifest(directory, {"package": directory.name})
+    write_manifest(directory, PackageIdentity(package=directory.name))
     sentinel = tmp_path / "unpickled"
     (directory / JOBLIB_FILE).write_bytes(pickle.dumps(_OpensAFileWhenUnpickled(sentinel)))
     with pytest.raises(PackagingError, match=rf"{JOBLIB_FILE}: sha256 .* does not match"):
@@ -56,7 +57,7 @@ def test_a_package_without_its_parity_reference_is_named(tmp_path: Path, fitted:
     directory = _package(tmp_path, fitted)
     (directory / PARITY_FILE).unlink()
     (directory / MANIFEST).unlink()
-    write_manifest(directory, {"package": directory.name})
+    write_manifest(directory, PackageIdentity(package=directory.name))
     with pytest.raises(PackagingError, match=rf"no {PARITY_FILE} \(built by an older heartml\)"):
         verify_package(directory)
 

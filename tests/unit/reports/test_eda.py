@@ -21,8 +21,11 @@ from page_checks import (
 )
 from sklearn.datasets import load_breast_cancer
 
-from heartml.data.acquire import sklearn_csv
-from heartml.data.parse import parse_records
+from heartml.data.acquire import RawData, sklearn_csv
+from heartml.data.parse import Parsed, parse_records
+from heartml.data.prepare import quality_report
+from heartml.data.schema import validate
+from heartml.documents import QualityReport
 from heartml.reports.eda import write_eda_report
 from heartml.spec import DatasetSpec, load_spec
 
@@ -57,19 +60,18 @@ def frame(heart_spec: DatasetSpec) -> pd.DataFrame:
     return parse_records(RAW_FILE.read_bytes(), heart_spec).frame
 
 
-def quality_for(frame: pd.DataFrame, source: str = "shipped copy") -> dict:
-    return {
-        "rows": len(frame),
-        "missing_per_column": {k: int(v) for k, v in frame.isna().sum().items()},
-        "duplicates": 0,
-        "class_balance": {"0": 164, "1": 139},
-        "source": {
-            "source": source,
-            # A URL as text is fine; only fetched resources would break offline viewing.
-            "location": "https://archive.ics.uci.edu/heart-disease/processed.cleveland.data",
-            "sha256": "a" * 64,
-        },
-    }
+HEART_LOCATION = "https://archive.ics.uci.edu/heart-disease/processed.cleveland.data"
+
+
+def quality_for(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    source: str = "shipped copy",
+    location: str = HEART_LOCATION,  # a URL as text is fine; only fetched ones break offline
+) -> QualityReport:
+    """The data stage's quality report of `frame`, as if its bytes came from `location`."""
+    raw = RawData(b"", source, location, "a" * 64, "2030-01-02T03:04:05+00:00")
+    return quality_report(frame, validate(Parsed(frame), spec), raw, spec)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def report(
     frame: pd.DataFrame, heart_spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out_dir = tmp_path_factory.mktemp("eda") / "report"  # does not exist yet: must be created
-    return write_eda_report(frame, quality_for(frame), out_dir, heart_spec)
+    return write_eda_report(frame, quality_for(frame, heart_spec), out_dir, heart_spec)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +164,9 @@ def test_html_special_characters_in_quality_are_escaped(
     frame: pd.DataFrame, heart_spec: DatasetSpec, tmp_path: Path
 ) -> None:
     hostile = '<script>alert("x")</script> & <b>'
-    index = write_eda_report(frame, quality_for(frame, source=hostile), tmp_path, heart_spec)
+    index = write_eda_report(
+        frame, quality_for(frame, heart_spec, source=hostile), tmp_path, heart_spec
+    )
     page = index.read_text(encoding="utf-8")
     assert "&lt;script&gt;" in page
     assert "&amp; &lt;b&gt;" in page
@@ -170,10 +174,10 @@ def test_html_special_characters_in_quality_are_escaped(
     assert "<b>" not in page
 
 
-def test_minimal_quality_dict_still_gives_a_full_report(
+def test_without_a_quality_report_the_page_is_still_full(
     frame: pd.DataFrame, heart_spec: DatasetSpec, tmp_path: Path
 ) -> None:
-    page = write_eda_report(frame, {}, tmp_path, heart_spec).read_text(encoding="utf-8")
+    page = write_eda_report(frame, None, tmp_path, heart_spec).read_text(encoding="utf-8")
     for section_id in FIGURE_SECTIONS:
         assert DATA_URI in section(page, section_id)
     assert "45.9%" in page
@@ -185,7 +189,7 @@ def test_leaves_no_figures_open_and_no_global_style_change(
 ) -> None:
     font_size = plt.rcParams["font.size"]
     open_before = plt.get_fignums()
-    write_eda_report(frame, {}, tmp_path, heart_spec)
+    write_eda_report(frame, None, tmp_path, heart_spec)
     assert plt.get_fignums() == open_before
     assert plt.rcParams["font.size"] == font_size
 
@@ -212,7 +216,8 @@ def breast_report(
     breast_frame: pd.DataFrame, breast_spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out_dir = tmp_path_factory.mktemp("breast-eda") / "report"
-    return write_eda_report(breast_frame, {"rows": len(breast_frame)}, out_dir, breast_spec)
+    quality = quality_for(breast_frame, breast_spec, "generated", "scikit-learn's breast_cancer")
+    return write_eda_report(breast_frame, quality, out_dir, breast_spec)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from page_checks import (
     visible_text,
 )
 
+from heartml.documents import EvaluationResults
 from heartml.errors import ReportError
 from heartml.evaluate import (
     METRICS,
@@ -113,7 +114,7 @@ BREAST = Dataset(
 )
 
 
-# --- a synthetic results document, shaped like artifacts.evaluation_results ----------------
+# --- a synthetic results document, as JSON data shaped like evaluation_results.json ---------
 
 
 def _subgroups(rng: np.random.Generator, split: str, dataset: Dataset) -> dict[str, dict[str, Any]]:
@@ -174,15 +175,15 @@ def model_summary(algorithm: str, dataset: Dataset = HEART) -> dict[str, Any]:
             "candidates": 4 + skill,
             "best_inner_score": 0.8 + 0.01 * skill,
         },
-        "cv_metrics": {m: summarize_folds(v, 1 / CV_FOLDS) for m, v in folds.items()},
+        "cv_metrics": {m: summarize_folds(v, 1 / CV_FOLDS).model_dump() for m, v in folds.items()},
         "cv_fold_metrics": folds,
         "test_metrics": test_metrics,
         "test_ci": {
             m: {"ci_low": v - 0.05 - 0.001 * skill, "ci_high": min(1.0, v + 0.04)}
             for m, v in test_metrics.items()
         },
-        "oof_curves": curves(y_train, p_train, THRESHOLD, 5),
-        "test_curves": curves(y_test, p_test, THRESHOLD, 5),
+        "oof_curves": curves(y_train, p_train, THRESHOLD, 5).model_dump(),
+        "test_curves": curves(y_test, p_test, THRESHOLD, 5).model_dump(),
         "subgroups": {
             "cv_out_of_fold": _subgroups(rng, "cv_out_of_fold", dataset),
             "test": _subgroups(rng, "test", dataset),
@@ -216,11 +217,20 @@ def make_results(dataset: Dataset = HEART) -> dict[str, Any]:
         "threshold": THRESHOLD,
         "best_algorithm": BEST,
         "selection_rule": "highest mean repeated-CV ROC-AUC on the training split",
-        "feature_names": {"raw": list(dataset.features), "engineered": list(dataset.features)},
+        "feature_names": {
+            "raw": list(dataset.features),
+            "engineered": list(dataset.features),
+            "model_inputs": list(dataset.features),
+        },
         "library_versions": {"python": "3.11.7", "scikit-learn": "9.9.9"},
         "git_commit": "0123456789abcdef",
         "models": {name: model_summary(name, dataset) for name in MODEL_NAMES},
     }
+
+
+def write_report(document: dict[str, Any], out_dir: Path, spec: DatasetSpec) -> Path:
+    """The page of a synthetic document, read as the training stage's results are."""
+    return write_evaluation_report(EvaluationResults.model_validate(document), out_dir, spec)
 
 
 # --- reading the page back -----------------------------------------------------------------
@@ -289,7 +299,7 @@ def report(
     results: dict[str, Any], heart_spec: DatasetSpec, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     out_dir = tmp_path_factory.mktemp("evaluation") / "report"  # must be created
-    return write_evaluation_report(results, out_dir, heart_spec)
+    return write_report(results, out_dir, heart_spec)
 
 
 @pytest.fixture(scope="module")
@@ -453,9 +463,10 @@ def test_subgroup_tables_cover_both_splits_with_missing_auc_shown(
 def test_does_not_change_the_results_document(
     results: dict[str, Any], heart_spec: DatasetSpec, tmp_path: Path
 ) -> None:
-    before = copy.deepcopy(results)
-    write_evaluation_report(results, tmp_path, heart_spec)
-    assert results == before
+    document = EvaluationResults.model_validate(copy.deepcopy(results))
+    before = document.model_copy(deep=True)
+    write_evaluation_report(document, tmp_path, heart_spec)
+    assert document == before
 
 
 def test_a_single_model_document_gives_a_full_report(
@@ -463,8 +474,8 @@ def test_a_single_model_document_gives_a_full_report(
 ) -> None:
     document = make_results()
     document["models"] = {BEST: document["models"][BEST]}
-    del document["config"]  # older documents: no fold count, so no paired test
-    page = write_evaluation_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
+    del document["config"]["evaluation"]  # a config without the fold count: no paired test
+    page = write_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
     for section_id in FIGURE_SECTIONS:
         assert DATA_URI in section(page, section_id)
         assert (tmp_path / f"{section_id}.png").read_bytes().startswith(PNG_MAGIC)
@@ -482,7 +493,7 @@ def test_no_subgroup_auc_at_all_still_renders_the_tables(
         for groups in model["subgroups"].values():
             for entry in groups.values():
                 entry["roc_auc"] = None
-    page = write_evaluation_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
+    page = write_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
     assert '<section id="subgroup-auc">' not in page  # an empty plot would say nothing
     assert "subgroups-test" in page
     assert DATA_URI in section(page, "roc")
@@ -492,7 +503,7 @@ def test_a_document_without_models_is_refused(heart_spec: DatasetSpec, tmp_path:
     document = make_results()
     document["models"] = {}
     with pytest.raises(ReportError, match="no models"):
-        write_evaluation_report(document, tmp_path, heart_spec)
+        write_report(document, tmp_path, heart_spec)
 
 
 def test_leaves_no_figures_open_and_no_global_style_change(
@@ -500,7 +511,7 @@ def test_leaves_no_figures_open_and_no_global_style_change(
 ) -> None:
     font_size = plt.rcParams["font.size"]
     open_before = plt.get_fignums()
-    write_evaluation_report(results, tmp_path, heart_spec)
+    write_report(results, tmp_path, heart_spec)
     assert plt.get_fignums() == open_before
     assert plt.rcParams["font.size"] == font_size
 
@@ -557,7 +568,7 @@ def test_a_document_without_masked_blocks_has_no_such_section(
     document = make_results()
     for model in document["models"].values():
         del model["masked_blocks"]  # written before the blocks were measured
-    page = write_evaluation_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
+    page = write_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
     headings = [h for h in SECTION_HEADINGS if h != "h2 What a missing block costs"]
     assert_headings_and_links(page, headings, levels="23")
     assert not (tmp_path / "missing-blocks.png").exists()
@@ -569,7 +580,7 @@ def test_a_block_the_spec_does_not_declare_is_still_shown_after_the_specs(
     document = make_results()
     extra = {"columns": ["cp"], "roc_auc": {"mean": 0.5, "std": 0.1, "ci_low": 0.4, "ci_high": 0.6}}
     document["models"][BEST]["masked_blocks"]["chest_pain"] = extra
-    page = write_evaluation_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
+    page = write_report(document, tmp_path, heart_spec).read_text(encoding="utf-8")
     header = [a.get("data-block") for a, _ in tables(page)["missing-blocks-table"][0]["cells"][1:]]
     assert header == ["", "exercise_test", "lab_values", "imaging", "chest_pain"]
     row = body_rows(page, "missing-blocks-table")["svm"]  # a model without it: shown as missing
@@ -588,7 +599,7 @@ def breast_results() -> dict[str, Any]:
 def breast_html(breast_results: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> str:
     out_dir = tmp_path_factory.mktemp("breast-evaluation")
     spec = load_spec(BREAST_SPEC_FILE)
-    return write_evaluation_report(breast_results, out_dir, spec).read_text(encoding="utf-8")
+    return write_report(breast_results, out_dir, spec).read_text(encoding="utf-8")
 
 
 def test_breast_cancer_page_has_every_section_in_its_own_words(breast_html: str) -> None:

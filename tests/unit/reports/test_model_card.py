@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from page_checks import heart_words
 
+from heartml.documents import DataProvenance, ModelSummary
+from heartml.documents.data import LoggedData
 from heartml.reports.model_card import markdown_to_html, model_card_markdown
 from heartml.spec import DatasetSpec, load_spec
 
@@ -27,6 +29,35 @@ BREAST_SPEC_FILE = (
 # come from the spec, the counts from the data). model_card_breast_input.json: the champion of
 # a real breast-cancer run (small grid).
 SECTIONS = ("Intended use", "Model", "Data", "Metrics", "Subgroups", "Limitations")
+# The inputs hold what the card shows. A summary and a provenance document are complete
+# documents, so the sections the card does not read (curves, folds, tuning, importance, test
+# intervals, the raw file's details) come from what a real small run wrote.
+WRITTEN = Path(__file__).resolve().parents[1] / "documents" / "data" / "small_run"
+
+
+def card_summary(card_input: dict[str, Any]) -> ModelSummary:
+    written = json.loads((WRITTEN / "evaluation_results.json").read_text())
+    summary = written["models"]["logistic_regression"]
+    subgroups = {**summary["subgroups"], **card_input["summary"]["subgroups"]}
+    return ModelSummary.from_json_dict(
+        {**summary, **card_input["summary"], "subgroups": subgroups}, "card input"
+    )
+
+
+def card(card_input: dict[str, Any], spec: DatasetSpec, **data: Any) -> str:
+    """The card of an input as packaging makes it: from the run's summary and provenance
+    documents; `data` replaces fields of the input's provenance."""
+    written_provenance = json.loads((WRITTEN / "provenance.json").read_text())
+    for newer in ("dataset", "spec_sha256"):  # optional fields, of the other run's dataset
+        written_provenance.pop(newer)
+    summary = card_summary(card_input)
+    split = {**written_provenance["split"], **card_input["data"]["split"]}
+    provenance = DataProvenance.from_json_dict(
+        {**written_provenance, **card_input["data"], "split": split, **data}, "card input"
+    )
+    return model_card_markdown(
+        card_input["champion"], summary, LoggedData.from_provenance(provenance), spec
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +68,7 @@ def card_input() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def markdown(card_input: dict[str, Any], heart_spec: DatasetSpec) -> str:
-    return model_card_markdown(
-        card_input["champion"], card_input["summary"], card_input["data"], heart_spec
-    )
+    return card(card_input, heart_spec)
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +182,18 @@ def test_heart_card_states_the_specs_dataset_and_the_datas_counts(
 def test_card_counts_rows_from_the_data_not_a_constant(
     card_input: dict[str, Any], heart_spec: DatasetSpec
 ) -> None:
-    data = {**card_input["data"], "rows_clean": 280}
-    card = model_card_markdown(card_input["champion"], card_input["summary"], data, heart_spec)
-    assert "Cleveland): 280 patients" in card and "- 280 patients, all from" in card
-    del data["rows_clean"]  # older provenance: train + test
-    card = model_card_markdown(card_input["champion"], card_input["summary"], data, heart_spec)
-    assert "Cleveland): 303 patients" in card
+    text = card(card_input, heart_spec, rows_clean=280)
+    assert "Cleveland): 280 patients" in text and "- 280 patients, all from" in text
+
+
+def test_a_run_without_logged_provenance_says_what_its_tags_say(
+    card_input: dict[str, Any], heart_spec: DatasetSpec
+) -> None:
+    summary = card_summary(card_input)
+    tags_only = LoggedData("d" * 64, "tagged source", None)
+    text = model_card_markdown(card_input["champion"], summary, tags_only, heart_spec)
+    assert "Cleveland): ? patients, sha256 `" + "d" * 64 + "`" in text
+    assert "Source used: tagged source; stratified split: None train / None test" in text
 
 
 def test_card_lists_what_each_missing_block_costs(
@@ -178,12 +213,7 @@ def test_card_lists_what_each_missing_block_costs(
 @pytest.fixture(scope="module")
 def breast_card() -> str:
     card_input = json.loads((DATA / "model_card_breast_input.json").read_text())
-    return model_card_markdown(
-        card_input["champion"],
-        card_input["summary"],
-        card_input["data"],
-        load_spec(BREAST_SPEC_FILE),
-    )
+    return card(card_input, load_spec(BREAST_SPEC_FILE))
 
 
 def test_breast_cancer_card_says_its_own_dataset(breast_card: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from heartml.serving.schemas import ErrorResponse, ModelInfo
@@ -13,6 +11,6 @@ router = APIRouter(tags=["model"])
 
 
 @router.get("/model/info", response_model=ModelInfo, responses={503: {"model": ErrorResponse}})
-async def model_info(service: ServiceDep) -> dict[str, Any]:
+async def model_info(service: ServiceDep) -> dict[str, object]:
     """Name, algorithm, version, run id, metrics, feature names, source, threshold, loaded_at."""
     return service.store.require().info()

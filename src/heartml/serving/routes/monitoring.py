@@ -6,8 +6,6 @@ path only appends rows to the window.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from heartml.serving.metrics import CONTENT_TYPE_LATEST
@@ -30,6 +28,6 @@ async def metrics(service: ServiceDep) -> Response:
 
 
 @router.get("/monitoring/drift", response_model=DriftReport)
-async def drift(service: ServiceDep) -> dict[str, Any]:
+async def drift(service: ServiceDep) -> DriftReport:
     """PSI per feature and KS for numeric ones: recent inputs vs the training reference."""
     return service.drift.report()

@@ -1,0 +1,1 @@
+"""Real services for the integration and reliability tests, one module per concern."""
