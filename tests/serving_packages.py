@@ -80,6 +80,7 @@ def write_package(
     onnx_bytes: bytes | None = None,
     spec_text: str | None = None,
     newer_by: float | None = None,
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
     """A complete, checksummed package folder `<package_prefix>_<algorithm>_v<version>`."""
     directory = packages_dir / f"{spec.package_prefix}_{algorithm}_v{version}"
@@ -93,7 +94,7 @@ def write_package(
         "version": version,
         "run_id": f"run-{algorithm}-{version}",
     }
-    metrics = {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}}
+    metrics = metrics or {"cv": {"roc_auc": {"mean": 0.9}}, "test": {"roc_auc": 0.88}}
     (directory / MODEL_CONFIG).write_text(
         yaml.safe_dump(
             model_config(champion, metrics, threshold, spec).to_yaml_data(), sort_keys=False

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from heartml.catalog import DEFAULT_DATASET, PREDICTION_STORE_FILE, Catalog
 from heartml.errors import ConfigError
+from heartml.monitoring.thresholds import KS_SIGNIFICANT, PSI_SIGNIFICANT
 
 
 def _default_root() -> Path:
@@ -101,6 +102,18 @@ class Settings(BaseSettings):
     )
     monitor_min_labels: int = Field(
         default=100, ge=1, description="Outcomes needed before the live-AUC alert may fire"
+    )
+    # `heartml monitor check`: an input feature drifts when either figure is above its limit.
+    monitor_psi_max: float = Field(
+        default=PSI_SIGNIFICANT,
+        gt=0,
+        description="Population stability index above which a feature has drifted",
+    )
+    monitor_ks_max: float = Field(
+        default=KS_SIGNIFICANT,
+        gt=0,
+        le=1,
+        description="KS statistic D above which a numeric feature has drifted",
     )
     monitor_refresh_s: float = Field(
         default=30.0, ge=0, description="Seconds between recomputations of the /metrics gauges"

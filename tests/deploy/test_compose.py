@@ -18,7 +18,7 @@ def config() -> dict:
     """`docker-compose config` output: the file as the tool resolved it (profiles included)."""
     compose = require_tool("docker-compose")
     result = subprocess.run(
-        [compose, "-f", str(COMPOSE), "--profile", "train", "config"],
+        [compose, "-f", str(COMPOSE), "--profile", "train", "--profile", "monitor", "config"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -37,6 +37,7 @@ def test_services(config: dict) -> None:
         "prometheus",
         "grafana",
         "pipeline",
+        "monitor",
     }
 
 
@@ -71,6 +72,27 @@ def test_mlflow_on_postgres_with_proxied_artifacts(config: dict) -> None:
     assert (
         config["services"]["pipeline"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     )
+
+
+def test_monitor_job_checks_the_store_the_api_writes_with_the_real_command(config: dict) -> None:
+    from heartml.cli.main import app
+    from heartml.cli.monitor import parse_duration
+
+    services = config["services"]
+    monitor = services["monitor"]
+    assert monitor["profiles"] == ["monitor"]
+    assert monitor["build"]["target"] == "pipeline"  # ENTRYPOINT heartml
+    command = monitor["command"]
+    assert command[:2] == ["monitor", "check"]
+    group = {g.name: g for g in app.registered_groups}["monitor"].typer_instance
+    assert group is not None and "check" in {c.name for c in group.registered_commands}
+    assert parse_duration(command[command.index("--since") + 1]) > 0
+    store = monitor["environment"]["HEARTML_STORE_URL"]
+    assert store.startswith("postgresql://") and "@postgres:5432/" in store
+    assert store == services["api"]["environment"]["HEARTML_STORE_URL"]
+    api_packages = next(v for v in services["api"]["volumes"] if v.endswith(":/app/packages:ro"))
+    assert api_packages in monitor["volumes"]  # the package the API serves
+    assert monitor["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 def test_prometheus_and_grafana_mount_the_checked_files(config: dict) -> None:

@@ -308,3 +308,61 @@ def test_kserve_predictor_is_a_valid_pod_spec_of_the_same_image(
     assert container["envFrom"][0]["configMapRef"]["name"] == config
     assert predictor["annotations"]["prometheus.io/path"] in app_routes
     assert pod_spec["securityContext"] == _pod_spec(by_kind(base)["Deployment"])["securityContext"]
+
+
+# ---- components/monitor-check: `heartml monitor check` as a daily CronJob
+
+MONITOR_CHECK = K8S / "components" / "monitor-check"
+PACKAGES_VOLUME = K8S / "components" / "packages-volume"
+
+
+@pytest.fixture(scope="module")
+def rendered_monitor_check(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], str]:
+    return render(
+        K8S, [PACKAGES_VOLUME, MONITOR_CHECK], tmp_path_factory.mktemp("k8s") / "monitor-check"
+    )
+
+
+def test_monitor_check_cronjob_validates_and_runs_the_real_command(
+    rendered_monitor_check: tuple[list[dict], str], base: list[dict], tmp_path: Path
+) -> None:
+    from heartml.cli.main import app
+    from heartml.cli.monitor import parse_duration
+
+    docs, text = rendered_monitor_check
+    validate(text, len(docs), tmp_path)
+    kinds = by_kind(docs)
+    cron = kinds["CronJob"]
+    assert cron["metadata"]["namespace"] == "heartml"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    # The pipeline stage of the image: ENTRYPOINT heartml, the user the pod runs as.
+    pipeline_stage = DOCKERFILE.read_text().split("AS pipeline", 1)[1].split("\nFROM ", 1)[0]
+    assert 'ENTRYPOINT ["heartml"]' in pipeline_stage
+    assert container["image"] == "ghcr.io/heartml/heartml-pipeline:latest"
+    assert pod["securityContext"] == _pod_spec(by_kind(base)["Deployment"])["securityContext"]
+    # The arguments are a command the real CLI has, with a duration it accepts.
+    args = container["args"]
+    assert args[:2] == ["monitor", "check"]
+    group = {g.name: g for g in app.registered_groups}["monitor"].typer_instance
+    assert group is not None and "check" in {c.name for c in group.registered_commands}
+    assert parse_duration(args[args.index("--since") + 1]) == 7 * 86400
+    # Exit 1 (a finding) fails the Job at once; only other failures are retried.
+    (rule,) = job["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [1]
+    assert pod["restartPolicy"] == "Never"
+    # What it reads exists in the same render or is the documented Secret (the store URL).
+    refs = {next(iter(ref)): ref[next(iter(ref))]["name"] for ref in container["envFrom"]}
+    assert refs["configMapRef"] == kinds["ConfigMap"]["metadata"]["name"]
+    secret = load_yaml(K8S / "secret.example.yaml")
+    assert refs["secretRef"] == secret["metadata"]["name"]
+    assert "HEARTML_STORE_URL" in secret["stringData"]
+    claims = {
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    assert claims == {kinds["PersistentVolumeClaim"]["metadata"]["name"]}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/app/packages" in mounts  # HEARTML_ROOT=/app: the newest package under packages/

@@ -135,9 +135,34 @@ def test_container_build_builds_once_tests_and_pushes_the_tested_digest() -> Non
 def test_model_training_runs_the_pipeline_against_the_team_mlflow() -> None:
     training = workflow("model-training.yml")
     assert "workflow_dispatch" in training["on"] and training["on"]["schedule"][0]["cron"]
-    (job,) = training["jobs"].values()
+    job = training["jobs"]["train"]
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         assert job["env"][name] == f"${{{{ secrets.{name} }}}}"
     assert "heartml pipeline" in runs(job)
     uploads = [s for s in steps(job) if s.get("uses", "").startswith("actions/upload-artifact")]
     assert any("reports" in s["with"]["path"] for s in uploads)
+
+
+def test_model_training_retrains_when_the_daily_monitor_check_finds_something() -> None:
+    from heartml.cli.monitor import parse_duration
+
+    training = workflow("model-training.yml")
+    crons = {entry["cron"] for entry in training["on"]["schedule"]}
+    monitor, train = training["jobs"]["monitor"], training["jobs"]["train"]
+    # Each job runs on its own schedule (by the cron string GitHub passes as event.schedule).
+    daily = next(c for c in crons if c.split()[2:] == ["*", "*", "*"])
+    assert f"'{daily}'" in monitor["if"]
+    weekly = (crons - {daily}).pop()
+    assert f"'{weekly}'" in train["if"]
+    assert monitor["env"]["HEARTML_STORE_URL"] == "${{ secrets.HEARTML_STORE_URL }}"
+    command = next(s["run"] for s in steps(monitor) if s.get("id") == "check")
+    assert ".venv/bin/heartml monitor check --since " in command
+    assert parse_duration(command.split("--since ")[1].split()[0]) > 0
+    assert 'echo "exit-code=$code" >> "$GITHUB_OUTPUT"' in command and 'exit "$code"' in command
+    # heartml package (the served champion's reference) comes before the check.
+    order = runs(monitor)
+    assert order.index("heartml package") < order.index("heartml monitor check")
+    # Exit 1 (a finding) starts a retrain; exit 2 (cannot check) does not.
+    assert train["needs"] == "monitor"
+    assert monitor["outputs"]["exit-code"] == "${{ steps.check.outputs.exit-code }}"
+    assert "always()" in train["if"] and "needs.monitor.outputs.exit-code == '1'" in train["if"]

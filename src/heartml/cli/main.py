@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from heartml.cli import data, package, registry, serving, store, training
+from heartml.cli import data, monitor, package, registry, serving, store, training
 from heartml.cli.context import CliState, clear_errors, say_error, state_of
 from heartml.settings import load_settings
 
@@ -48,6 +48,7 @@ for area in (data.app, training.app, registry.app, serving.app, store.feedback_a
     app.add_typer(area)
 app.add_typer(package.app, name="package")
 app.add_typer(store.app, name="store")
+app.add_typer(monitor.app, name="monitor")
 
 
 @app.callback()

@@ -15,7 +15,9 @@ Each version's bootstrap and draws use a fixed seed: the same window gives the s
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
@@ -83,6 +85,20 @@ class VersionPerformance(BaseModel):
     reference_cv_roc_auc: float | None = None
     reference_cv_roc_auc_low: float | None = Field(
         default=None, description="The package's CV ROC-AUC interval, lower end (the alert's)"
+    )
+
+
+def cv_roc_auc_reference(metrics: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """A package's CV ROC-AUC mean and interval lower end (model_config.yaml `metrics`): what
+    live performance is held against (the Prometheus alert, `heartml monitor check`)."""
+    cv = metrics.get("cv", {}) if isinstance(metrics, Mapping) else {}
+    auc = cv.get("roc_auc", {}) if isinstance(cv, Mapping) else {}
+    if not isinstance(auc, Mapping):
+        return None, None
+    mean, low = auc.get("mean"), auc.get("ci_low")
+    return (
+        float(mean) if isinstance(mean, int | float) else None,
+        float(low) if isinstance(low, int | float) else None,
     )
 
 

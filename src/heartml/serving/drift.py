@@ -27,11 +27,10 @@ from collections import deque
 import numpy as np
 
 from heartml.documents.package import CodedReference, NumericReference, ReferenceStatistics
+from heartml.monitoring.thresholds import PSI_MODERATE, PSI_SIGNIFICANT
 from heartml.serving.schemas import DriftReport, FeatureDrift
 
 EPSILON = 1e-4
-PSI_MODERATE = 0.1
-PSI_SIGNIFICANT = 0.25
 MIN_SAMPLES = 30  # fewer values than this in the window: no statistics, only noise
 
 

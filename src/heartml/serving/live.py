@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from heartml.monitoring.live import VersionPerformance, Window, live_performance
+from heartml.monitoring.live import (
+    VersionPerformance,
+    Window,
+    cv_roc_auc_reference,
+    live_performance,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -79,17 +84,7 @@ VERSION_GAUGES: dict[str, tuple[str, Any]] = {
 
 def reference_auc(model: LoadedModel | None) -> tuple[float | None, float | None]:
     """The package's CV ROC-AUC mean and interval lower end (model_config.yaml metrics)."""
-    if model is None:
-        return None, None
-    cv = model.metrics.get("cv", {}) if isinstance(model.metrics, dict) else {}
-    auc = cv.get("roc_auc", {}) if isinstance(cv, dict) else {}
-    if not isinstance(auc, dict):
-        return None, None
-    mean, low = auc.get("mean"), auc.get("ci_low")
-    return (
-        float(mean) if isinstance(mean, int | float) else None,
-        float(low) if isinstance(low, int | float) else None,
-    )
+    return (None, None) if model is None else cv_roc_auc_reference(model.metrics)
 
 
 class LiveMonitor:

@@ -1,0 +1,91 @@
+"""`heartml monitor check`: the prediction store against the served package's reference and
+its CV figures (heartml.monitoring.checks). Exit 0: nothing crossed a limit; 1: one line per
+reason (for a CronJob, the compose stack and the scheduled workflow); 2: cannot check."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from heartml.cli.context import clear_errors, console, fail, state_of
+from heartml.cli.store import store_engine
+
+if TYPE_CHECKING:
+    from heartml.package.manifest import VerifiedPackage
+    from heartml.settings import Settings
+
+app = typer.Typer(help="Monitoring from the prediction store: checks.", no_args_is_help=True)
+
+_UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([mhdw])")
+DURATION_RULE = "a number and a unit m, h, d or w (30m, 12h, 7d, 2w)"
+
+
+def parse_duration(text: str) -> float:
+    """'7d' -> seconds; a bad value ends the command with one line naming it and the form."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None or float(match.group(1)) <= 0:
+        fail(f"--since {text!r} is not a duration: expected {DURATION_RULE}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+Since = Annotated[
+    str,
+    typer.Option(help=f"How far back to look: {DURATION_RULE}"),
+]
+Package = Annotated[
+    Path | None,
+    typer.Option(help="The served package (default: HEARTML_MODEL_PACKAGE, else the newest)"),
+]
+
+
+def served_package(settings: Settings, package: Path | None) -> VerifiedPackage:
+    from heartml.package.manifest import newest_package_or_fail, read_package
+
+    with clear_errors():
+        directory = package or settings.model_package
+        if directory is None:
+            catalog = settings.catalog
+            directory = newest_package_or_fail(catalog.packages_dir, catalog.spec.package_prefix)
+        return read_package(directory)
+
+
+@app.command("check")
+def monitor_check(ctx: typer.Context, since: Since = "7d", package: Package = None) -> None:
+    """Exit 1 naming every feature that drifted and a live ROC-AUC below the CV interval."""
+    from heartml.monitoring.checks import Limits, check
+    from heartml.store.engine import error_text, shown, sqlite_path
+
+    seconds = parse_duration(since)
+    settings = state_of(ctx).settings
+    verified = served_package(settings, package)
+    engine = store_engine(settings)
+    path = sqlite_path(engine.url)
+    if path is not None and not path.is_file():
+        fail(f"prediction store {shown(engine.url)}: no such database (nothing was recorded)")
+    limits = Limits(
+        psi_max=settings.monitor_psi_max,
+        ks_max=settings.monitor_ks_max,
+        min_labels=settings.monitor_min_labels,
+        window_rows=settings.monitor_window,
+    )
+    try:
+        result = check(engine, verified, seconds, limits)
+    except Exception as exc:
+        fail(f"prediction store {shown(engine.url)}: {error_text(exc)}")
+    model = verified.model_config.model
+    performance = result.performance
+    labels = performance.labelled.count if performance is not None else 0
+    console.print(
+        f"{model.name} v{model.version} ({verified.directory.name}), last {since}: "
+        f"{result.inputs:,} predictions, {labels:,} outcomes for this version",
+        highlight=False,
+    )
+    for reason in result.reasons:
+        console.print(reason, highlight=False)
+    if result.alarm:
+        raise typer.Exit(1)
+    console.print("ok: no drift or performance limit crossed", highlight=False)
