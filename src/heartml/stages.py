@@ -16,9 +16,11 @@ from heartml.errors import ArtifactError, DataError, DocumentError
 from heartml.settings import Settings
 
 if TYPE_CHECKING:
+    import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from heartml.tracking.promotion import PromotionDecision
+    from heartml.tracking.promotion import FoldEvidence, PromotionDecision
+    from heartml.tracking.registry import Registry
     from heartml.tracking.versions import ChampionInfo, RegisteredVersion
 
 Progress = Callable[[str], None]
@@ -205,12 +207,53 @@ def run_track(
     best = next(v for v in versions if v.algorithm == reused.results.best_algorithm)
     current = registry.find_champion()
     tags = registry.version_tags(best)
-    decision = decide(best, tags, current, config.promotion, force=force_champion)
+    retrained = None
+    if current is not None and not force_champion:
+        retrained = _retrained_champion(registry, current, tags, train, settings, config, report)
+    decision = decide(
+        best, tags, current, config.promotion, force=force_champion, retrained=retrained
+    )
     if decision.promote:
         registry.apply_promotion(decision)
     registry.record_decision(run_id, decision)
     champion = registry.find_champion()
     return TrackStageResult(run_id, versions, decision, champion, reused_training)
+
+
+def _retrained_champion(
+    registry: Registry,
+    current: ChampionInfo,
+    candidate_tags: dict[str, str],
+    train: pd.DataFrame,
+    settings: Settings,
+    config: PipelineConfig,
+    report: Progress,
+) -> FoldEvidence | None:
+    """When the champion was trained on other data: its configuration (the parameters its run
+    logged) measured on the candidate's data and folds, for the gate (heartml.retrain)."""
+    from heartml.retrain import RetrainError, configuration_folds
+    from heartml.tracking.promotion import FoldEvidence
+    from heartml.tracking.versions import fold_tag, parse_folds
+
+    ours = FoldEvidence.from_tags(candidate_tags)
+    if current.data_sha256 == ours.data_sha256:
+        return None
+    report(
+        f"the champion ({current.model_name} v{current.version}) was trained on other data: "
+        "retraining its configuration on the new data's folds"
+    )
+    try:
+        params = registry.run_params(current.run_id)
+        folds = configuration_folds(current.algorithm, params, train, settings.catalog.spec, config)
+    except RetrainError as exc:
+        report(f"the champion's configuration cannot be retrained: {exc}")
+        return None
+    return FoldEvidence(
+        data_sha256=ours.data_sha256,
+        cv_scheme=ours.cv_scheme,
+        roc_auc=parse_folds(fold_tag(folds["roc_auc"])),  # at the tags' resolution
+        brier=parse_folds(fold_tag(folds["brier"])),
+    )
 
 
 def run_package(

@@ -124,6 +124,19 @@ def _fit_fold(
     return out
 
 
+def evaluation_splits(
+    config: PipelineConfig, X: pd.DataFrame, y: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The repeated stratified folds every model of a run is measured on (and the champion's
+    configuration, retrained for a fair comparison: heartml.retrain)."""
+    splitter = RepeatedStratifiedKFold(
+        n_splits=config.evaluation.cv_folds,
+        n_repeats=config.evaluation.cv_repeats,
+        random_state=config.seed,
+    )
+    return list(splitter.split(X, y))
+
+
 def train_model(
     algorithm: str,
     train: pd.DataFrame,
@@ -171,12 +184,7 @@ def train_model(
         best_params, tuning = {}, Tuning(candidates=0)
 
     report(f"{algorithm}: repeated CV")
-    splitter = RepeatedStratifiedKFold(
-        n_splits=config.evaluation.cv_folds,
-        n_repeats=config.evaluation.cv_repeats,
-        random_state=config.seed,
-    )
-    splits = list(splitter.split(X_train, y_train))
+    splits = evaluation_splits(config, X_train, y_train)
     unfitted = clone(tuned)
     blocks = dict(spec.missing_blocks)
     fold_probabilities = Parallel(n_jobs=N_JOBS)(

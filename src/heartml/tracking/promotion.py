@@ -8,6 +8,12 @@ On the same data and the same CV folds, a candidate replaces the champion only i
   variance to judge by and is undefined (not p = 0): that is no support;
 - its mean CV Brier score is not worse than the champion's by more than `max_brier_increase`
   (a clinician reads the probability, so calibration may not be traded for ranking).
+When the candidate was trained on other data than the champion (another data sha256), the
+champion's own figures are not comparable; the caller retrains the champion's configuration on the
+candidate's data and folds (heartml.retrain) and passes that evidence as `retrained`: the same
+three rules then judge both on the same folds, and the reason names both figures. Without it
+(the champion's configuration cannot be rebuilt) the candidate replaces the champion, and the
+reason says why.
 Every decision carries its figures and the thresholds it was judged by.
 """
 
@@ -79,6 +85,10 @@ def _short(sha: str | None) -> str:
     return f"{str(sha or '')[:12]}…"
 
 
+def _mean(values: tuple[float, ...]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
 def _fold_differences(candidate: tuple[float, ...], champion: tuple[float, ...]) -> np.ndarray:
     # At the resolution the scores were recorded with: below it, a "difference" is float noise
     # and would give the t-test a spurious, tiny variance.
@@ -105,9 +115,11 @@ def decide(
     policy: PromotionConfig,
     *,
     force: bool = False,
+    retrained: FoldEvidence | None = None,
 ) -> PromotionDecision:
     """Replace the champion only for a supported, sufficient improvement that keeps calibration,
-    or when there is no fair comparison to make (no champion, or it was trained on other data)."""
+    or when there is no comparison to make (no champion; or it was trained on other data and its
+    configuration was not retrained on the candidate's, `retrained`)."""
 
     def decision(promote: bool, reason: str, **statistics: float | None) -> PromotionDecision:
         return PromotionDecision(promote, reason, candidate, current, statistics, policy)
@@ -117,12 +129,20 @@ def decide(
     if current is None:
         return decision(True, NO_CHAMPION)
     ours, theirs = FoldEvidence.from_tags(candidate_tags), FoldEvidence.from_tags(current.tags)
+    champion_figure = f"champion {current.roc_auc:.4f}"
     if theirs.data_sha256 != ours.data_sha256:
-        return decision(
-            True,
+        other_data = (
             f"the champion was trained on other data (sha256 {_short(theirs.data_sha256)}, "
-            f"candidate {_short(ours.data_sha256)})",
+            f"candidate {_short(ours.data_sha256)})"
         )
+        if retrained is None or retrained.data_sha256 != ours.data_sha256:
+            return decision(True, other_data)
+        champion_figure = (
+            f"the champion's configuration ({current.model_name} v{current.version}) retrained on "
+            f"the candidate's data and folds {_mean(retrained.roc_auc):.4f} (on its own data "
+            f"sha256 {_short(theirs.data_sha256)}: {current.roc_auc:.4f})"
+        )
+        theirs = retrained
     folds = scheme_folds(ours.cv_scheme)
     if theirs.cv_scheme != ours.cv_scheme or folds is None:
         return decision(
@@ -147,6 +167,8 @@ def decide(
     brier, champion_brier = float(np.mean(ours.brier)), float(np.mean(theirs.brier))
     stats |= {"candidate_cv_brier": brier, "champion_cv_brier": champion_brier}
     stats |= {"brier_increase": brier - champion_brier}
+    if theirs is retrained:
+        stats |= {"champion_retrained_cv_roc_auc": _mean(theirs.roc_auc)}
 
     failures = []
     if gain < policy.min_improvement:
@@ -166,7 +188,7 @@ def decide(
         )
     shown_p = "undefined" if p_value is None else f"{p_value:.3f}"
     summary = (
-        f"CV ROC-AUC {candidate.cv_roc_auc:.4f} vs champion {current.roc_auc:.4f} "
+        f"CV ROC-AUC {candidate.cv_roc_auc:.4f} vs {champion_figure} "
         f"(Δ {gain:+.4f}, one-sided corrected paired t-test p={shown_p} on the same "
         f"{len(diff)} folds); CV Brier {brier:.3f} vs champion {champion_brier:.3f}"
     )

@@ -294,3 +294,8 @@ class Registry:
 
     def run_tags(self, run_id: str) -> dict[str, str]:
         return dict(self.client.get_run(run_id).data.tags)
+
+    def run_params(self, run_id: str) -> dict[str, str]:
+        """The parameters a run logged (strings, as MLflow keeps them)."""
+        with self.errors(f"reading the parameters of run {run_id}"):
+            return dict(self.client.get_run(run_id).data.params)

@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from heartml.config import PromotionConfig
-from heartml.tracking.promotion import PromotionDecision, decide
+from heartml.tracking.promotion import FoldEvidence, PromotionDecision, decide
 from heartml.tracking.versions import ChampionInfo, RegisteredVersion, fold_tag
 
 pytestmark = pytest.mark.task3
@@ -87,13 +87,74 @@ def test_no_champion_promotes() -> None:
     assert decision.reason == "no champion yet"
 
 
-def test_champion_on_other_data_is_replaced() -> None:
+def test_champion_on_other_data_without_its_retrained_folds_is_replaced() -> None:
     worse = shifted(CHAMPION_FOLDS, -0.05)
     decision = gate(worse, current=champion(data="b" * 64))
     assert decision.promote
     assert decision.reason == (
         "the champion was trained on other data (sha256 bbbbbbbbbbbb…, candidate aaaaaaaaaaaa…)"
     )
+
+
+def retrained(folds: list[float], brier: list[float] | None = None) -> FoldEvidence:
+    """The champion's configuration measured on the candidate's data (DATA) and folds."""
+    brier = CHAMPION_BRIER if brier is None else brier
+    return FoldEvidence(DATA, SCHEME, tuple(np.round(folds, 6)), tuple(np.round(brier, 6)))
+
+
+def test_new_data_compares_against_the_champions_configuration_retrained_on_it() -> None:
+    """The champion (0.88 on its own data "b…") retrained on the new data scores 0.92 there; a
+    candidate at 0.90 beats the old figure but not the retrained one: kept, naming all three."""
+    old = champion(data="b" * 64)
+    on_new_data = shifted(CHAMPION_FOLDS, 0.04, centred(0.004, 7))
+    candidate_folds = shifted(CHAMPION_FOLDS, 0.02, centred(0.004, 8))
+    decision = decide(
+        candidate(candidate_folds),
+        tags(candidate_folds),
+        old,
+        POLICY,
+        retrained=retrained(on_new_data),
+    )
+    assert not decision.promote, decision.reason
+    assert decision.reason.startswith("kept the champion: CV ROC-AUC -0.020000 is below the")
+    assert (
+        f"CV ROC-AUC {np.mean(candidate_folds):.4f} vs the champion's configuration "
+        f"(heart_disease_logistic_regression v1) retrained on the candidate's data and folds "
+        f"{np.mean(on_new_data):.4f} (on its own data sha256 bbbbbbbbbbbb…: "
+        f"{np.mean(CHAMPION_FOLDS):.4f})"
+    ) in decision.reason
+    assert decision.statistics["champion_retrained_cv_roc_auc"] == pytest.approx(
+        np.mean(on_new_data), abs=1e-6
+    )
+    assert decision.statistics["mean_roc_auc_difference"] == pytest.approx(-0.02, abs=1e-6)
+
+    # The same candidate against a retrained champion that does worse on the new data: promoted.
+    weaker = shifted(CHAMPION_FOLDS, -0.01, centred(0.004, 9))
+    decision = decide(
+        candidate(candidate_folds), tags(candidate_folds), old, POLICY, retrained=retrained(weaker)
+    )
+    assert decision.promote, decision.reason
+    assert decision.reason.startswith(
+        f"better by a supported margin: CV ROC-AUC {np.mean(candidate_folds):.4f} vs the "
+        f"champion's configuration (heart_disease_logistic_regression v1) retrained on the candidate's data "
+        f"and folds {np.mean(weaker):.4f}"
+    ), decision.reason
+
+
+def test_new_data_keeps_a_champion_whose_retrained_calibration_is_better() -> None:
+    old = champion(data="b" * 64)
+    better = shifted(CHAMPION_FOLDS, 0.03, centred(0.003, 1))
+    decision = decide(
+        candidate(better),
+        tags(better, list(0.142 + centred(0.01, 4))),
+        old,
+        POLICY,
+        retrained=retrained(CHAMPION_FOLDS),
+    )
+    assert not decision.promote
+    assert decision.reason.startswith(
+        "kept the champion: CV Brier 0.142 vs champion 0.121, worse by more than 0.01. "
+    ), decision.reason
 
 
 def test_a_genuinely_better_candidate_is_promoted_with_its_figures() -> None:
