@@ -57,7 +57,9 @@ def acquire_raw(settings: Settings) -> Any:
     )
 
 
-def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
+def run_data(
+    settings: Settings, config: PipelineConfig, with_feedback: bool = False
+) -> DataStageResult:
     from heartml.data.parse import parse_records
     from heartml.data.prepare import prepare, write_processed
     from heartml.data.schema import validate
@@ -66,13 +68,50 @@ def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
     catalog = settings.catalog
     raw = acquire_raw(settings)
     parsed = parse_records(raw.content, catalog.spec)
+    added = None
+    if with_feedback:
+        from heartml.data.feedback import feedback_rows
+        from heartml.data.feedback import with_feedback as combined
+        from heartml.store.engine import create_engine, shown
+
+        engine = create_engine(settings.resolved_store_url)
+        feedback = feedback_rows(engine, catalog.spec)
+        parsed, added = combined(parsed, feedback)
     validation = validate(parsed, catalog.spec)
     prepared = prepare(
         parsed.frame, validation, raw, catalog.spec, config.split.test_size, config.seed
     )
+    if added is not None:
+        prepared = _with_feedback_provenance(
+            prepared, validation, added, feedback, shown(engine.url)
+        )
     write_processed(prepared, catalog)
     report = write_eda_report(parsed.frame, prepared.quality, catalog.eda_report_dir, catalog.spec)
     return DataStageResult(catalog.processed_dir, report, prepared.quality, prepared.provenance)
+
+
+def _with_feedback_provenance(
+    prepared: Any, validation: Any, added: Any, feedback: Any, store: str
+) -> Any:
+    """The prepared data with its provenance saying how many rows came from where."""
+    import dataclasses
+
+    from heartml.documents.data import FeedbackProvenance
+    from heartml.store.records import utc
+
+    kept = int(validation.valid.index.isin(added).sum())
+    record = FeedbackProvenance(
+        store=store,
+        labelled_predictions=len(added),
+        rows_from_source=len(validation.valid) - kept,
+        rows_from_feedback=kept,
+        rows_rejected=len(added) - kept,
+        first_prediction_at=None if feedback.first is None else utc(feedback.first).isoformat(),
+        last_prediction_at=None if feedback.last is None else utc(feedback.last).isoformat(),
+        sha256=feedback.sha256(prepared.provenance.sha256),
+    )
+    provenance = prepared.provenance.model_copy(update={"feedback": record})
+    return dataclasses.replace(prepared, provenance=provenance)
 
 
 @dataclass(frozen=True)
@@ -101,7 +140,7 @@ def read_provenance(settings: Settings) -> DataProvenance:
 
 
 def processed_data_sha256(settings: Settings) -> str:
-    return read_provenance(settings).sha256
+    return read_provenance(settings).data_sha256
 
 
 def run_train(

@@ -7,22 +7,34 @@ from typing import Annotated
 import typer
 
 from heartml.cli.context import CliState, clear_errors, console, state_of
+from heartml.settings import Settings
 
 app = typer.Typer()
 
 
-def run_data(state: CliState, offline: bool) -> None:
+def run_data(state: CliState, offline: bool, with_feedback: bool = False) -> None:
     from heartml.stages import run_data as run_stage
 
     config = state.config()
     settings = state.settings.model_copy(update={"offline": True}) if offline else state.settings
     with clear_errors(), console.status("acquiring, validating and describing the data"):
-        result = run_stage(settings, config)
+        if with_feedback:
+            _require_store(settings)
+        result = run_stage(settings, config, with_feedback=with_feedback)
     source = result.data_provenance
     quality = result.quality_report
     console.print(f"data: {source.source} ({source.location}), sha256 {source.sha256[:12]}…")
     for note in source.notes:
         console.print(f"  note: {note}")
+    feedback = source.feedback
+    if feedback is not None:
+        console.print(
+            f"with feedback from {feedback.store}: {feedback.rows_from_source} rows from the "
+            f"source, {feedback.rows_from_feedback} from {feedback.labelled_predictions} labelled "
+            f"predictions ({feedback.rows_rejected} rejected); data sha256 "
+            f"{feedback.sha256[:12]}…",
+            highlight=False,
+        )
     console.print(
         f"rows: {quality.rows} parsed, {quality.rows_kept} kept, "
         f"{quality.rows_rejected} rejected; train {source.rows_train}, "
@@ -33,15 +45,34 @@ def run_data(state: CliState, offline: bool) -> None:
     console.print(f"EDA report:     {result.eda_report}")
 
 
+def _require_store(settings: Settings) -> None:
+    from heartml.store.engine import StoreError, create_engine, shown, sqlite_path
+
+    engine = create_engine(settings.resolved_store_url)
+    path = sqlite_path(engine.url)
+    if path is not None and not path.is_file():
+        raise StoreError(
+            f"prediction store {shown(engine.url)}: no such database (nothing was recorded)",
+            hint="set HEARTML_STORE_URL to the store the service writes",
+        )
+
+
 @app.command()
 def data(
     ctx: typer.Context,
     offline: Annotated[
         bool, typer.Option(help="Skip the download and use the shipped copy")
     ] = False,
+    with_feedback: Annotated[
+        bool,
+        typer.Option(
+            "--with-feedback",
+            help="Add the prediction store's labelled predictions (HEARTML_STORE_URL) as rows",
+        ),
+    ] = False,
 ) -> None:
     """Task 1: acquire (download or shipped copy), validate, split, quality and EDA reports."""
-    run_data(state_of(ctx), offline)
+    run_data(state_of(ctx), offline, with_feedback)
 
 
 @app.command("spec")

@@ -34,6 +34,20 @@ class SplitSettings(Part):
     stratified_on: str
 
 
+class FeedbackProvenance(Part):
+    """`heartml data --with-feedback`: how many rows came from the source and how many from the
+    prediction store's labelled predictions (heartml.data.feedback)."""
+
+    store: str  # the store's URL, without its password
+    labelled_predictions: int  # read from the store
+    rows_from_source: int  # clean rows of the source file
+    rows_from_feedback: int  # clean rows from the store
+    rows_rejected: int  # feedback rows that broke a rule of the spec (in the rejected file)
+    first_prediction_at: str | None
+    last_prediction_at: str | None
+    sha256: str  # the data version: the source's sha256 and the feedback rows together
+
+
 class DataProvenance(RawProvenance, Document):
     """provenance.json: the raw data's origin, the clean row counts and how they were split."""
 
@@ -43,6 +57,13 @@ class DataProvenance(RawProvenance, Document):
     split: SplitSettings
     dataset: str | None = None
     spec_sha256: str | None = None
+    feedback: FeedbackProvenance | None = None
+
+    @property
+    def data_sha256(self) -> str:
+        """What identifies the data a model was trained on: the raw file's sha256, or with
+        feedback rows, the sha256 of both."""
+        return self.feedback.sha256 if self.feedback is not None else self.sha256
 
 
 class Problem(Part):
