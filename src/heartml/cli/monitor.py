@@ -12,12 +12,15 @@ import typer
 
 from heartml.cli.context import clear_errors, console, fail, state_of
 from heartml.cli.store import store_engine
+from heartml.monitoring.checks import Limits
 
 if TYPE_CHECKING:
     from heartml.package.manifest import VerifiedPackage
     from heartml.settings import Settings
 
-app = typer.Typer(help="Monitoring from the prediction store: checks.", no_args_is_help=True)
+app = typer.Typer(
+    help="Monitoring from the prediction store: checks and the report.", no_args_is_help=True
+)
 
 _UNITS = {"m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([mhdw])")
@@ -56,7 +59,7 @@ def served_package(settings: Settings, package: Path | None) -> VerifiedPackage:
 @app.command("check")
 def monitor_check(ctx: typer.Context, since: Since = "7d", package: Package = None) -> None:
     """Exit 1 naming every feature that drifted and a live ROC-AUC below the CV interval."""
-    from heartml.monitoring.checks import Limits, check
+    from heartml.monitoring.checks import check
     from heartml.store.engine import error_text, shown, sqlite_path
 
     seconds = parse_duration(since)
@@ -66,12 +69,7 @@ def monitor_check(ctx: typer.Context, since: Since = "7d", package: Package = No
     path = sqlite_path(engine.url)
     if path is not None and not path.is_file():
         fail(f"prediction store {shown(engine.url)}: no such database (nothing was recorded)")
-    limits = Limits(
-        psi_max=settings.monitor_psi_max,
-        ks_max=settings.monitor_ks_max,
-        min_labels=settings.monitor_min_labels,
-        window_rows=settings.monitor_window,
-    )
+    limits = Limits.of(settings)
     try:
         result = check(engine, verified, seconds, limits)
     except Exception as exc:
@@ -89,3 +87,32 @@ def monitor_check(ctx: typer.Context, since: Since = "7d", package: Package = No
     if result.alarm:
         raise typer.Exit(1)
     console.print("ok: no drift or performance limit crossed", highlight=False)
+
+
+@app.command("report")
+def monitor_report(ctx: typer.Context, since: Since = "7d", package: Package = None) -> None:
+    """reports/monitoring/index.html: volume, drift, realised and estimated performance,
+    calibration, breakdowns by model version and subgroup."""
+    from heartml.reports.monitoring import build_report
+    from heartml.spec import SpecError, spec_from_text
+    from heartml.store.engine import error_text, shown, sqlite_path
+
+    seconds = parse_duration(since)
+    settings = state_of(ctx).settings
+    verified = served_package(settings, package)
+    try:
+        spec = spec_from_text(verified.spec_text, "dataset_spec.yaml")
+    except SpecError as exc:
+        fail(str(exc))
+    engine = store_engine(settings)
+    path = sqlite_path(engine.url)
+    if path is not None and not path.is_file():
+        fail(f"prediction store {shown(engine.url)}: no such database (nothing was recorded)")
+    limits = Limits.of(settings)
+    out_dir = settings.resolved_root / "reports" / "monitoring"
+    with console.status("reading the store and drawing the report"):
+        try:
+            page = build_report(engine, verified, spec, seconds, limits, out_dir)
+        except Exception as exc:
+            fail(f"prediction store {shown(engine.url)}: {error_text(exc)}")
+    console.print(f"monitoring report: {page}", highlight=False)

@@ -31,6 +31,7 @@ from heartml.monitoring.live import (
 from heartml.package.manifest import VerifiedPackage
 from heartml.serving.drift import feature_drift
 from heartml.serving.schemas import FeatureDrift
+from heartml.settings import Settings
 from heartml.store.query import Predictions, Selection, iter_read
 from heartml.store.records import utc
 
@@ -41,6 +42,15 @@ class Limits:
     ks_max: float
     min_labels: int
     window_rows: int  # newest labelled predictions of the version (HEARTML_MONITOR_WINDOW)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(
+            psi_max=settings.monitor_psi_max,
+            ks_max=settings.monitor_ks_max,
+            min_labels=settings.monitor_min_labels,
+            window_rows=settings.monitor_window,
+        )
 
 
 @dataclass

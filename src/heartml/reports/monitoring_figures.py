@@ -1,0 +1,141 @@
+"""The monitoring report's figures (heartml.reports.monitoring computes what they show)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from heartml.monitoring.checks import Limits
+from heartml.reports.style import (
+    HIGHLIGHT_COLOUR,
+    NEUTRAL_COLOUR,
+    PALETTE,
+    REFERENCE_COLOUR,
+    ReportFigure,
+    figure_style,
+    legend,
+    save_figure,
+    unit_square,
+)
+
+CALIBRATION_BINS = 10
+
+
+def _times(edges: np.ndarray) -> np.ndarray:
+    """Bin centres as UTC datetime64 (matplotlib's date axis)."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    return np.round(centres).astype("datetime64[s]")
+
+
+def _time_axis(figure: Figure) -> None:
+    figure.autofmt_xdate()
+
+
+def volume(out: Path, edges: np.ndarray, series: dict[str, Any]) -> ReportFigure:
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    ax = figure.subplots()
+    times, bottom = _times(edges), np.zeros(len(edges) - 1)
+    width = (edges[1] - edges[0]) / 86400 * 0.9
+    for index, (version, counts) in enumerate(series["volume"].items()):
+        ax.bar(
+            times, counts, width, bottom=bottom, color=PALETTE[index % len(PALETTE)], label=version
+        )
+        bottom = bottom + counts
+    ax.set_ylabel("predictions")
+    if series["volume"]:
+        legend(ax)
+    _time_axis(figure)
+    return save_figure(
+        out, "volume", "Volume over time",
+        "Predictions recorded per time bin, by model version.", figure,
+    )  # fmt: skip
+
+
+def psi_over_time(
+    out: Path, edges: np.ndarray, series: dict[str, Any], limits: Limits
+) -> ReportFigure:
+    figure = Figure(figsize=(9, 4.2), layout="constrained")
+    ax = figure.subplots()
+    times = _times(edges)
+    for index, (name, values) in enumerate(series["psi"].items()):
+        style = "-" if index < len(PALETTE) else "--"
+        ax.plot(
+            times, values, style, marker="o", ms=3, color=PALETTE[index % len(PALETTE)], label=name
+        )
+    ax.axhline(
+        limits.psi_max, color=HIGHLIGHT_COLOUR, lw=1, ls=":", label=f"limit {limits.psi_max:g}"
+    )
+    ax.set_ylabel("PSI vs the training reference")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0)
+    legend(ax, ncol=4, loc="upper left")
+    _time_axis(figure)
+    return save_figure(
+        out, "psi", "Input drift over time",
+        "Population stability index of each input per time bin against the package's reference "
+        "statistics (gaps: fewer inputs than the drift code needs).", figure,
+    )  # fmt: skip
+
+
+def performance(out: Path, edges: np.ndarray, series: dict[str, Any]) -> ReportFigure:
+    figure = Figure(figsize=(9, 3.8), layout="constrained")
+    ax = figure.subplots()
+    times = _times(edges)
+    for key, label, colour in (
+        ("realised", "realised ROC-AUC (outcomes)", PALETTE[0]),
+        ("estimated", "estimated ROC-AUC (CBPE, no outcome yet)", PALETTE[1]),
+    ):
+        values = np.array(series[key], dtype=np.float64).reshape(-1, 3)
+        ax.plot(times, values[:, 0], marker="o", ms=3, color=colour, label=label)
+        ax.fill_between(times, values[:, 1], values[:, 2], color=colour, alpha=0.2, lw=0)
+    ax.set_ylim(0, 1.02)
+    ax.axhline(0.5, color=REFERENCE_COLOUR, lw=0.8, ls=":")
+    ax.set_ylabel("ROC-AUC")
+    legend(ax, loc="lower left")
+    _time_axis(figure)
+    return save_figure(
+        out, "performance", "Realised and estimated performance",
+        "ROC-AUC per time bin with its 95% band: realised on the predictions with an outcome "
+        "(bootstrap), estimated on those still waiting (CBPE).", figure,
+    )  # fmt: skip
+
+
+def calibration(out: Path, outcomes: np.ndarray, probabilities: np.ndarray) -> ReportFigure:
+    figure = Figure(figsize=(4.8, 4.8), layout="constrained")
+    ax = figure.subplots()
+    ax.plot([0, 1], [0, 1], color=REFERENCE_COLOUR, lw=0.8, ls=":")
+    if len(outcomes):
+        which = np.minimum((probabilities * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+        counts = np.bincount(which, minlength=CALIBRATION_BINS)
+        used = counts > 0
+        predicted = np.bincount(which, probabilities, CALIBRATION_BINS)[used] / counts[used]
+        observed = np.bincount(which, outcomes.astype(float), CALIBRATION_BINS)[used] / counts[used]
+        ax.plot(predicted, observed, marker="o", color=NEUTRAL_COLOUR)
+    unit_square(ax)
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed rate")
+    return save_figure(
+        out, "calibration", "Calibration",
+        f"Predictions with an outcome in {CALIBRATION_BINS} bins of predicted probability: "
+        "on the diagonal, the probabilities mean what they say.", figure,
+    )  # fmt: skip
+
+
+def all_figures(
+    out: Path,
+    edges: np.ndarray,
+    series: dict[str, Any],
+    limits: Limits,
+    outcomes: np.ndarray,
+    probabilities: np.ndarray,
+) -> list[ReportFigure]:
+    with figure_style():
+        return [
+            volume(out, edges, series),
+            psi_over_time(out, edges, series, limits),
+            performance(out, edges, series),
+            calibration(out, outcomes, probabilities),
+        ]
