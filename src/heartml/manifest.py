@@ -23,6 +23,9 @@ ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "model_config.yaml"
 REFERENCE_FILE = "reference_statistics.json"
 SPEC_FILE = "dataset_spec.yaml"  # the dataset spec the model was trained with (its input contract)
+# Where `heartml package` uploads a version's verified package among its run's artifacts, and
+# where registry-mode serving downloads it from.
+PACKAGE_ARTIFACT_DIR = "package"
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

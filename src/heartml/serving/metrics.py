@@ -19,7 +19,12 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -99,6 +104,69 @@ class _HotSeries(Collector):
         yield probability
 
 
+class _ShadowSeries(Collector):
+    """The shadow comparison (heartml.serving.shadow), read when /metrics is scraped; no series
+    while no challenger is set. The counters start again when either model changes."""
+
+    def __init__(self, shadow: Any) -> None:
+        self.shadow = shadow
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        challenger = self.shadow.challenger
+        if challenger is None:
+            return
+        stats = self.shadow.snapshot()
+        info = GaugeMetricFamily(
+            "heartml_shadow_info",
+            "The challenger scored in shadow and the champion it is compared with (value 1)",
+            labels=["challenger_name", "challenger_version", "champion_name", "champion_version"],
+        )
+        champion = stats.champion
+        info.add_metric(
+            [
+                challenger.name,
+                challenger.version,
+                champion.name if champion else "",
+                champion.version if champion else "",
+            ],
+            1.0,
+        )
+        yield info
+        predictions = CounterMetricFamily(
+            "heartml_shadow_predictions",
+            "Rows scored by each model since the pair started (champion: answered while a "
+            "challenger was set; challenger: scored in shadow)",
+            labels=["model"],
+        )
+        predictions.add_metric(["champion"], float(stats.champion_rows))
+        predictions.add_metric(["challenger"], float(stats.challenger_rows))
+        yield predictions
+        for name, help_text, value in (
+            ("compared", "Rows scored by both models", stats.compared),
+            ("agreements", "Rows with the same 0/1 decision from both models", stats.agreements),
+            ("abs_difference", "Sum of |P(champion) - P(challenger)| over the compared rows",
+             stats.abs_difference_sum),
+            ("dropped", "Rows not scored in shadow: the challenger was too far behind",
+             stats.dropped),
+            ("errors", "Rows the challenger failed to score", stats.errors),
+        ):  # fmt: skip
+            family = CounterMetricFamily(f"heartml_shadow_{name}", help_text)
+            family.add_metric([], float(value))
+            yield family
+        for name, help_text, ratio in (
+            ("agreement_ratio", "Share of compared rows with the same 0/1 decision",
+             stats.agreement_rate),
+            ("abs_difference_mean", "Mean |P(champion) - P(challenger)| over the compared rows",
+             stats.mean_abs_difference),
+        ):  # fmt: skip
+            gauge = GaugeMetricFamily(f"heartml_shadow_{name}", help_text)
+            gauge.add_metric([], math.nan if ratio is None else ratio)
+            yield gauge
+
+
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -142,6 +210,10 @@ class ServiceMetrics:
         self.drift_window = Gauge(
             "heartml_drift_window_size", "Recent inputs in the drift window", registry=r
         )
+
+    def attach_shadow(self, shadow: Any) -> None:
+        """Export the shadow comparison of this app (heartml.serving.shadow.Shadow)."""
+        self.registry.register(_ShadowSeries(shadow))
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)

@@ -8,6 +8,9 @@ under concurrent load each request pays a fraction of it; a lone request waits f
 that next turn (microseconds); under concurrent load a small batch waits one turn more for the
 requests still arriving. Each request's own row is scored with the model it started with: no
 caching, no shared answers.
+
+With a challenger set (heartml.serving.shadow), each scored batch is also handed to the shadow's
+queue, after the champion's answers: one append per batch, scored by another thread.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.logging import PredictionLog
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.model_store import ModelStore
+from heartml.serving.shadow import Shadow
 from heartml.settings import Settings
 
 log = logging.getLogger("heartml.serving")
@@ -42,6 +46,8 @@ class Service:
     metrics: ServiceMetrics
     drift: DriftMonitor
     prediction_log: PredictionLog | None = None
+    shadow: Shadow | None = None  # the challenger scored in shadow (heartml.serving.shadow)
+    challenger_store: ModelStore | None = None
     _pending: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _last_batch: int = field(default=1, init=False, repr=False)
     _deferred: bool = field(default=False, init=False, repr=False)
@@ -71,6 +77,9 @@ class Service:
                 probabilities,
                 predictions,
             )
+        shadow = self.shadow
+        if shadow is not None and shadow.challenger is not None:
+            shadow.submit(model, rows, probabilities)
         return probabilities, predictions
 
     async def predict_one(
@@ -145,6 +154,11 @@ class Service:
                     )
                 if not item[3].done():  # a cancelled request (client gone) needs no answer
                     item[3].set_result((probability, prediction))
+            shadow = self.shadow
+            if shadow is not None and shadow.challenger is not None:
+                # After the answers are set; `submit` only appends to the shadow's queue (its
+                # worker thread scores later) and cannot raise into these requests.
+                shadow.submit(model, rows, scored)
         finally:
             # Whatever went wrong, no request is left waiting: the unanswered score alone.
             for item in group:
