@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from heartml.config import ALGORITHMS, ConfigError, PipelineConfig, load_config
+from heartml.manifest import PACKAGE_ARTIFACT_DIR
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
 
@@ -247,16 +248,49 @@ def _registry() -> Any:
 @app.command()
 def champion(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    promote_challenger: Annotated[
+        bool,
+        typer.Option(
+            "--promote-challenger",
+            help="Let the version holding the challenger alias replace the champion, through "
+            "the promotion gate (exit code 1 when the gate keeps the champion)",
+        ),
+    ] = False,
 ) -> None:
     """Show the current champion (name, version, CV ROC-AUC, URI)."""
     import json
 
+    if promote_challenger:
+        _promote_challenger()
+        return
     with clear_errors():
         found = _registry().require_champion()
     if as_json:
         console.print_json(json.dumps(found.as_dict()))
     else:
         _print_champion(found)
+
+
+def _promote_challenger() -> None:
+    from heartml.tracking.challenger import promote_challenger
+
+    config = _load_config()
+    with clear_errors():
+        registry = _registry()
+        decision = promote_challenger(registry, config.promotion)
+        found = registry.find_champion()
+    candidate = decision.candidate
+    assert candidate is not None
+    verdict = "promoted" if decision.promote else "kept the champion"
+    console.print(
+        f"challenger {candidate.model_name} version {candidate.version}: {verdict}: "
+        f"{decision.reason}",
+        highlight=False,
+    )
+    if found is not None:
+        _print_champion(found)
+    if not decision.promote:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -329,6 +363,7 @@ def _package(model: str | None = None, version: str | None = None) -> None:
         f"{manifest['model_name']} version {manifest['version']} "
         f"(CV ROC-AUC {manifest['cv_roc_auc']:.4f})\n"
         f"files: {len(manifest['files'])} (sha256 in MANIFEST.json)\n"
+        f"registry: uploaded to run {manifest['run_id']} (artifacts {PACKAGE_ARTIFACT_DIR}/)\n"
         + "parity on "
         + f"{verification.rows} rows: "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in verification.formats.items())
@@ -337,8 +372,12 @@ def _package(model: str | None = None, version: str | None = None) -> None:
 
 @package_app.command("verify")
 def package_verify(
-    directory: Annotated[
-        Path | None, typer.Argument(help="Package folder (default: newest)")
+    location: Annotated[
+        str | None,
+        typer.Argument(
+            help="Package folder (default: newest), or a registered version: "
+            "models:/NAME/VERSION or models:/NAME@ALIAS (its uploaded package is downloaded)"
+        ),
     ] = None,
 ) -> None:
     """Check every checksum, load every format, re-run the parity check."""
@@ -346,6 +385,10 @@ def package_verify(
 
     with clear_errors():
         catalog = state.settings.catalog
+    if location is not None and location.startswith("models:/"):
+        _verify_registered(location)
+        return
+    directory = Path(location) if location is not None else None
     target = directory or newest_package(catalog.packages_dir, catalog.spec.package_prefix)
     if target is None:
         fail(f"no package under {catalog.packages_dir}: run heartml package first")
@@ -358,6 +401,29 @@ def package_verify(
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
         + f" over {result.rows} rows"
     )
+
+
+def _verify_registered(uri: str) -> None:
+    """`heartml package verify models:/...`: download the version's package and verify it."""
+    import tempfile
+
+    from heartml.packaging import verify_package
+    from heartml.tracking.package_artifacts import download_package, resolve_model_uri
+
+    with clear_errors(), tempfile.TemporaryDirectory(prefix="heartml-verify-") as tmp:
+        catalog = state.settings.catalog
+        with console.status(f"downloading the package of {uri}"):
+            registry = _registry()
+            version = resolve_model_uri(registry, uri)
+            directory = download_package(registry, version, Path(tmp))
+        with console.status(f"verifying {version.model_name} version {version.version}"):
+            result = verify_package(directory, catalog)
+        console.print(
+            f"OK {uri} ({version.model_name} version {version.version}, run {version.run_id}): "
+            f"{len(result.manifest['files'])} files match MANIFEST.json; "
+            + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
+            + f" over {result.rows} rows"
+        )
 
 
 @app.command("spec")

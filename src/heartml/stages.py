@@ -207,7 +207,13 @@ def run_package(
     """Task 4: package the champion (or one registered version), then verify the result as a
     user would."""
     from heartml.packaging import build_package, verify_package
+    from heartml.tracking.package_artifacts import upload_package
+    from heartml.tracking.registry import Registry
 
     built = build_package(settings, progress, model_name=model_name, version=version)
     verification = verify_package(built.directory, settings.catalog)
+    # Only a verified package goes to the registry, to the run of the version it packages.
+    if progress is not None:
+        progress("uploading the package to the registry")
+    upload_package(Registry.connect(settings), built.manifest["run_id"], built.directory)
     return built, verification

@@ -157,7 +157,9 @@ class ModelStore:
                     return self._download_failed(source, candidate, exc)
             return await self._load(candidate, directory, downloaded=candidate.directory is None)
 
-    async def _load(self, candidate: Candidate, directory: Path, downloaded: bool) -> RefreshOutcome:
+    async def _load(
+        self, candidate: Candidate, directory: Path, downloaded: bool
+    ) -> RefreshOutcome:
         current = self.current
         try:
             model = await asyncio.to_thread(
@@ -225,11 +227,15 @@ class ModelStore:
             self.problem = candidate.public_problem
         problem = candidate.problem or "no model source"
         level = logging.INFO if candidate.gone and self.role != CHAMPION else logging.WARNING
-        self._log_once(level, candidate.message, problem, candidate.source)
+        self._log_once(level, candidate.message, problem, candidate.source, candidate.log_key)
         return RefreshOutcome("unavailable", candidate.public_problem, current)
 
-    def _download_failed(self, source: Source, candidate: Candidate, exc: Exception) -> RefreshOutcome:
-        if isinstance(source, RegistrySource) and isinstance(exc, RegistryUnavailable | RegistryError):
+    def _download_failed(
+        self, source: Source, candidate: Candidate, exc: Exception
+    ) -> RefreshOutcome:
+        if isinstance(source, RegistrySource) and isinstance(
+            exc, RegistryUnavailable | RegistryError
+        ):
             failed = source.failed(exc, has_model=True)  # records the state for /model/info
             return self._unavailable(dataclasses.replace(failed, source=candidate.source))
         # OSError: e.g. no room for the download. Not the package's fault: try again later.
@@ -255,13 +261,16 @@ class ModelStore:
                 return
             await asyncio.sleep(interval_s)
 
-    def _log_once(self, level: int, message: str, problem: str, source: str) -> None:
+    def _log_once(
+        self, level: int, message: str, problem: str, source: str, key: str | None = None
+    ) -> None:
         # The watcher asks every few seconds; say each distinct problem once, not every poll.
-        if problem != self._last_logged:
+        key = key or problem
+        if key != self._last_logged:
             kept = f"; still serving version {self.current.version}" if self.current else ""
             log.log(
                 level,
                 self._role_prefix + message + kept,
                 extra={"reason": problem, "source": source},
             )
-            self._last_logged = problem
+            self._last_logged = key

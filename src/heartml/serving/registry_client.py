@@ -318,8 +318,7 @@ class RegistryClient:
                 if response.status_code != 200:
                     response.read()
                     raise RegistryError(
-                        f"downloading {path} of run {run_id}: "
-                        f"{_refusal(response, _json(response))}"
+                        f"downloading {path} of run {run_id}: {_refusal(response, _json(response))}"
                     )
                 yield from response.iter_bytes(1 << 16)
         except httpx.TimeoutException as exc:

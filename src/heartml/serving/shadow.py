@@ -168,7 +168,9 @@ class Shadow:
                 self.stats.errors += count
             self._log_error(challenger, exc)
             return
-        agree = int(np.count_nonzero((reference >= champion.threshold) == (scored >= challenger.threshold)))
+        agree = int(
+            np.count_nonzero((reference >= champion.threshold) == (scored >= challenger.threshold))
+        )
         difference = float(np.abs(reference - scored).sum())
         with self._lock:
             self._account(champion, challenger)

@@ -25,7 +25,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,6 +85,9 @@ class Candidate:
     gone: bool = False  # the source names no model at all (no version holds the alias)
     message: str = "no model to load"  # the log line's words for `problem`
     notice: str | None = None  # a warning to log (once) when this candidate is served
+    # What makes a problem distinct for the log (default: `problem`). An unreachable registry
+    # is one problem however the connection fails (refused, reset, timed out) from poll to poll.
+    log_key: str | None = None
 
     @property
     def public_problem(self) -> str:
@@ -232,8 +235,9 @@ class RegistrySource:
         public = "model registry unreachable" if unreachable else "model registry error"
         reason = redact_credentials(str(exc))
         self.status.record("unreachable" if unreachable else "error", f"{public}: {reason}")
+        key = public if unreachable else None
         if has_model or not self.fallback:
-            return Candidate(None, "registry", reason, public=public, message=public)
+            return Candidate(None, "registry", reason, public=public, message=public, log_key=key)
         found = self.packages()
         if not found:
             return Candidate(
@@ -242,6 +246,7 @@ class RegistrySource:
                 f"{reason}; no package under {self.settings.packages_dir} to fall back to",
                 public=f"{public} and no model package to fall back to",
                 message=public,
+                log_key=key,
             )
         directory = found[0]
         return Candidate(

@@ -91,7 +91,9 @@ def test_agreement_and_mean_difference_equal_the_offline_figures(
     assert series["heartml_shadow_compared_total"] == n
     assert series["heartml_shadow_predictions_total{model=champion}"] == n
     assert series["heartml_shadow_predictions_total{model=challenger}"] == n
-    assert series["heartml_shadow_dropped_total"] == 0 and series["heartml_shadow_errors_total"] == 0
+    assert (
+        series["heartml_shadow_dropped_total"] == 0 and series["heartml_shadow_errors_total"] == 0
+    )
     assert series["heartml_shadow_agreements_total"] == round(agreement * n)
     assert series["heartml_shadow_agreement_ratio"] == pytest.approx(agreement, abs=1e-12)
     assert series["heartml_shadow_abs_difference_mean"] == pytest.approx(mean_difference, abs=1e-6)
