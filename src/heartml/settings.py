@@ -120,10 +120,17 @@ class Settings(BaseSettings):
     serve_access_log: bool = Field(default=True, description="One JSON log line per request")
     serve_onnx_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op")
 
-    @field_validator("serve_admin_api_key", mode="before")
+    @field_validator(
+        "serve_admin_api_key",
+        "mlflow_tracking_username",
+        "mlflow_tracking_password",
+        "mlflow_tracking_token",
+        mode="before",
+    )
     @classmethod
     def _blank_key_is_no_key(cls, value: Any) -> Any:
         # An empty key would let anyone in with an empty header: treat it as "not configured".
+        # (Compose and Kubernetes pass an unset credential on as an empty variable.)
         if isinstance(value, str) and not value.strip():
             return None
         return value

@@ -28,6 +28,7 @@ CONSTRAINTS = REPO_ROOT / "requirements" / "constraints.txt"
 SERVING_ROOTS = [
     "fastapi", "uvicorn", "uvloop", "httptools", "onnxruntime", "numpy", "pydantic",
     "pydantic-settings", "orjson", "prometheus-client", "pyyaml",
+    "httpx",  # registry mode: MLflow's REST API (heartml.serving.registry_client)
 ]  # fmt: skip
 TRAINING_STACK = {
     "mlflow", "mlflow-skinny", "scikit-learn", "pandas", "scipy", "matplotlib", "skl2onnx",

@@ -67,6 +67,7 @@ def test_registry_unreachable_at_start_serves_the_newest_package_and_says_so(
         packages=(built.v1, built.v2),
         HEARTML_MODEL_SOURCE="registry",
         MLFLOW_TRACKING_URI=closed,
+        HEARTML_REGISTRY_MODELS="heart_disease_logistic_regression",  # no spec in this root
         HEARTML_SERVE_RELOAD_INTERVAL_S=str(POLL_S),
     )
     newest = server.root / "packages" / built.v2.name
