@@ -488,6 +488,11 @@ def serve(
 
     if package is not None and not package.is_dir():
         fail(f"--package {package}: not a folder")
+    if package is None:
+        from heartml.serving.sources import check_source
+
+        with clear_errors():  # a model source that cannot work here: one line, before uvicorn
+            check_source(state.settings)
     if loop not in LOOPS or http not in HTTP_PARSERS:
         fail(f"--loop is one of {', '.join(LOOPS)}; --http one of {', '.join(HTTP_PARSERS)}")
     if workers > 1 and uvicorn_choices(loop, http)[0] == "asyncio":

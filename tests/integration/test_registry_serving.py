@@ -304,6 +304,7 @@ def test_registry_mode_follows_the_champion_over_rest(
         assert httpx.get(f"{server.url}/ready").status_code == 200
         down = model_info(server)["registry"]
         assert "model registry unreachable" in down["detail"] and down["last_ok_at"]
+        assert "\nheartml_registry_up 0.0\n" in httpx.get(f"{server.url}/metrics").text
     finally:
         registered.server.start()
     lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
@@ -314,6 +315,7 @@ def test_registry_mode_follows_the_champion_over_rest(
 
     # Back: it follows again.
     wait_until(lambda: model_info(server)["registry"]["state"] == "ok", 15, "registry ok", server)
+    assert "\nheartml_registry_up 1.0\n" in httpx.get(f"{server.url}/metrics").text
     moved = registered.project.run("heartml", "rollback", timeout=120)
     assert moved.returncode == 0, describe(moved)
     wait_until(lambda: model_info(server)["version"] == "2", 2 * POLL_S + 3, "version 2", server)

@@ -36,6 +36,7 @@ from heartml.serving.logging import (
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.middleware import ServiceMiddleware
 from heartml.serving.model_store import ModelSourceError, ModelStore, check_source
+from heartml.serving.registry_client import public_uri
 from heartml.serving.routes import admin, health, model, monitoring, predict
 from heartml.serving.service import Service
 from heartml.serving.shadow import Shadow
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         # /docs and /openapi.json describe the served contract: built again on the next ask.
         app.openapi_schema = None
 
+    metrics.attach_source(service.store.source_status)
     service.store.on_change = model_changed
     service.store.on_failure = lambda _reason: metrics.load_failed()
 
@@ -130,6 +132,9 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
             "service starting",
             extra={
                 "model_source": settings.model_source,
+                "registry": public_uri(settings.tracking_uri)
+                if settings.model_source == "registry"
+                else None,
                 "registry_models": ",".join(registry_names(settings))
                 if settings.model_source == "registry"
                 else None,
@@ -157,6 +162,8 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             shadow.stop()
+            for store in (service.store, challenger):
+                store.close()
             if service.prediction_log is not None:
                 service.prediction_log.close()
             log.info("service stopped")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST
@@ -167,6 +167,28 @@ class _ShadowSeries(Collector):
             yield gauge
 
 
+class _RegistrySeries(Collector):
+    """Registry mode: whether the registry answered at the last look-up (no series otherwise)."""
+
+    def __init__(self, status: Callable[[], dict[str, Any] | None]) -> None:
+        self.status = status
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        if status is None:
+            return
+        up = GaugeMetricFamily(
+            "heartml_registry_up",
+            "1 when the model registry answered the last look-up; 0 while it is unreachable or "
+            "answers with errors (the last good model keeps serving)",
+        )
+        up.add_metric([], 1.0 if status["state"] == "ok" else 0.0)
+        yield up
+
+
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -210,6 +232,10 @@ class ServiceMetrics:
         self.drift_window = Gauge(
             "heartml_drift_window_size", "Recent inputs in the drift window", registry=r
         )
+
+    def attach_source(self, status: Callable[[], dict[str, Any] | None]) -> None:
+        """Export the model source's state (heartml_registry_up in registry mode)."""
+        self.registry.register(_RegistrySeries(status))
 
     def attach_shadow(self, shadow: Any) -> None:
         """Export the shadow comparison of this app (heartml.serving.shadow.Shadow)."""

@@ -117,6 +117,11 @@ class ModelStore:
             raise ModelNotReady(self.problem)
         return model
 
+    def close(self) -> None:
+        """Close the registry client's connections (registry mode)."""
+        if isinstance(self._source, RegistrySource):
+            self._source.client.close()
+
     def source_status(self) -> dict[str, Any] | None:
         """The registry's state at its last look-up (None for a package source)."""
         status = getattr(self._source, "status", None)
