@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test test-unit lint format clean
+.PHONY: help venv system-deps run test test-unit lint format clean bench
 
 help:
 	@echo "make run        venv + pinned install + the whole pipeline on embedded defaults"
-	@echo "make test       venv + pinned install + the whole test suite (what CI runs)"
-	@echo "make test-unit  unit tests only (fast)"
+	@echo "make test       venv + pinned install + system packages + the whole test suite (= CI)"
+	@echo "make test-unit  unit tests only (fast; no system packages needed)"
 	@echo "make lint       ruff + mypy"
+	@echo "make bench      the benchmarks, checked against their documented targets"
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +24,12 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/heartml pipeline
 
-test: $(STAMP)
+# The Debian packages the tests run for real (PostgreSQL, wrk, Chromium, deploy tools):
+# apt-get as root, else one line naming what is missing.
+system-deps:
+	scripts/install-system-deps.sh
+
+test: $(STAMP) system-deps
 	$(BIN)/python run_tests.py
 
 test-unit: $(STAMP)
@@ -37,6 +43,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks run_tests.py
 	$(BIN)/ruff check --fix src tests benchmarks run_tests.py
+
+# Not part of `make test`: timings belong to a quiet machine, not to the suite.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/check.py
 
 clean:
 	rm -rf data/processed models reports packages mlflow.db mlartifacts optuna.db .pytest_cache

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serving.py [--duration 10] [--quick] [--workers N]
                                                  [--repeats 3] [--project DIR] [--keep]
-                                                 [--no-mlflow]
+                                                 [--no-mlflow] [--json PATH]
 
 In a throwaway copy of the project (data/raw and configs/ copied into a temporary folder):
 `heartml data --offline`, `heartml track` (the four models, embedded MLflow store), then
@@ -50,6 +50,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/results.py
+
+import results  # noqa: E402
+
 BIN = Path(sys.executable).parent
 SEED_ROW: dict[str, float] = {
     "age": 63,
@@ -526,7 +530,7 @@ def json_costs() -> None:
 
     from heartml.serving.contract import build_contract
     from heartml.serving.schemas import PredictionResponse, patient_row
-    from heartml.spec.model import load_spec
+    from heartml.spec import load_spec
 
     contract = build_contract(load_spec(ROOT / "configs" / "datasets" / "uci_heart.yaml"))
     record = contract.record
@@ -639,6 +643,7 @@ def main() -> None:
         default=None,
         help="Only /predict vs /health, on these package folders (no project is built)",
     )
+    parser.add_argument("--json", type=Path, default=None, help="Write the targets' values here")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.repeats = 3.0, 2
@@ -691,6 +696,7 @@ def main() -> None:
 
         print("\n== against the targets (2 cores)")
         first = comparisons[0]
+        speedup = None
         if "mlflow" in first:
             speedup = first["ours"][8].requests_per_s / first["mlflow"][8].requests_per_s
             print(
@@ -716,6 +722,35 @@ def main() -> None:
         rss = max([c["ours_rss"][0] for c in comparisons] + [r["rss"][0] for r in ratios])
         print(f"our RSS, worst: {rss:.0f} MB (target <= {TARGETS['rss_mb']:.0f} MB)")
         print(f"machine at the end: {machine_line()}")
+        results.write(
+            args.json,
+            "serving",
+            [
+                results.target(
+                    "random forest: ours / mlflow models serve, req/s at c=8",
+                    speedup,
+                    ">=",
+                    TARGETS["rf_vs_mlflow_c8"],
+                    "ratio",
+                ),
+                results.target(
+                    f"/predict / /health req/s at c=8, lowest model ({worst[1]})",
+                    worst[0],
+                    ">=",
+                    TARGETS["predict_vs_health"],
+                    "ratio",
+                ),
+                results.target("our p99 at c=8, worst", p99, "<=", TARGETS["p99_ms_c8"], "ms"),
+                results.target(
+                    "our cold start to /ready, worst",
+                    max(colds),
+                    "<=",
+                    TARGETS["cold_start_s"],
+                    "s",
+                ),
+                results.target("our RSS, worst", rss, "<=", TARGETS["rss_mb"], "MB"),
+            ],
+        )
     finally:
         if cleanup is not None and not args.keep:
             shutil.rmtree(cleanup, ignore_errors=True)

@@ -56,8 +56,7 @@ trap cleanup EXIT
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 if ! have dockerd || ! have debootstrap; then
   say "installing docker.io and debootstrap"
-  [ "$(id -u)" -eq 0 ] || die "docker.io/debootstrap missing and not root: run scripts/ci-install-tools.sh as root"
-  "$ROOT/scripts/ci-install-tools.sh"
+  "$ROOT/scripts/install-system-deps.sh" || die "docker.io/debootstrap missing (see above)"
 fi
 # Debian's client matches Debian's dockerd API version; another docker client may sit first on PATH.
 if [ -z "${DOCKER:-}" ]; then

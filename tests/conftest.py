@@ -6,9 +6,13 @@ Settings object can be built.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import shutil
-from collections.abc import Callable
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,29 @@ CONFIG_FILE = REPO_ROOT / "configs" / "pipeline.yaml"
 HEART_SPEC_FILE = REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml"
 
 HEARTML_BIN = REPO_ROOT / ".venv" / "bin" / "heartml"
+
+
+def run_tests_selections() -> tuple[str, ...]:
+    """The selection markers of run_tests.py (--task1 .. --scale), read from the script itself."""
+    spec = importlib.util.spec_from_file_location("run_tests", REPO_ROOT / "run_tests.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.SELECTIONS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that no `run_tests.py --<selection>` would run is a collection error, not a test
+    that silently runs only in the full suite."""
+    selections = set(run_tests_selections())
+    orphans = [
+        item.nodeid for item in items if not selections & {m.name for m in item.iter_markers()}
+    ]
+    if orphans:
+        raise pytest.UsageError(
+            f"{len(orphans)} tests carry none of the run_tests.py selection markers "
+            f"({', '.join(sorted(selections))}): {', '.join(orphans[:10])}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -125,3 +152,36 @@ def heartml_cli() -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def make_cli_env() -> Callable[..., dict[str, str]]:
     return cli_env
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """http://127.0.0.1:<port>: a socket that accepts every connection and never says a word
+    (reads nothing, answers nothing, closes nothing) until the test ends. What a hung server,
+    a stuck proxy or a black-holed load balancer looks like to a client."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    held: list[socket.socket] = []
+    closing = threading.Event()
+
+    def accept() -> None:
+        while not closing.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # the listener was closed: the test is over
+                return
+            held.append(connection)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        closing.set()
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        listener.close()
+        for connection in held:
+            connection.close()
+        thread.join(timeout=5)

@@ -28,9 +28,14 @@ from heartml.data.parse import parse_records
 from heartml.features import build_pipeline
 from heartml.manifest import MANIFEST, MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
 from heartml.onnx_export import pipeline_to_onnx
-from heartml.packaging import model_config, reference_statistics, write_manifest
+from heartml.packaging import (
+    model_config,
+    reference_statistics,
+    write_manifest,
+    write_parity_reference,
+)
 from heartml.provenance import write_json
-from heartml.spec.model import TARGET, DatasetSpec, load_spec, spec_from_text
+from heartml.spec import TARGET, DatasetSpec, load_spec, spec_from_text
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEART_SPEC_FILE = REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml"
@@ -90,6 +95,8 @@ def write_package(
         yaml.safe_dump(model_config(champion, metrics, threshold, spec), sort_keys=False)
     )
     write_json(directory / REFERENCE_FILE, reference_statistics(frame, spec))
+    # The pipeline's own probabilities: a graph passed in `onnx_bytes` must score like them.
+    write_parity_reference(directory, pipeline, frame, spec)
     write_manifest(
         directory,
         {

@@ -395,7 +395,7 @@ def package_verify(
     if not target.is_dir():
         fail(f"{target}: not a package folder")
     with clear_errors(), console.status(f"verifying {target.name}"):
-        result = verify_package(target, catalog)
+        result = verify_package(target)
     console.print(
         f"OK {target}: {len(result.manifest['files'])} files match MANIFEST.json; "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from heartml.errors import ConfigError
+from heartml.yaml_files import read_yaml, validate
 
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "svm"]
 ALGORITHMS: tuple[str, ...] = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
@@ -79,30 +79,9 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _describe(error: Any) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    return f"{where} = {error.get('input')!r}: {error['msg']}"
-
-
 def parse_config(raw: Any, source: str = "config") -> PipelineConfig:
-    try:
-        return PipelineConfig.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {_describe(first)}{more}") from None
+    return validate(PipelineConfig, raw, source, ConfigError, show_input=True)
 
 
 def load_config(path: Path) -> PipelineConfig:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        # PyYAML's own message spans several lines (it quotes the source); keep it to one.
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        problem = " ".join(str(problem).split())
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    return parse_config(raw, source=str(path))
+    return parse_config(read_yaml(path, ConfigError, "config file"), source=str(path))

@@ -23,6 +23,7 @@ ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "model_config.yaml"
 REFERENCE_FILE = "reference_statistics.json"
 SPEC_FILE = "dataset_spec.yaml"  # the dataset spec the model was trained with (its input contract)
+PARITY_FILE = "parity_reference.json"  # reference rows + the pipeline's probabilities
 # Where `heartml package` uploads a version's verified package among its run's artifacts, and
 # where registry-mode serving downloads it from.
 PACKAGE_ARTIFACT_DIR = "package"
@@ -97,10 +98,11 @@ class VerifiedPackage:
 
     directory: Path
     manifest: dict[str, Any]
-    spec_text: str  # dataset_spec.yaml: parse with heartml.spec.model.spec_from_text
+    spec_text: str  # dataset_spec.yaml: parse with heartml.spec.spec_from_text
     onnx: bytes
     model_config: dict[str, Any]
     reference: dict[str, Any]
+    parity: dict[str, Any]  # PARITY_FILE: check with heartml.parity before scoring anything
 
 
 def verified_bytes(directory: Path, manifest: dict[str, Any], name: str) -> bytes:
@@ -129,6 +131,7 @@ def read_package(directory: Path) -> VerifiedPackage:
     try:
         config = yaml.load(verified_bytes(directory, manifest, MODEL_CONFIG), Loader=loader)
         reference = json.loads(verified_bytes(directory, manifest, REFERENCE_FILE))
+        parity = json.loads(verified_bytes(directory, manifest, PARITY_FILE))
     except (yaml.YAMLError, ValueError) as exc:
         raise PackagingError(f"{directory.name}: unreadable config ({exc})") from None
     return VerifiedPackage(
@@ -138,4 +141,5 @@ def read_package(directory: Path) -> VerifiedPackage:
         onnx=verified_bytes(directory, manifest, str(manifest.get("serving_file", ONNX_FILE))),
         model_config=config,
         reference=reference,
+        parity=parity,
     )

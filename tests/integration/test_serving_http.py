@@ -20,15 +20,17 @@ from typing import Any
 import httpx
 import joblib
 import numpy as np
-import pandas as pd
 import pytest
 from integration_helpers import (
     SEED_BODY,
     Load,
     Project,
     Server,
+    check_answers_follow_the_model,
     describe,
     launch_server,
+    offline_probabilities,
+    records_of,
     tail,
 )
 
@@ -46,11 +48,13 @@ RAW_FEATURES = heart_spec().raw_names
 
 @dataclass
 class Built:
-    """The module's project and its two packaged champion versions (kept outside packages/)."""
+    """The module's project and its two packaged champion versions (kept outside packages/),
+    plus version 2 of ANOTHER algorithm: a model whose answers differ from the champion's."""
 
     project: Project
     v1: Path
     v2: Path
+    other: Path
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,14 @@ def built(make_project: Callable[..., Project], tmp_path_factory: pytest.TempPat
             assert result.returncode == 0, describe(result)
         (directory,) = (project.root / "packages").glob("heart_disease_model_*")
         made.append(directory.rename(stash / directory.name))
-    return Built(project, made[0], made[1])
+    champion = manifest_of(made[0])["algorithm"]
+    other = "random_forest" if champion != "random_forest" else "logistic_regression"
+    result = project.run(
+        "heartml", "package", "--model", f"heart_disease_{other}", "--version", "2"
+    )
+    assert result.returncode == 0, describe(result)
+    (directory,) = (project.root / "packages").glob(f"heart_disease_model_{other}_v2")
+    return Built(project, made[0], made[1], directory.rename(stash / directory.name))
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +115,6 @@ def client(server: Server) -> Iterator[httpx.Client]:
         yield http
 
 
-def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    values = frame[list(RAW_FEATURES)].astype(object).where(frame[list(RAW_FEATURES)].notna(), None)
-    return [dict(zip(RAW_FEATURES, row, strict=True)) for row in values.itertuples(index=False)]
-
-
 def manifest_of(package: Path) -> dict[str, Any]:
     return dict(json.loads((package / "MANIFEST.json").read_text()))
 
@@ -142,7 +148,10 @@ def test_seed_body_over_http(client: httpx.Client, built: Built) -> None:
     info = client.get("/model/info").json()
     assert info["version"] == manifest["version"] and info["run_id"] == manifest["run_id"]
     assert info["source"] == f"package:{built.v2}"
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in docs.text and "/openapi.json" in docs.text
+    assert client.get("/openapi.json").json()["paths"]["/predict"]["post"]
 
 
 def test_parity_with_the_offline_pipeline_on_every_row(client: httpx.Client, built: Built) -> None:
@@ -310,19 +319,30 @@ def test_tampered_package_is_refused_and_not_ready(
 def test_hot_reload_under_load_fails_no_request(
     built: Built, start_server: Callable[..., Server]
 ) -> None:
+    """From the champion (version 1) to another algorithm's version 2 under load: every answer
+    is the probability, for the row it was sent with, of the model it names (sklearn offline),
+    and no request sent after the first answer of the new model is answered by the old one."""
+    rows = read_source(heart_spec())
+    old, new = manifest_of(built.v1), manifest_of(built.other)
+    old_key, new_key = (old["model_name"], old["version"]), (new["model_name"], new["version"])
+    expected = {
+        old_key: offline_probabilities(built.v1, rows),
+        new_key: offline_probabilities(built.other, rows),
+    }
+    assert old_key != new_key
+    assert np.max(np.abs(expected[old_key] - expected[new_key])) > 0.1, "the models must differ"
     server = start_server(packages=(built.v1,))
-    assert server.wait_ready()["model_version"] == manifest_of(built.v1)["version"]
-    v2_version = manifest_of(built.v2)["version"]
-    with Load(server.url) as load:
+    assert server.wait_ready()["model_version"] == old["version"]
+    with Load(server.url, bodies=records_of(rows)) as load:
         time.sleep(1.0)
         # As `heartml package` does: build beside, then one rename into packages/.
-        staging = server.root / "packages" / f".staging-{built.v2.name}"
-        shutil.copytree(built.v2, staging)
+        staging = server.root / "packages" / f".staging-{built.other.name}"
+        shutil.copytree(built.other, staging)
         placed = time.monotonic()
-        staging.rename(server.root / "packages" / built.v2.name)
+        staging.rename(server.root / "packages" / built.other.name)
         switched = None
         while time.monotonic() - placed < 10:
-            if httpx.get(f"{server.url}/model/info").json()["version"] == v2_version:
+            if httpx.get(f"{server.url}/model/info").json()["name"] == new["model_name"]:
                 switched = time.monotonic() - placed
                 break
             time.sleep(0.05)
@@ -332,21 +352,37 @@ def test_hot_reload_under_load_fails_no_request(
     assert not load.errors, load.errors[:5]
     statuses = {outcome.status for outcome in load.results}
     assert statuses == {200}, statuses
-    versions = [outcome.version for outcome in load.results]
-    assert len(versions) > 100
-    assert versions[0] == manifest_of(built.v1)["version"] and versions[-1] == v2_version
+    assert len(load.results) > 100
+    answered = check_answers_follow_the_model(load.results, expected)
+    assert answered[old_key] > 10 and answered[new_key] > 10, answered
+    first_new = min(o.finished for o in load.results if (o.model_name, o.version) == new_key)
+    stale = [o for o in load.results if o.started > first_new and o.model_name != new_key[0]]
+    assert not stale, f"{len(stale)} requests sent after the swap were answered by the old model"
+    ordered = sorted(load.results, key=lambda o: o.started)
+    assert (ordered[0].model_name, ordered[-1].model_name) == (old_key[0], new_key[0])
     assert any(
-        line["message"] == "model loaded" and line["model_version"] == v2_version
+        line["message"] == "model loaded" and line["model_version"] == new["version"]
         for line in server.log_lines()
     )
 
 
-def test_admin_reload_needs_the_key(client: httpx.Client) -> None:
-    assert client.post("/admin/reload").status_code == 401
-    assert client.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+def test_admin_reload_needs_the_key(client: httpx.Client, built: Built) -> None:
+    before = client.get("/model/info").json()["loaded_at"]
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        refused = client.post("/admin/reload", headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["detail"] == "missing or wrong X-API-Key"
+        assert refused.headers["www-authenticate"] == "ApiKey"
+    assert client.get("/model/info").json()["loaded_at"] == before, "a refused call reloaded"
     response = client.post("/admin/reload", headers={"X-API-Key": ADMIN_KEY})
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "loaded"
+    manifest = manifest_of(built.v2)
+    assert response.json() == {
+        "status": "loaded",
+        "detail": f"loaded {manifest['model_name']} version {manifest['version']}",
+        "model_version": manifest["version"],
+    }
+    assert client.get("/model/info").json()["loaded_at"] > before  # really loaded again
 
 
 def test_drift_rises_for_a_shifted_stream_only(client: httpx.Client, built: Built) -> None:

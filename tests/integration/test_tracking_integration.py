@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +21,7 @@ import pytest
 from integration_helpers import (
     BACKENDS,
     MODEL_NAMES,
+    REPO_ROOT,
     MlflowServer,
     Project,
     TrackedTwice,
@@ -239,6 +244,84 @@ def test_unreachable_server_fails_fast_with_one_line(make_project: Callable[...,
     assert not (project.root / "models").exists(), "nothing is trained before the server answers"
 
 
+# A server that accepts and never answers: MLflow's calls run into their timeout. connect()
+# gives each call HEARTML_MLFLOW_TIMEOUT_S and two retries with a back-off factor of 1 s: at
+# most 3 tries of the timeout plus 2 s of back-off plus up to 1 s of jitter per retry (README).
+SILENT_TIMEOUT_S = 1.0
+SILENT_BOUND_S = 3 * SILENT_TIMEOUT_S + 2 + 2 * 1.0
+
+
+def test_a_silent_server_fails_within_the_documented_timeout(
+    silent_url: str, tmp_path: Path
+) -> None:
+    """Registry.connect() against the silent server, timed inside a fresh process (MLflow keeps
+    its tracking URI in globals and the environment: nothing leaks into this session), with
+    the clock started after the imports."""
+    code = (
+        "import json, sys, time\n"
+        "import mlflow\n"
+        "from heartml.errors import TrackingError\n"
+        "from heartml.settings import Settings\n"
+        "from heartml.tracking.registry import Registry\n"
+        "settings = Settings(root=sys.argv[1], mlflow_tracking_uri=sys.argv[2],"
+        " mlflow_timeout_s=float(sys.argv[3]))\n"
+        "started = time.monotonic()\n"
+        "try:\n"
+        "    Registry.connect(settings)\n"
+        "    message = None\n"
+        "except TrackingError as exc:\n"
+        "    message = str(exc)\n"
+        "print(json.dumps([time.monotonic() - started, message]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HEARTML_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), silent_url, str(SILENT_TIMEOUT_S)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    elapsed, message = json.loads(result.stdout.strip().splitlines()[-1])
+    assert message == (
+        f"connecting to the tracking server failed on {silent_url}: "
+        "no answer within the timeout (MLFLOW_HTTP_REQUEST_TIMEOUT)"
+    )
+    # + 1 s for the process itself on a busy machine; one default timeout alone would be 20 s.
+    assert 3 * SILENT_TIMEOUT_S <= elapsed <= SILENT_BOUND_S + 1, f"gave up after {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize(
+    ("command", "left_alone"),
+    [
+        (("python", "src/experiment_tracking.py"), ("models", "data/processed", "mlflow.db")),
+        (("python", "src/model_packaging.py"), ("packages",)),
+    ],
+    ids=["track", "package"],
+)
+def test_commands_against_a_silent_server_end_with_one_line_and_move_nothing(
+    silent_url: str,
+    make_project: Callable[..., Project],
+    command: tuple[str, ...],
+    left_alone: tuple[str, ...],
+) -> None:
+    project = make_project(silent_url, trained=False)
+    env = {**project.env, "HEARTML_MLFLOW_TIMEOUT_S": str(SILENT_TIMEOUT_S)}
+    started = time.monotonic()
+    startup = project.run("python", "-c", "import heartml.cli, mlflow", env=env)
+    startup_s = time.monotonic() - started
+    assert startup.returncode == 0, describe(startup)
+    started = time.monotonic()
+    result = project.run(*command, env=env, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0, describe(result)
+    line = error_line(result.stderr, alone=True)
+    assert silent_url in line and "no answer within the timeout" in line, line
+    assert elapsed < SILENT_BOUND_S + startup_s + 10, f"{elapsed:.1f} s, start-up {startup_s:.1f} s"
+    for relative in left_alone:
+        assert not (project.root / relative).exists(), f"{relative} was created"
+
+
 # --------------------------------------------------------------------------------------------
 # The seed's commands, and the one-writer rule
 
@@ -302,12 +385,15 @@ def test_no_other_command_creates_or_changes_a_version(
 
 
 def test_concurrent_promotions_on_two_models_leave_exactly_one_champion(tmp_path: Path) -> None:
-    """Two processes promoting different models at once: the later promotion wins, always."""
+    """The later `promoted_at` wins whichever side writes last: both orders, made deterministic
+    in one process (the real race of two processes is test_promotion_race.py)."""
     from heartml.settings import Settings
     from heartml.tracking.promotion import PromotionDecision
     from heartml.tracking.registry import Registry
     from heartml.tracking.versions import RegisteredVersion
 
+    # The registered names come from the project's dataset spec.
+    shutil.copytree(REPO_ROOT / "configs" / "datasets", tmp_path / "configs" / "datasets")
     settings = Settings(root=tmp_path)
     client = registry_client(settings.tracking_uri)
     forest, logistic = "heart_disease_random_forest", "heart_disease_logistic_regression"

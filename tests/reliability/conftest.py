@@ -5,8 +5,12 @@ process group, stopped at the end of each test, serving packages built ONCE per 
 user's own commands in a temporary project (one small logistic regression, embedded MLflow):
 
     heartml data; heartml track; heartml package                -> version 1, the champion
+    (config: C 100x smaller)
     heartml track --force-champion; heartml package             -> version 2, the champion
                                                                    (version 1: champion_previous)
+
+The two versions answer differently (version 2 is far more regularised), so a test that swaps
+between them can tell from each probability which graph answered.
 
 Projects, servers and the load threads are the integration tests' (integration_helpers.py).
 The measured numbers are printed at the end of the run ("reliability numbers").
@@ -36,11 +40,12 @@ from integration_helpers import (
 from reliability_helpers import NUMBERS, Built, manifest_of
 
 
-def single_model_config_text() -> str:
+def single_model_config_text(c_values: tuple[float, ...] = (0.1, 1.0)) -> str:
     """The integration tests' small config, cut to one logistic regression: a real package in
     seconds, and `heartml track` registers one model per run."""
     raw = yaml.safe_load(small_config_text())
     raw["models"] = {"logistic_regression": raw["models"]["logistic_regression"]}
+    raw["models"]["logistic_regression"]["search_space"] = {"C": list(c_values)}
     raw["evaluation"].update(cv_repeats=1, permutation_repeats=1)
     return yaml.safe_dump(raw, sort_keys=False)
 
@@ -51,13 +56,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = new_project(tmp_path_factory.mktemp("reliability") / "project")
     (root / "configs" / "pipeline.yaml").write_text(single_model_config_text())
     project = Project(root)
-    for command in (
-        ("heartml", "data"),
-        ("heartml", "track"),
-        ("heartml", "package"),
-        ("heartml", "track", "--force-champion"),
-        ("heartml", "package"),
-    ):
+    for command in (("heartml", "data"), ("heartml", "track"), ("heartml", "package")):
+        result = project.run(*command)
+        assert result.returncode == 0, describe(result)
+    (root / "configs" / "pipeline.yaml").write_text(single_model_config_text((0.001,)))
+    for command in (("heartml", "track", "--force-champion"), ("heartml", "package")):
         result = project.run(*command)
         assert result.returncode == 0, describe(result)
     packages = sorted(

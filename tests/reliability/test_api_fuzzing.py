@@ -74,7 +74,6 @@ class FuzzRun:
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     checks: Counter[tuple[str, str]] = field(default_factory=Counter)  # (check, status)
     failed_checks: list[dict[str, Any]] = field(default_factory=list)
-    known_violations: int = 0
     no_response: list[str] = field(default_factory=list)
     scenario_statuses: Counter[str] = field(default_factory=Counter)
 
@@ -208,7 +207,6 @@ def test_fuzzing_the_live_api_finds_no_5xx_and_no_schema_violation(
         negative=run.modes["negative"],
         statuses=dict(Counter(status for _, status in run.statuses.elements())),
         seed=run.seed,
-        known_violations=run.known_violations,
     )
     assert run.clean, run.summary()
     assert not run.no_response, run.no_response[:10]
@@ -252,7 +250,6 @@ def test_fuzzing_a_server_without_a_model_answers_only_documented_503s(
         cases=run.total,
         schema_checked=run.checks[("response_schema_conformance", "success")],
         answers_503=sum(n for (_, status), n in run.statuses.items() if status == 503),
-        known_violations=run.known_violations,
     )
     assert run.clean and not run.no_response, run.summary()
     for label, status in run.statuses:

@@ -1,13 +1,16 @@
 """The champion moves while the service is under load.
 
 A server in registry mode (HEARTML_MODEL_SOURCE=registry) on a copy of the session's project:
-an `mlflow server` on the copy of its store (mlflow.db) names version 2 the champion (registry
-mode reads the registry over MLflow's REST API), and packages/ already holds the packages of
+an `mlflow server` on the copy of its store (mlflow.db; registry mode reads the registry over
+MLflow's REST API) names version 2 the champion, and packages/ already holds the packages of
 both versions, as a team has them after `heartml package` for the next champion (a package
-under packages/ that names the champion is served without a download). Eight clients POST /predict without pause while `heartml rollback` moves the alias
-back to version 1. Passes when no request fails (every answer a 200, no connection error),
-version 1 is answered by /predict and /model/info within 30 s of the command, no request sent
-after the first version-1 answer gets version 2 again, and the log says what happened.
+under packages/ that names the champion is served without a download). The two versions answer differently (see conftest.py). Eight clients POST every
+dataset row in turn without pause while `heartml rollback` moves the alias back to version 1.
+Passes when no request fails (every answer a 200, no connection error), every answer's
+probability is the offline (sklearn) probability of the version it names for the row it was
+sent with, version 1 is answered by /predict and /model/info within 30 s of the command, no
+request sent after the first version-1 answer gets version 2 again, and the log says what
+happened.
 """
 
 from __future__ import annotations
@@ -18,16 +21,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from integration_helpers import Load, MlflowServer, Project, Server, describe
+from integration_helpers import (
+    Load,
+    MlflowServer,
+    Project,
+    Server,
+    check_answers_follow_the_model,
+    describe,
+    offline_probabilities,
+    records_of,
+)
 from reliability_helpers import (
     POLL_S,
     Built,
+    manifest_of,
     model_info,
     report,
     service_tail,
     wait_for_log,
 )
+
+from serving_packages import heart_spec, read_source
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]
 
@@ -60,6 +76,14 @@ def test_champion_moved_under_load_fails_no_request(
 ) -> None:
     project, tracking = tracking_server
     old, new = built.version(built.v2), built.version(built.v1)
+    rows = read_source(heart_spec())
+    name = manifest_of(built.v1)["model_name"]
+    assert manifest_of(built.v2)["model_name"] == name
+    expected = {
+        (name, old): offline_probabilities(built.v2, rows),
+        (name, new): offline_probabilities(built.v1, rows),
+    }
+    assert np.max(np.abs(expected[(name, old)] - expected[(name, new)])) > 0.1, "must differ"
     server = serve(
         root=project.root,
         HEARTML_MODEL_SOURCE="registry",
@@ -69,7 +93,7 @@ def test_champion_moved_under_load_fails_no_request(
     assert server.wait_ready()["model_version"] == old
     assert model_info(server)["source"].startswith("registry:models:/")
 
-    with Load(server.url, threads=CLIENTS) as load:
+    with Load(server.url, threads=CLIENTS, bodies=records_of(rows)) as load:
         time.sleep(2.0)
         command_started = time.monotonic()
         moved = project.run("heartml", "rollback", timeout=120)
@@ -88,6 +112,7 @@ def test_champion_moved_under_load_fails_no_request(
     assert not load.errors, load.errors[:5]
     statuses = {outcome.status for outcome in load.results}
     assert statuses == {200}, statuses
+    check_answers_follow_the_model(load.results, expected)
     answered_new = [o.finished for o in load.results if o.version == new]
     assert answered_new, "no /predict answer came from the new champion"
     first_new = min(answered_new)

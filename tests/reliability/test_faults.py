@@ -42,11 +42,6 @@ from reliability_helpers import (
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow]
 
 FALLBACK_WAIT_S = 15  # a registry on a closed port is given up on within ~5 s
-FALLBACK_FINDING = (
-    "FINDING (serving, model_store.py ModelStore._resolve_registry): when the registry lookup "
-    "fails and nothing is loaded, the store reports 'registry lookup failed' and stays not "
-    "ready instead of serving the newest package under packages/ and saying so"
-)
 
 
 def rejected_lines(server: Server) -> list[dict[str, Any]]:
@@ -90,6 +85,82 @@ def test_registry_unreachable_at_start_serves_the_newest_package_and_says_so(
         and newest.name in json.dumps(line)
     ]
     assert said, f"no log line says it fell back to {newest.name}:\n{service_tail(server)}"
+
+
+# The registry on a server that accepts and never answers: the lookup at start runs into its
+# timeout (HEARTML_MLFLOW_TIMEOUT_S per try, 3 tries, <= 4 s of back-off: see README), in a
+# worker thread, so /health answers all along; then the newest package is served, said once.
+SILENT_TIMEOUT_S = 1.0
+SILENT_BOUND_S = 3 * SILENT_TIMEOUT_S + 4
+# The server's own share: a poll every 0.2 s here, a worker thread and HTTP on a busy machine
+# (7.2 s measured under a load average of 6). Still far below one default timeout (20 s).
+SERVER_SLACK_S = 3.0
+
+
+def test_registry_silent_at_start_times_out_and_serves_the_newest_package(
+    built: Built, serve: Callable[..., Server], silent_url: str
+) -> None:
+    server = serve(
+        packages=(built.v1, built.v2),
+        HEARTML_MODEL_SOURCE="registry",
+        MLFLOW_TRACKING_URI=silent_url,
+        HEARTML_MLFLOW_TIMEOUT_S=str(SILENT_TIMEOUT_S),
+        HEARTML_SERVE_RELOAD_INTERVAL_S="60",  # one lookup: the one at start
+    )
+    started = time.monotonic()  # /health answers: the lookup has begun (or is about to)
+    waiting = httpx.get(f"{server.url}/ready", timeout=5)
+    health_s = []
+    while waiting.status_code != 200 and time.monotonic() - started < SILENT_BOUND_S + 15:
+        before = time.monotonic()
+        assert httpx.get(f"{server.url}/health", timeout=2).status_code == 200
+        health_s.append(time.monotonic() - before)
+        time.sleep(0.2)
+        waiting = httpx.get(f"{server.url}/ready", timeout=5)
+    ready_after = time.monotonic() - started
+    assert waiting.status_code == 200, f"{waiting.json()}\n{service_tail(server)}"
+    assert ready_after <= SILENT_BOUND_S + SERVER_SLACK_S, f"ready after {ready_after:.1f} s"
+    assert health_s and max(health_s) < 1.0, "the lookup blocked the event loop"
+    assert waiting.json()["model_version"] == built.version(built.v2)
+    said = [
+        line
+        for line in service_log(server)
+        if line["level"] == "WARNING" and "registry fallback" in line["message"]
+    ]
+    assert len(said) == 1, service_tail(server)
+    assert "no answer within the timeout" in said[0]["reason"], said[0]
+    assert silent_url in said[0]["reason"], said[0]
+    report(
+        "registry silent at start",
+        ready_after_s=round(ready_after, 2),
+        bound_s=SILENT_BOUND_S,
+        health_max_ms=round(1000 * max(health_s), 1),
+    )
+
+
+def test_registry_silent_and_no_package_is_not_ready_with_the_reason(
+    serve: Callable[..., Server], silent_url: str
+) -> None:
+    server = serve(
+        HEARTML_MODEL_SOURCE="registry",
+        MLFLOW_TRACKING_URI=silent_url,
+        HEARTML_MLFLOW_TIMEOUT_S=str(SILENT_TIMEOUT_S),
+        HEARTML_SERVE_RELOAD_INTERVAL_S="60",
+    )
+    started = time.monotonic()
+    detail = ""
+    while time.monotonic() - started < SILENT_BOUND_S + 10:
+        ready = httpx.get(f"{server.url}/ready", timeout=5)
+        assert ready.status_code == 503
+        detail = ready.json()["detail"]
+        if detail != "loading":
+            break
+        time.sleep(0.2)
+    assert detail == "model registry unreachable and no model package to fall back to", detail
+    assert time.monotonic() - started <= SILENT_BOUND_S + SERVER_SLACK_S
+    assert silent_url not in detail  # clients get no server addresses
+    predict = httpx.post(f"{server.url}/predict", json=SEED_BODY, timeout=5)
+    assert predict.status_code == 503
+    assert predict.json()["detail"] == f"no model loaded: {detail}"
 
 
 # --------------------------------------------------------------------------------------------

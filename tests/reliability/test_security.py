@@ -580,14 +580,6 @@ def test_an_unexpected_error_is_a_500_with_a_request_id_and_no_internals(
     assert httpx.get(f"{server.url}/health").status_code == 200  # and it keeps serving
 
 
-NOT_READY_FINDING = (
-    "FINDING (serving, model_store.py refresh/_resolve_registry -> /ready, /predict, /model/info "
-    "503 bodies): the reason of a rejected package or a failed registry lookup is sent to any "
-    "client verbatim: absolute paths, onnxruntime exception class and message, and the tracking "
-    "URI with its user:password (also in the log line)"
-)
-
-
 def _garbage_onnx(package: Path) -> None:
     import hashlib
 

@@ -138,12 +138,23 @@ def test_curves_and_subgroups() -> None:
     result = curves(Y, P, threshold=0.5, bins=3)
     assert result["confusion_matrix"]["matrix"] == [[2, 1], [1, 2]]
     assert result["roc"]["fpr"][0] == 0.0 and result["roc"]["tpr"][-1] == 1.0
-    groups = {"first": np.array([1, 1, 1, 0, 0, 0], bool), "mixed": np.array([1, 0] * 3, bool)}
+    groups = {
+        "first": np.array([1, 1, 1, 0, 0, 0], bool),
+        "mixed": np.array([1, 0] * 3, bool),
+        "half": np.array([1, 0, 1, 1, 0, 0], bool),
+        "inverted": np.array([0, 0, 1, 1, 0, 0], bool),
+    }
     sub = subgroup_metrics(Y, P, groups | {"empty": np.zeros(6, bool)}, 0.5)
     assert sub["first"]["roc_auc"] is None  # one class only
     assert sub["first"]["n"] == 3
-    mixed = groups["mixed"]
-    assert sub["mixed"]["roc_auc"] == pytest.approx(roc_auc_score(Y[mixed], P[mixed]))
+    # By hand, AUC = share of (positive, negative) pairs ranked right:
+    # mixed: positives 0.9, 0.3 vs negative 0.2 -> 2 of 2 = 1.0
+    # half: positives 0.9, 0.3 vs negative 0.6 -> 1 of 2 = 0.5
+    # inverted: positive 0.3 vs negative 0.6 -> 0 of 1 = 0.0
+    assert sub["mixed"]["roc_auc"] == pytest.approx(1.0)
+    assert sub["half"]["roc_auc"] == pytest.approx(0.5)
+    assert sub["inverted"]["roc_auc"] == pytest.approx(0.0)
+    assert (sub["mixed"]["n"], sub["mixed"]["prevalence"]) == (3, pytest.approx(2 / 3))
     assert "empty" not in sub
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from heartml.errors import DataError
-from heartml.spec.model import Column, DatasetSpec, spec_from_text
+from heartml.spec import Column, DatasetSpec, spec_from_text
 
 ROW_COLUMN = "row"  # 1-based data row of the input (header and blank lines not counted)
 REASONS_COLUMN = "reasons"

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from heartml import parity
 from heartml.batch.contract import Contract, contract_from_text
 from heartml.errors import PackagingError
-from heartml.manifest import VerifiedPackage
+from heartml.manifest import ONNX_FILE, VerifiedPackage
 from heartml.onnx_runtime import OnnxModel
 
 
@@ -66,7 +67,17 @@ def scoring_model(package: VerifiedPackage) -> ScoringModel:
         spec_text=package.spec_text,
     )
     try:
-        model.load()
+        onnx_model = model.load()
     except ValueError as exc:  # onnxruntime's own errors, and a graph that is not heartml's
         raise PackagingError(f"{package.directory.name}: {exc}") from None
+    # As the server does: the graph must score the recorded rows as the sklearn pipeline did.
+    rows, expected, tolerance = parity.read_reference(package.parity, onnx_model.columns)
+    parity.check(
+        ONNX_FILE,
+        onnx_model.predict_proba,
+        rows,
+        expected,
+        tolerance,
+        "the sklearn pipeline's probabilities recorded at packaging",
+    )
     return model

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from heartml.reports.columns import feature_label, subgroup_label
+from heartml.reports.columns import DatasetView
 from heartml.reports.evaluation_results import MISSING, ModelResult, number, subgroup_keys
 from heartml.reports.style import HIGHLIGHT_COLOUR, legend, separate_rows
 
@@ -57,7 +57,7 @@ def cv_folds_figure(models: Sequence[ModelResult]) -> Figure:
     return figure
 
 
-def importance_figure(models: Sequence[ModelResult]) -> Figure:
+def importance_figure(models: Sequence[ModelResult], view: DatasetView) -> Figure:
     importances = [(m, m.section("permutation_importance")) for m in models]
     features: dict[str, None] = {}
     for _, importance in importances:
@@ -92,7 +92,7 @@ def importance_figure(models: Sequence[ModelResult]) -> Figure:
         )
     ax.axvline(0, color="black", lw=0.8)
     separate_rows(ax, len(names))
-    ax.set_yticks(positions, [feature_label(n) for n in names])
+    ax.set_yticks(positions, [view.feature_label(n) for n in names])
     ax.set_ylim(len(names) - 0.5, -0.5)  # most important at the top
     ax.set_xlabel("Drop in test ROC-AUC when the feature is shuffled")
     ax.grid(axis="x", alpha=0.3)
@@ -100,7 +100,9 @@ def importance_figure(models: Sequence[ModelResult]) -> Figure:
     return figure
 
 
-def subgroup_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> Figure:
+def subgroup_figure(
+    models: Sequence[ModelResult], split_names: Mapping[str, str], view: DatasetView
+) -> Figure:
     keys = list(dict.fromkeys(k for split in split_names for k in subgroup_keys(models, split)))
     figure = Figure(
         figsize=(13, 0.45 * len(keys) * max(1, len(models) / 2) + 2.2), layout="constrained"
@@ -115,7 +117,7 @@ def subgroup_figure(models: Sequence[ModelResult], split_names: Mapping[str, str
         for key in keys:
             entries = [e for m in models if (e := m.subgroup(split, key)) is not None]
             n = entries[0].get("n") if entries else None
-            labels.append(f"{subgroup_label(key)}, n = {MISSING if n is None else n}")
+            labels.append(f"{view.subgroup_label(key)}, n = {MISSING if n is None else n}")
         for i, model in enumerate(models):
             points = [
                 (position + offset * (i - (len(models) - 1) / 2), auc)

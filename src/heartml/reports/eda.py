@@ -11,51 +11,63 @@ from pathlib import Path
 
 import pandas as pd
 
-from heartml.reports import columns
+from heartml.reports.columns import DatasetView
 from heartml.reports.eda_figures import build_figures, correlation_columns
 from heartml.reports.render import render
 from heartml.reports.style import figure_style, save_figure
+from heartml.spec import TARGET, DatasetSpec
 
 LONGEST_SHOWN_VALUE = 300  # quality entries such as problem lists can be long
 
 
-def write_eda_report(frame: pd.DataFrame, quality: Mapping[str, object], out_dir: Path) -> Path:
-    """Writes out_dir/index.html (+ one PNG per figure in out_dir) and returns the index path."""
+def write_eda_report(
+    frame: pd.DataFrame, quality: Mapping[str, object], out_dir: Path, spec: DatasetSpec
+) -> Path:
+    """Writes out_dir/index.html (+ one PNG per figure in out_dir) and returns the index path.
+
+    `frame` holds the spec's columns, its label column and the derived 0/1 target."""
+    view = DatasetView.from_spec(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
     with figure_style():
         figures = [
             save_figure(out_dir, slug, title, caption, figure)
-            for slug, title, caption, figure in build_figures(frame)
+            for slug, title, caption, figure in build_figures(frame, view)
         ]
     html = render(
         "reports/eda.html",
-        dataset=columns.DATASET_TITLE,
-        summary=summary_lines(frame, quality, target_correlations(frame)),
+        dataset=view.title,
+        description=view.description,
+        summary=summary_lines(frame, quality, target_correlations(frame, view), view),
         quality_rows=list(flatten(quality)),
-        statistics=column_statistics(frame),
+        statistics=column_statistics(frame, view),
         figures=figures,
     )
     index = out_dir / "index.html"
-    index.write_text(html, encoding="utf-8")
+    index.write_bytes(html.encode("utf-8"))
     return index
 
 
-def target_correlations(frame: pd.DataFrame) -> pd.Series:
+def target_correlations(frame: pd.DataFrame, view: DatasetView) -> pd.Series:
     """Pearson r of each input column with the target, strongest (by size) first."""
-    target = columns.TARGET
-    correlations = frame[correlation_columns(frame)].corr()[target].drop(target)
+    correlations = frame[correlation_columns(frame, view)].corr()[TARGET].drop(TARGET)
     return correlations.reindex(correlations.abs().sort_values(ascending=False).index)
 
 
 def summary_lines(
-    frame: pd.DataFrame, quality: Mapping[str, object], correlations: pd.Series
+    frame: pd.DataFrame,
+    quality: Mapping[str, object],
+    correlations: pd.Series,
+    view: DatasetView,
 ) -> list[str]:
     rows = len(frame)
-    diseased = int(frame[columns.TARGET].sum())
+    positives = int(frame[TARGET].sum())
+    negatives = rows - positives
     lines = [
-        f"{rows} patients (rows) with {len(columns.input_columns())} clinical features each.",
-        f"{diseased} of {rows} have heart disease (num > 0): prevalence {diseased / rows:.1%}; "
-        f"{rows - diseased} ({(rows - diseased) / rows:.1%}) do not.",
+        f"{rows} {view.records if rows != 1 else view.record} (rows) with "
+        f"{len(view.columns)} input features each.",
+        f"{positives} of {rows} are positive, {view.positive_label} ({view.positive_rule}): "
+        f"prevalence {positives / rows:.1%}; {negatives} ({negatives / rows:.1%}) are negative, "
+        f"{view.negative_label} ({view.negative_rule}).",
     ]
     missing = frame.isna().sum()
     missing = missing[missing > 0]
@@ -63,14 +75,14 @@ def summary_lines(
         lines.append("No missing values.")
     else:
         listed = ", ".join(
-            f"{columns.label(str(name))} ({name}): {count}" for name, count in missing.items()
+            f"{view.label(str(name))} ({name}): {count}" for name, count in missing.items()
         )
         lines.append(f"Missing values in {len(missing)} columns: {listed}.")
     strongest = ", ".join(
-        f"{columns.label(str(name))} ({name}) r = {value:+.2f}"
+        f"{view.label(str(name))} ({name}) r = {value:+.2f}"
         for name, value in correlations.head(3).items()
     )
-    lines.append(f"Most correlated with heart disease: {strongest}.")
+    lines.append(f"Most correlated with the target ({view.positive_label}): {strongest}.")
     duplicates = quality.get("duplicates")
     if duplicates is None:  # the quality report may not have counted them
         duplicates = int(frame.duplicated().sum())
@@ -90,14 +102,14 @@ def flatten(value: object, prefix: str = "") -> Iterator[tuple[str, str]]:
     yield prefix, text
 
 
-def column_statistics(frame: pd.DataFrame) -> list[dict[str, str]]:
+def column_statistics(frame: pd.DataFrame, view: DatasetView) -> list[dict[str, str]]:
     rows = []
     for name in frame.columns:
         values = pd.to_numeric(frame[name], errors="coerce")
         rows.append(
             {
                 "name": str(name),
-                "label": columns.axis_label(str(name)),
+                "label": view.axis_label(str(name)),
                 "count": str(int(values.notna().sum())),
                 "missing": str(int(values.isna().sum())),
                 "mean": _two_decimals(values.mean()),

@@ -15,7 +15,7 @@ from typing import Any
 
 from heartml.errors import ReportError
 from heartml.evaluate import leads_of_the_best
-from heartml.reports import columns
+from heartml.reports.columns import DatasetView
 from heartml.reports.evaluation_figures import build_figures
 from heartml.reports.evaluation_results import (
     MISSING,
@@ -34,35 +34,56 @@ from heartml.reports.evaluation_tables import (
     model_rows,
     subgroup_tables,
 )
+from heartml.reports.missing_blocks import block_table, blocks_figure
 from heartml.reports.render import render
-from heartml.reports.style import figure_style, save_figure
+from heartml.reports.style import ReportFigure, figure_style, save_figure
+from heartml.spec import DatasetSpec
 
 DEFAULT_SELECTION_RULE = "highest mean repeated-CV ROC-AUC on the training split"
+BLOCKS_SLUG = "missing-blocks"
 NOISE_P_VALUE = 0.05  # above it, the best model's lead is called fold-to-fold noise
 
 
-def write_evaluation_report(results: Mapping[str, Any], out_dir: Path) -> Path:
+def write_evaluation_report(results: Mapping[str, Any], out_dir: Path, spec: DatasetSpec) -> Path:
     """Write out_dir/index.html (+ PNG per figure in out_dir) comparing the models; return the path."""
+    view = DatasetView.from_spec(spec)
     models = ordered_models(results)
     if not models:
         raise ReportError("the results document has no models to report")
     out_dir.mkdir(parents=True, exist_ok=True)
     splits = split_names(results)
+    blocks = block_table(models, view)
+    blocks_picture: ReportFigure | None = None
     with figure_style():
         figures = [
             save_figure(out_dir, slug, title, caption, figure)
-            for slug, title, caption, figure in build_figures(results, models, splits)
+            for slug, title, caption, figure in build_figures(results, models, splits, view)
         ]
+        if blocks is not None:
+            blocks_picture = save_figure(
+                out_dir,
+                BLOCKS_SLUG,
+                "What a missing block costs",
+                "",
+                blocks_figure(models, blocks),
+            )
     leads = leads_over_the_others(results, models)
     html = render(
         "reports/evaluation.html",
-        dataset=columns.DATASET_TITLE,
+        dataset=view.title,
+        task=f"{view.positive_label} ({view.positive_rule}) against {view.negative_label}",
         summary=summary_lines(results, models, leads),
-        honesty=honesty_notes(results),
+        honesty=honesty_notes(results, view),
         metric_tables=metric_tables(models),
         model_rows=model_rows(models, leads),
         figures=figures,
-        subgroup_tables=subgroup_tables(models, splits),
+        subgroup_tables=subgroup_tables(models, splits, view),
+        subgroups_text=view.subgroups_text,
+        records=view.records,
+        blocks=blocks,
+        blocks_note=blocks_note(results, view) if blocks is not None else "",
+        blocks_figure=blocks_picture,
+        blocks_slug=BLOCKS_SLUG,
         n_models=len(models),
         created_at=results.get("created_at", MISSING),
         small_subgroup=SMALL_SUBGROUP,
@@ -73,8 +94,20 @@ def write_evaluation_report(results: Mapping[str, Any], out_dir: Path) -> Path:
         config_json=json.dumps(results["config"], indent=2) if results.get("config") else "",
     )
     index = out_dir / "index.html"
-    index.write_text(html, encoding="utf-8")
+    index.write_bytes(html.encode("utf-8"))
     return index
+
+
+def blocks_note(results: Mapping[str, Any], view: DatasetView) -> str:
+    """How the missing-block numbers were measured, in one sentence."""
+    return (
+        f"Measured in the same {cv_design(results)} as the CV metrics: on every fold the model "
+        f"was fitted on the fold's training rows, then the held-out {view.records} were scored "
+        "twice, as recorded and with the block's columns blanked (unknown at scoring time), "
+        "which the model imputes from its training rows before computing the engineered "
+        "features. Cells: CV ROC-AUC mean ± std over the folds [95% corrected t CI]; Δ: change "
+        "from all data."
+    )
 
 
 def leads_over_the_others(
@@ -144,7 +177,7 @@ def summary_lines(
     return lines
 
 
-def honesty_notes(results: Mapping[str, Any]) -> list[str]:
+def honesty_notes(results: Mapping[str, Any], view: DatasetView) -> list[str]:
     """How to read the numbers: what each interval is and what each split can and cannot say."""
     n_test = results.get("n_test")
     return [
@@ -157,7 +190,8 @@ def honesty_notes(results: Mapping[str, Any]) -> list[str]:
         "rows, so the naive interval would be too narrow); test 95% CIs are percentile "
         "bootstrap intervals over the test rows.",
         f"Accuracy, precision, recall, F1 and the confusion matrices use the decision threshold "
-        f"{results.get('threshold', MISSING)} on the predicted probability of heart disease.",
+        f"{results.get('threshold', MISSING)} on the predicted probability of the positive "
+        f"class, {view.positive_label} ({view.positive_rule}).",
     ]
 
 

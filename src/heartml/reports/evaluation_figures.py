@@ -11,6 +11,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from heartml.reports.columns import DatasetView
 from heartml.reports.comparison_figures import (
     cv_folds_figure,
     importance_figure,
@@ -32,7 +33,10 @@ from heartml.reports.split_figures import (
 
 
 def build_figures(
-    results: Mapping[str, Any], models: Sequence[ModelResult], split_names: Mapping[str, str]
+    results: Mapping[str, Any],
+    models: Sequence[ModelResult],
+    split_names: Mapping[str, str],
+    view: DatasetView,
 ) -> Iterator[tuple[str, str, str, Figure]]:
     """(slug, title, caption, figure) of each figure the document has data for, in page order."""
     design = cv_design(results)
@@ -66,11 +70,11 @@ def build_figures(
     yield (
         "calibration",
         "Calibration",
-        "Observed share with heart disease against mean predicted probability in "
+        f"Observed share of {view.positive_label} cases against mean predicted probability in "
         + (f"{bins} " if bins else "")
         + "quantile bins. Points on the diagonal are perfectly calibrated; below it the model "
         "over-predicts risk, above it under-predicts.",
-        calibration_figure(models, split_names),
+        calibration_figure(models, split_names, view),
     )
     yield (
         "confusion",
@@ -78,7 +82,7 @@ def build_figures(
         f"At threshold {threshold}. Top: CV out-of-fold (each training row once, its probability "
         "averaged over the repeats); bottom: test split. Cell colour and percentage: share of "
         "the true class (rows), so the diagonal shows specificity and recall.",
-        confusion_figure(models, split_names, threshold),
+        confusion_figure(models, split_names, threshold, view),
     )
     if any(m.section("permutation_importance") for m in models):
         yield (
@@ -88,7 +92,7 @@ def build_figures(
             "repeats), per model; features sorted by their mean importance over the models. "
             "Near zero or negative: the model does not rely on the feature (or a correlated "
             "feature stands in for it).",
-            importance_figure(models),
+            importance_figure(models, view),
         )
     if any(
         number(entry.get("roc_auc")) is not None
@@ -99,8 +103,8 @@ def build_figures(
         yield (
             "subgroup-auc",
             "ROC-AUC by subgroup",
-            "ROC-AUC within each sex and age group, CV out-of-fold (left) and test split "
-            "(right). A missing point means the subgroup holds only one class there. Small "
-            "subgroups (n in the labels) give noisy values.",
-            subgroup_figure(models, split_names),
+            f"ROC-AUC within each subgroup (by {view.subgroups_text}), CV out-of-fold (left) "
+            "and test split (right). A missing point means the subgroup holds only one class "
+            "there. Small subgroups (n in the labels) give noisy values.",
+            subgroup_figure(models, split_names, view),
         )

@@ -30,6 +30,11 @@ def fmt(value: object, digits: int = 3) -> str:
     return MISSING if value is None else f"{value:.{digits}f}"
 
 
+def signed(value: float, digits: int = 3) -> str:
+    """A change with its sign; one that rounds to zero is +0.000, never -0.000."""
+    return f"{round(value, digits) + 0.0:+.{digits}f}"
+
+
 def short(text: object, length: int = 12) -> str:
     return str(text)[:length] if text else MISSING
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from heartml.evaluate import METRICS
-from heartml.reports.columns import subgroup_label
+from heartml.reports.columns import DatasetView
 from heartml.reports.evaluation_results import (
     MISSING,
     ModelResult,
@@ -29,7 +29,7 @@ LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
 # Metrics of the probabilities themselves; the others depend on the decision threshold.
 PROBABILITY_METRICS = frozenset({"roc_auc", "pr_auc", "brier", "log_loss"})
 SUBGROUP_METRICS = ("roc_auc", "accuracy", "recall", "precision", "brier")
-SMALL_SUBGROUP = 20  # below this many patients a subgroup number is mostly noise
+SMALL_SUBGROUP = 20  # below this many rows a subgroup number is mostly noise
 
 
 # What the template shows, as display text; `name` is the model's name in every row type.
@@ -218,7 +218,7 @@ def model_rows(
 
 
 def subgroup_tables(
-    models: Sequence[ModelResult], split_names: Mapping[str, str]
+    models: Sequence[ModelResult], split_names: Mapping[str, str], view: DatasetView
 ) -> list[SubgroupTable]:
     """Per split, per subgroup: n and prevalence once, then one row of metrics per model."""
     tables = []
@@ -235,7 +235,7 @@ def subgroup_tables(
             groups.append(
                 SubgroupGroup(
                     key=key,
-                    label=subgroup_label(key),
+                    label=view.subgroup_label(key),
                     n=MISSING if n is None else str(n),
                     small=isinstance(n, int) and n < SMALL_SUBGROUP,
                     prevalence=fmt(first.get("prevalence")),

@@ -3,6 +3,7 @@ ROC, precision-recall, calibration, and the confusion matrices."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from heartml.evaluate import average_precision_of_curve, roc_auc_of_curve
+from heartml.reports.columns import DatasetView
 from heartml.reports.evaluation_results import SPLITS, ModelResult, fmt
 from heartml.reports.style import REFERENCE_COLOUR, legend, unit_square
 
@@ -108,7 +110,9 @@ def pr_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> 
     return figure
 
 
-def calibration_figure(models: Sequence[ModelResult], split_names: Mapping[str, str]) -> Figure:
+def calibration_figure(
+    models: Sequence[ModelResult], split_names: Mapping[str, str], view: DatasetView
+) -> Figure:
     figure, panels = _two_panels(split_names)
     for key, title, ax in panels:
         ax.plot([0, 1], [0, 1], ls="--", color=REFERENCE_COLOUR, lw=1, label="perfect")
@@ -131,19 +135,24 @@ def calibration_figure(models: Sequence[ModelResult], split_names: Mapping[str, 
             ax,
             title,
             "Mean predicted probability",
-            "Observed share with heart disease",
+            f"Observed share of {view.positive_label} cases",
             "upper left",
         )
     return figure
 
 
 def confusion_figure(
-    models: Sequence[ModelResult], split_names: Mapping[str, str], threshold: object
+    models: Sequence[ModelResult],
+    split_names: Mapping[str, str],
+    threshold: object,
+    view: DatasetView,
 ) -> Figure:
     """A grid: one row per split, one column per model; cells coloured by share of the true class."""
     figure = Figure(figsize=(3.3 * len(models) + 1.2, 7.0), layout="constrained")
     axes = figure.subplots(2, len(models), squeeze=False)
     image = None
+    # Rows and columns are the target's 0 and 1 (heartml.evaluate), named by the spec.
+    labels = [textwrap.fill(view.class_names[value], 12) for value in (0, 1)]
     for row, (key, split) in enumerate(SPLITS):
         for column, model in enumerate(models):
             ax = axes[row, column]
@@ -153,7 +162,6 @@ def confusion_figure(
                 ax.set_axis_off()
                 ax.text(0.5, 0.5, "no confusion matrix", ha="center", va="center")
                 continue
-            labels = confusion.get("labels") or ["no disease", "disease"]
             totals = matrix.sum(axis=1, keepdims=True)
             shares = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
             image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 # Okabe-Ito: distinguishable with colour blindness. Blue and orange are the two classes in the
 # EDA; in the evaluation each model keeps one colour in every figure, so a reader learns it once.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
-NO_DISEASE_COLOUR, DISEASE_COLOUR = PALETTE[0], PALETTE[1]
+NEGATIVE_COLOUR, POSITIVE_COLOUR = PALETTE[0], PALETTE[1]  # the two classes
 NEUTRAL_COLOUR = "#7F7F7F"  # figures not split by class
 REFERENCE_COLOUR = "#9A9A9A"  # chance lines, diagonals, baselines
 HIGHLIGHT_COLOUR = PALETTE[5]  # a marker that must stand out from every model colour

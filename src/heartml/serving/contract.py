@@ -39,8 +39,7 @@ from pydantic_core import PydanticCustomError
 
 from heartml.catalog import spec_path
 from heartml.settings import Settings
-from heartml.spec import rules
-from heartml.spec.model import Column, DatasetSpec, SpecError, load_spec
+from heartml.spec import Column, DatasetSpec, SpecError, load_spec, rules
 
 log = logging.getLogger("heartml.serving")
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from heartml import parity
 from heartml.errors import HeartmlError
 from heartml.manifest import (
     MODEL_CONFIG,
@@ -28,7 +29,7 @@ from heartml.manifest import (
     read_package,
 )
 from heartml.serving.contract import Contract, build_contract
-from heartml.spec.model import SpecError, spec_from_text
+from heartml.spec import SpecError, spec_from_text
 
 
 class ModelLoadError(HeartmlError):
@@ -188,6 +189,16 @@ def load_package(directory: Path, source: str, fingerprint: str, onnx_threads: i
         )
         # One row through the graph now, so a broken model fails here and not on a request.
         check = loaded.probabilities(loaded.baseline[None, :])
+        # A valid graph of another model, however well checksummed, is refused on parity.
+        rows, expected, tolerance = parity.read_reference(package.parity, spec.raw_names)
+        parity.check(
+            ONNX_FILE,
+            loaded.probabilities,
+            rows,
+            expected,
+            tolerance,
+            "the sklearn pipeline's probabilities recorded at packaging",
+        )
     except PackagingError:
         raise
     except Exception as exc:

@@ -37,7 +37,7 @@ from heartml.serving.sources import check_source as check_source
 from heartml.serving.sources import package_fingerprint as package_fingerprint
 from heartml.serving.sources import redact_credentials as redact_credentials
 from heartml.settings import Settings
-from heartml.spec.model import DatasetSpec
+from heartml.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
 

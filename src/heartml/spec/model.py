@@ -1,9 +1,10 @@
 """The dataset spec: one validated declaration of a dataset's columns, target and features.
 
-`configs/datasets/<name>.yaml` is read into `DatasetSpec`; everything else (the Task 1 schema,
-the FeatureEngineer and its ONNX graph, the API's request model, batch validation, the package's
-model config, drift statistics, the web form) is derived from it. Light imports only (pydantic,
-yaml, numpy): the prediction service reads the spec of the package it serves.
+`configs/datasets/<name>.yaml` is read into `DatasetSpec` (heartml.spec.files); everything else
+(the Task 1 schema, the FeatureEngineer and its ONNX graph, the API's request model, batch
+validation, the package's model config, drift statistics, the web form) is derived from it.
+Light imports only (pydantic, yaml, numpy): the prediction service reads the spec of the
+package it serves.
 """
 
 from __future__ import annotations
@@ -11,184 +12,26 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import re
 from functools import cached_property
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from heartml.errors import ConfigError
+from heartml.config import ALGORITHMS
 from heartml.spec import expressions
 from heartml.spec.expressions import ExpressionError, Node
-
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-TARGET = "target"  # the derived 0/1 label column in every processed dataset
-ROW_ID = "row_id"  # 1-based line of the raw file, kept through every output
-# Column names that processed data, batch output or the API already use for something else.
-RESERVED_NAMES = frozenset(
-    {
-        TARGET,
-        ROW_ID,
-        "row",
-        "reasons",
-        "imputed",
-        "probability",
-        "prediction",
-        "risk_level",
-        "model_version",
-        "site",
-    }
+from heartml.spec.parts import (
+    NAME_PATTERN,
+    Column,
+    Feature,
+    RiskBand,
+    Source,
+    Target,
+    _identifier,
+    _Strict,
+    parse_rule,
 )
-SKLEARN_LOADERS = ("breast_cancer",)  # sklearn.datasets loaders whose data ships with sklearn
-ALGORITHM_NAMES = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
-
-
-class SpecError(ConfigError):
-    """The dataset spec is not valid; one line naming the file, the entry and the problem."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _identifier(value: str, what: str) -> str:
-    if not NAME_PATTERN.match(value):
-        raise ValueError(f"{what} {value!r}: use lower-case letters, digits and _")
-    if value in RESERVED_NAMES:
-        raise ValueError(f"{what} {value!r}: the name is reserved")
-    return value
-
-
-def _codes(value: Any) -> Any:
-    # YAML keys 0/1 arrive as ints, but quoted ones as strings: accept both, keep ints.
-    if isinstance(value, dict):
-        try:
-            return {int(key): label for key, label in value.items()}
-        except (TypeError, ValueError):
-            raise ValueError("codes are whole numbers: {0: label, 1: label}") from None
-    return value
-
-
-class Column(_Strict):
-    """One raw input column."""
-
-    name: str = ""  # filled from the mapping key
-    kind: Literal["number", "binary", "coded"]
-    label: str = Field(min_length=1, description="plain words, for people")
-    description: str = Field(min_length=1, description="one line: meaning and unit")
-    unit: str = ""
-    range: tuple[float, float] | None = None
-    codes: Annotated[dict[int, str], BeforeValidator(_codes)] | None = None
-    required: bool = Field(
-        False, description="never unknown: a row without it is rejected instead of imputed"
-    )
-    missing_values: tuple[float, ...] = Field(
-        (), description="values that data files write where nothing was measured (UCI: 0)"
-    )
-    example: float
-    group: str = Field("", description="form section (e.g. 'exercise test')")
-    step: float | None = Field(None, gt=0, description="form step; default 1 or 0.1")
-    source_name: str | None = Field(None, description="the column's name in the source data")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Column:
-        if self.kind == "number":
-            if self.range is None or self.codes is not None:
-                raise ValueError("a number column has a range [min, max] and no codes")
-            low, high = self.range
-            if not low < high:
-                raise ValueError(f"range {list(self.range)}: min must be below max")
-        else:
-            if self.codes is None or self.range is not None:
-                raise ValueError(f"a {self.kind} column has codes and no range")
-            if self.kind == "binary" and len(self.codes) != 2:
-                raise ValueError("a binary column has exactly two codes")
-            if len(self.codes) < 2:
-                raise ValueError("a coded column has at least two codes")
-        if not self.allows(self.example):
-            raise ValueError(f"example {self.example:g} is not allowed ({self.allowed})")
-        return self
-
-    @property
-    def coded(self) -> bool:
-        return self.codes is not None
-
-    def allows(self, value: float) -> bool:
-        if self.codes is not None:
-            return value in self.codes
-        assert self.range is not None
-        return self.range[0] <= value <= self.range[1]
-
-    @property
-    def allowed(self) -> str:
-        """What the column accepts, in words (every door's messages use this text)."""
-        if self.codes is not None:
-            return "one of " + ", ".join(f"{code} ({label})" for code, label in self.codes.items())
-        assert self.range is not None
-        unit = f" {self.unit}" if self.unit else ""
-        return f"a number from {self.range[0]:g} to {self.range[1]:g}{unit}"
-
-    @property
-    def form_step(self) -> float:
-        if self.step is not None:
-            return self.step
-        return 1.0 if float(self.example).is_integer() else 0.1
-
-
-class Feature(_Strict):
-    """One engineered feature: an expression over raw columns."""
-
-    name: str = ""
-    expression: str
-    description: str = ""
-    labels: tuple[str, ...] | None = Field(
-        None, description="names of the bins, for a bins(...) feature (reports, subgroups)"
-    )
-
-
-class Target(_Strict):
-    column: str = Field(description="the label's column in the source data")
-    allowed: tuple[int, ...] = Field(min_length=2, description="values the label column may hold")
-    positive: str = Field(description="when a row is positive, e.g. 'num > 0'")
-    positive_label: str
-    negative_label: str
-    source_name: str | None = None
-
-
-class Source(_Strict):
-    format: Literal["headerless_csv", "csv", "sklearn"]
-    url: str | None = Field(None, description="downloaded first (with a timeout), if given")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    shipped_copy: str | None = Field(None, description="file under the project root")
-    columns: tuple[str, ...] | None = Field(None, description="headerless_csv: field order")
-    loader: str | None = Field(None, description=f"sklearn: one of {', '.join(SKLEARN_LOADERS)}")
-    citation: str = ""
-    licence: str = ""
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Source:
-        if self.format == "headerless_csv" and not self.columns:
-            raise ValueError("a headerless_csv source lists its columns in file order")
-        if self.format == "sklearn" and self.loader not in SKLEARN_LOADERS:
-            raise ValueError(f"loader {self.loader!r}: allowed: {', '.join(SKLEARN_LOADERS)}")
-        if self.format != "sklearn" and not (self.url or self.shipped_copy):
-            raise ValueError("a file source needs a url or a shipped_copy")
-        return self
-
-
-class RiskBand(_Strict):
-    label: str = Field(pattern=r"^[a-z][a-z_]*$")
-    below: float | None = Field(None, gt=0, le=1)
 
 
 def _named(entries: Any, what: str) -> Any:
@@ -230,13 +73,16 @@ class DatasetSpec(_Strict):
     missing_blocks: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, description="groups of columns often missing together"
     )
+    limitations: tuple[str, ...] = Field(
+        (), description="what a reader of the model card must know about the data, in words"
+    )
 
     @field_validator("name", "model_name_prefix", "package_prefix", "processed_stem")
     @classmethod
     def _name(cls, value: str) -> str:
         if not NAME_PATTERN.match(value):
             raise ValueError(f"{value!r}: use lower-case letters, digits and _")
-        if value in ALGORITHM_NAMES:
+        if value in ALGORITHMS:
             raise ValueError(f"{value!r} is an algorithm's name")
         return value
 
@@ -333,7 +179,7 @@ class DatasetSpec(_Strict):
     @cached_property
     def positive_rule(self) -> tuple[str, tuple[float, ...]]:
         """(operator, operands) of the target rule, e.g. ('>', (0,)) or ('in', (1, 2))."""
-        return _parse_rule(self.target.positive, self.target.column)
+        return parse_rule(self.target.positive, self.target.column)
 
     def risk_level(self, probability: float) -> str:
         for band in self.risk_bands:
@@ -379,70 +225,3 @@ class DatasetSpec(_Strict):
             for entry in data[table].values():
                 entry.pop("name", None)
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-_COMPARISONS = {">": ">", ">=": ">=", "<": "<", "<=": "<=", "==": "==", "!=": "!="}
-
-
-def _parse_rule(text: str, column: str) -> tuple[str, tuple[float, ...]]:
-    import ast
-
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        raise ValueError(f"target.positive {text!r}: malformed (e.g. '{column} > 0')") from None
-    ops = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
-    if (
-        isinstance(tree, ast.Compare)
-        and len(tree.ops) == 1
-        and isinstance(tree.left, ast.Name)
-        and tree.left.id == column
-    ):
-        right = tree.comparators[0]
-        if (
-            type(tree.ops[0]) in ops
-            and isinstance(right, ast.Constant)
-            and type(right.value) in (int, float)
-        ):
-            return ops[type(tree.ops[0])], (float(right.value),)  # type: ignore[arg-type]
-        if isinstance(tree.ops[0], ast.In) and isinstance(right, ast.List | ast.Tuple):
-            values = [e.value for e in right.elts if isinstance(e, ast.Constant)]
-            if len(values) == len(right.elts) and all(type(v) in (int, float) for v in values):
-                return "in", tuple(float(v) for v in values)  # type: ignore[arg-type]
-    raise ValueError(
-        f"target.positive {text!r}: write '{column} <op> number' (op: > >= < <= == !=) or "
-        f"'{column} in [numbers]'"
-    )
-
-
-def _describe(error: Any) -> str:
-    where = ".".join(str(part) for part in error["loc"])
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-def parse_spec(raw: Any, source: str) -> DatasetSpec:
-    try:
-        return DatasetSpec.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise SpecError(f"{source}: {_describe(first)}{more}") from None
-
-
-def load_spec(path: Path) -> DatasetSpec:
-    """Read and validate a spec file; SpecError (one line) on any problem."""
-    if not path.is_file():
-        raise SpecError(f"dataset spec not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise SpecError(f"{path}: not valid YAML{where}: {problem}") from None
-    return parse_spec(raw, str(path))
-
-
-def spec_from_text(text: str, source: str = "dataset spec") -> DatasetSpec:
-    return parse_spec(yaml.safe_load(text), source)

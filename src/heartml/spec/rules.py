@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from heartml.spec.model import Column
+from heartml.spec.parts import Column
 
 NOT_A_NUMBER = "not_a_number"
 NOT_ALLOWED = "not_allowed"

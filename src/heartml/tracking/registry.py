@@ -19,6 +19,7 @@ from typing import Any
 from heartml.config import ALGORITHMS
 from heartml.errors import TrackingError
 from heartml.settings import Settings
+from heartml.tracking import aliases
 from heartml.tracking.connection import (
     INVALID_PARAMETER_VALUE,
     RESOURCE_DOES_NOT_EXIST,
@@ -172,11 +173,11 @@ class Registry:
             return dict(self._version(version.model_name, version.version).tags or {})
 
     def apply_promotion(self, decision: PromotionDecision) -> None:
-        """Move the alias: new champion first, then remove it from every other model.
+        """Record the promotion (`promoted_at` on the candidate), move the alias, then settle.
 
-        The registry has no lock, so two processes may promote at once (on different models).
-        The later `promoted_at` wins on both sides: each removes older holders and steps back
-        itself if it finds a newer one, so they never remove each other's alias and leave none.
+        The registry has no lock, so two processes may promote at once: the latest
+        `promoted_at` is the champion and the one before it `<alias>_previous`, and
+        aliases.settle makes the registry say so whatever the other process did meanwhile.
         """
         if decision.candidate is None:
             raise TrackingError("a promotion needs a candidate version")
@@ -189,21 +190,15 @@ class Registry:
                 target.version,
             ):
                 for holder in self._holders(previous_alias):
-                    client.delete_registered_model_alias(holder.name, previous_alias)
-                client.set_registered_model_alias(
-                    previous.model_name, previous_alias, previous.version
-                )
+                    if holder.name != previous.model_name:
+                        client.delete_registered_model_alias(holder.name, previous_alias)
+                aliases.set_alias(client, previous.model_name, previous_alias, previous.version)
             now = datetime.now(UTC).isoformat(timespec="microseconds")
             client.set_model_version_tag(
                 target.model_name, target.version, VersionTag.PROMOTED_AT, now
             )
-            client.set_registered_model_alias(target.model_name, alias, target.version)
-            others = [h for h in self._holders(alias) if h.name != target.model_name]
-            if any((h.tags or {}).get(VersionTag.PROMOTED_AT, "") > now for h in others):
-                client.delete_registered_model_alias(target.model_name, alias)
-                return
-            for holder in others:
-                client.delete_registered_model_alias(holder.name, alias)
+            aliases.set_alias(client, target.model_name, alias, target.version)
+            aliases.settle(client, self.model_names(), self._holders, alias, previous_alias)
 
     def record_decision(self, run_id: str, decision: PromotionDecision) -> None:
         """Every decision, promoted or not, is kept in MLflow with its reason and thresholds."""

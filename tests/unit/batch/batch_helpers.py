@@ -24,12 +24,23 @@ MODEL_NAME = "heart_disease_logistic_regression"
 VERSION = "7"
 
 
+def parity_document(pipeline: Pipeline, rows: pd.DataFrame, columns: tuple[str, ...]) -> dict:
+    """The package's parity reference: these rows with the sklearn pipeline's probabilities."""
+    from heartml.parity import reference_document
+
+    raw = rows.loc[:, list(columns)]
+    matrix = raw.to_numpy(dtype=np.float64)
+    return reference_document(columns, matrix, pipeline.predict_proba(raw)[:, 1], "test")
+
+
 def write_package(
-    directory: Path, onnx: bytes, spec_text: str, threshold: float = THRESHOLD
+    directory: Path, onnx: bytes, spec_text: str, parity: dict, threshold: float = THRESHOLD
 ) -> Path:
+    from heartml.manifest import PARITY_FILE
     from heartml.packaging import write_manifest
 
     directory.mkdir(parents=True)
+    write_json(directory / PARITY_FILE, parity)
     (directory / ONNX_FILE).write_bytes(onnx)
     (directory / SPEC_FILE).write_text(spec_text, encoding="utf-8")
     config = {"model": {"name": MODEL_NAME, "version": VERSION, "file": ONNX_FILE}}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from batch_helpers import RAW_FILE, SPEC_PATH, VERSION, write_package
+from batch_helpers import RAW_FILE, SPEC_PATH, VERSION, parity_document, write_package
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
@@ -59,14 +59,20 @@ PackageFactory = Callable[..., Path]
 
 @pytest.fixture(scope="session")
 def make_package(
-    tmp_path_factory: pytest.TempPathFactory, spec: DatasetSpec, onnx_bytes: bytes
+    tmp_path_factory: pytest.TempPathFactory,
+    spec: DatasetSpec,
+    onnx_bytes: bytes,
+    pipeline: Pipeline,
+    cleveland_rows: pd.DataFrame,
 ) -> PackageFactory:
     """A package of the fitted model; `spec` replaces the dataset spec it carries."""
+    parity = parity_document(pipeline, cleveland_rows, spec.raw_names)
 
     def make(spec_override: DatasetSpec | None = None, **kwargs: Any) -> Path:
         folder = tmp_path_factory.mktemp("packages")
         directory = folder / f"{spec.package_prefix}_logistic_regression_v{VERSION}"
-        return write_package(directory, onnx_bytes, (spec_override or spec).to_yaml(), **kwargs)
+        spec_text = (spec_override or spec).to_yaml()
+        return write_package(directory, onnx_bytes, spec_text, parity, **kwargs)
 
     return make
 

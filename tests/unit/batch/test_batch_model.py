@@ -6,9 +6,11 @@ import pickle
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
-from batch_helpers import THRESHOLD, write_package
+from batch_helpers import THRESHOLD, parity_document, write_package
+from sklearn.pipeline import Pipeline
 
 from heartml.batch import ScoringModel, scoring_model
 from heartml.errors import PackagingError
@@ -40,7 +42,11 @@ def test_a_package_with_a_changed_file_is_refused(package_dir: Path, tmp_path: P
 
 
 def test_a_spec_that_does_not_match_the_graph_is_refused(
-    spec: DatasetSpec, onnx_bytes: bytes, tmp_path: Path
+    spec: DatasetSpec,
+    onnx_bytes: bytes,
+    pipeline: Pipeline,
+    cleveland_rows: pd.DataFrame,
+    tmp_path: Path,
 ) -> None:
     data = yaml.safe_load(spec.to_yaml())
     data["columns"]["bmi"] = {
@@ -48,6 +54,7 @@ def test_a_spec_that_does_not_match_the_graph_is_refused(
         "example": 25,
     }  # fmt: skip
     data["source"]["columns"].insert(-1, "bmi")
-    directory = write_package(tmp_path / "pkg", onnx_bytes, yaml.safe_dump(data))
+    parity = parity_document(pipeline, cleveland_rows, spec.raw_names)
+    directory = write_package(tmp_path / "pkg", onnx_bytes, yaml.safe_dump(data), parity)
     with pytest.raises(PackagingError, match="pkg: the package's model takes the columns age"):
         scoring_model(read_package(directory))

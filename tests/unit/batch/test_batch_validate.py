@@ -14,8 +14,7 @@ import pytest
 import yaml
 
 from heartml.batch import contract, validate_frame
-from heartml.spec import DatasetSpec
-from heartml.spec.model import spec_from_text
+from heartml.spec import DatasetSpec, spec_from_text
 
 pytestmark = pytest.mark.scale
 

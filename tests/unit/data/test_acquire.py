@@ -158,6 +158,54 @@ def test_slow_server_times_out_and_falls_back(shipped: Path, raw_bytes: bytes) -
     assert elapsed < 2.5, f"fallback took {elapsed:.1f} s with a 0.5 s timeout"
 
 
+def test_a_silent_server_times_out_within_the_timeout(
+    shipped: Path, raw_bytes: bytes, silent_url: str
+) -> None:
+    """A socket that accepts and never answers (not even reading the request)."""
+    started = time.monotonic()
+    raw = acquire(f"{silent_url}/data", shipped, CLEVELAND_SHA256, timeout_s=1.0)
+    elapsed = time.monotonic() - started
+    assert raw.source == "shipped copy" and raw.content == raw_bytes
+    (note,) = raw.notes
+    assert note == f"download from {silent_url}/data failed (timed out); using the shipped copy"
+    assert 1.0 <= elapsed < 2.0, f"gave up after {elapsed:.2f} s with a 1 s timeout"
+
+
+@pytest.mark.slow
+def test_cli_against_a_silent_server_ends_in_time_and_moves_nothing(
+    project_factory, heartml_cli, make_cli_env, tmp_path: Path, silent_url: str
+) -> None:
+    """`heartml data` with the UCI URL on a silent server and no shipped copy: one error line
+    naming the URL and the timeout, within the documented timeout (HEARTML_DOWNLOAD_TIMEOUT_S)
+    plus the command's own start-up, and the processed data of the last run untouched."""
+    settings = project_factory(tmp_path / "project")
+    first = heartml_cli("data", cwd=settings.root, env=make_cli_env(HEARTML_OFFLINE="1"))
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in settings.processed_dir.iterdir()}
+    settings.catalog.raw_path.unlink()
+    baseline_started = time.monotonic()
+    version = heartml_cli("--help", cwd=settings.root, env=make_cli_env())
+    startup = time.monotonic() - baseline_started
+    assert version.returncode == 0
+    started = time.monotonic()
+    result = heartml_cli(
+        "data",
+        cwd=settings.root,
+        env=make_cli_env(
+            HEARTML_DATA_URL=f"{silent_url}/data", HEARTML_DOWNLOAD_TIMEOUT_S="2", COLUMNS="300"
+        ),
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"error: no usable data: download from {silent_url}/data failed")
+    assert "timed out" in lines[0], lines[0]
+    assert elapsed < 2 + startup + 10, f"{elapsed:.1f} s (start-up alone {startup:.1f} s)"
+    assert {p.name: p.read_bytes() for p in settings.processed_dir.iterdir()} == before
+
+
 def test_offline_mode_skips_the_download(shipped: Path) -> None:
     raw = acquire(None, shipped, CLEVELAND_SHA256)
     assert raw.source == "shipped copy"

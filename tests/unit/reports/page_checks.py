@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import struct
+from html.parser import HTMLParser
 from pathlib import Path
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -59,3 +60,49 @@ def assert_offline(html: str) -> None:
     assert "@import" not in html
     assert "<script" not in html.lower()
     assert "<link" not in html.lower()
+
+
+# Words of the heart dataset that another dataset's page must not contain (the tool's own name,
+# heartml, is allowed: whole words only).
+HEART_WORDS = ("heart", "num", "Cleveland", "patient", "patients", "UCI", "angina", "thal")
+
+
+INLINE_TAGS = frozenset({"a", "b", "code", "em", "span", "strong"})
+
+
+class _Text(HTMLParser):
+    """What a reader sees: text outside <style>, plus the images' alt texts and page title.
+    Block elements (cells, items, paragraphs) are kept apart by a space, inline ones are not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._style = tag == "style"
+        if tag not in INLINE_TAGS:
+            self.parts.append(" ")
+        alt = dict(attrs).get("alt")
+        if tag == "img" and alt:
+            self.parts.append(alt)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._style = False
+        if tag not in INLINE_TAGS:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._style:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return re.sub(r"\s+", " ", "".join(parser.parts))
+
+
+def heart_words(text: str) -> list[str]:
+    return [w for w in HEART_WORDS if re.search(rf"\b{w}\b", text, re.IGNORECASE)]

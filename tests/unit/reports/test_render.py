@@ -29,6 +29,20 @@ MARKDOWN_FIELDS = (
     "rows_train",
     "rows_test",
     "split_seed",
+    "dataset",
+    "description",
+    "record",
+    "rows",
+    "records",
+    "positive_label",
+    "positive_rule",
+    "label_column",
+    "n_inputs",
+    "n_engineered",
+    "one_hot",
+    "citation",
+    "licence",
+    "imputed",
 )
 PAGES = ("reports/eda.html", "reports/evaluation.html", "model_card/model_card.html")
 
@@ -41,13 +55,23 @@ def test_html_templates_escape_values_and_markdown_templates_do_not() -> None:
         **dict.fromkeys(MARKDOWN_FIELDS, "<b>&</b>"),
         metrics=[],
         subgroups=[],
+        smallest_subgroups=[],
+        blocks=[],
+        limitations=[],
     )
     assert "- Source used: <b>&</b>;" in markdown  # escaped later, by the Markdown renderer
 
 
 def test_a_value_the_template_names_but_the_view_omits_fails_the_render() -> None:
     with pytest.raises(jinja2.UndefinedError, match="summary"):
-        render("reports/eda.html", figures=[], quality_rows=[], statistics=[], dataset="d")
+        render(
+            "reports/eda.html",
+            figures=[],
+            quality_rows=[],
+            statistics=[],
+            dataset="d",
+            description="",
+        )
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -24,7 +24,7 @@ from heartml.onnx_export import pipeline_to_onnx
 from heartml.serving.app import create_app
 from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
-from heartml.spec.model import DatasetSpec
+from heartml.spec import DatasetSpec
 from serving_packages import fit, heart_spec, read_source, write_package
 
 with warnings.catch_warnings():

@@ -320,14 +320,23 @@ def test_admin_reload_needs_the_key(
     packages = tmp_path / "packages"
     make_package(packages, version="1")
     disabled = client_for(settings_for())
-    assert disabled.post("/admin/reload").status_code == 404
+    absent = disabled.post("/admin/reload")
+    assert absent.status_code == 404 and absent.json()["detail"] == "Not Found"
     client = client_for(settings_for(serve_admin_api_key="s3cret"))
-    assert client.post("/admin/reload").status_code == 401
-    assert client.post("/admin/reload", headers={"X-API-Key": "wrong"}).status_code == 401
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        refused = client.post("/admin/reload", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["detail"] == "missing or wrong X-API-Key"
+        assert refused.headers["www-authenticate"] == "ApiKey"
+    assert client.get("/model/info").json()["version"] == "1"  # nothing was reloaded
     make_package(packages, version="2")
     reloaded = client.post("/admin/reload", headers={"X-API-Key": "s3cret"})
     assert reloaded.status_code == 200, reloaded.text
-    assert reloaded.json()["status"] == "loaded" and reloaded.json()["model_version"] == "2"
+    assert reloaded.json() == {
+        "status": "loaded",
+        "detail": "loaded heart_disease_logistic_regression version 2",
+        "model_version": "2",
+    }
     assert client.get("/model/info").json()["version"] == "2"
 
 
@@ -427,6 +436,21 @@ def test_cors_is_off_unless_configured(
         },
     )
     assert preflight.status_code == 200
+    allow = preflight.headers
+    assert allow["access-control-allow-origin"] == "https://clinic.example"
+    assert {m.strip() for m in allow["access-control-allow-methods"].split(",")} == {
+        "GET",
+        "POST",
+    }
+    assert "content-type" in allow["access-control-allow-headers"].lower()
+    assert "x-api-key" in allow["access-control-allow-headers"].lower()
+    # Another origin gets no permission, and no preflight answer that could be mistaken for one.
+    other = opened.options(
+        "/predict",
+        headers={"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert other.status_code == 400
+    assert "access-control-allow-origin" not in other.headers
 
 
 def test_json_logs_carry_request_id_model_version_and_latency(
@@ -443,7 +467,9 @@ def test_json_logs_carry_request_id_model_version_and_latency(
 
 
 def test_docs_openapi_and_web_page(packaged: TestClient) -> None:
-    assert packaged.get("/docs").status_code == 200
+    docs = packaged.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "swagger-ui" in docs.text and "/openapi.json" in docs.text  # the UI, on our schema
     spec = packaged.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["$ref"] == "#/components/schemas/PatientRecord"

@@ -11,8 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from heartml.serving.contract import Contract, build_contract, field_schema
-from heartml.spec import rules
-from heartml.spec.model import DatasetSpec, spec_from_text
+from heartml.spec import DatasetSpec, rules, spec_from_text
 from serving_packages import HEART_SPEC_FILE as heart_spec_file
 from serving_packages import heart_spec
 
@@ -275,7 +274,7 @@ def test_every_shipped_spec_gives_a_contract(path: Any) -> None:
     """Nothing heart-shaped: each spec under configs/datasets/ gets its request model, fast
     check and form fields, and its own example record passes both checks with the same row."""
     from heartml.serving.schemas import checked_record
-    from heartml.spec.model import load_spec
+    from heartml.spec import load_spec
 
     spec = load_spec(path)
     contract = build_contract(spec)

@@ -47,6 +47,11 @@ def test_psi_is_zero_for_equal_proportions_and_grows_with_the_shift() -> None:
     assert psi(expected, expected) == pytest.approx(0.0)
     small = psi(expected, np.array([0.3, 0.2, 0.25, 0.25]))
     large = psi(expected, np.array([0.7, 0.1, 0.1, 0.1]))
+    # By hand, PSI = sum (a - e) ln(a / e):
+    # small = 0.05 ln(0.30/0.25) + (-0.05) ln(0.20/0.25) = 0.05 (0.182322 + 0.223144) = 0.020273
+    # large = 0.45 ln(2.8) + 3 (-0.15) ln(0.4) = 0.45 (1.029619 + 0.916291) = 0.875660
+    assert small == pytest.approx(0.020273, abs=1e-6)
+    assert large == pytest.approx(0.875660, abs=1e-6)
     assert 0 < small < 0.1 < 0.25 < large
     assert np.isfinite(psi(expected, np.array([1.0, 0.0, 0.0, 0.0])))  # empty bins: finite
     assert [psi_status(v) for v in (None, 0.05, 0.2, 0.3)] == [

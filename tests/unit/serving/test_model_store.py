@@ -18,7 +18,7 @@ import yaml
 from heartml.manifest import PackagingError, verify_checksums
 from heartml.serving.model_store import ModelNotReady, ModelStore, load_package
 from heartml.settings import Settings
-from heartml.spec.model import spec_from_text
+from heartml.spec import spec_from_text
 from serving_packages import heart_spec
 
 pytestmark = pytest.mark.serving

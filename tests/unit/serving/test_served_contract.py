@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 
 from heartml.settings import Settings
-from heartml.spec import rules
-from heartml.spec.model import DatasetSpec
+from heartml.spec import DatasetSpec, rules
 from serving_packages import fit, with_extra_column, write_package
 
 pytestmark = pytest.mark.serving

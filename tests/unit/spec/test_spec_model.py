@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from heartml.settings import Settings
-from heartml.spec import SpecError, load_spec
-from heartml.spec.model import spec_from_text
+from heartml.spec import SpecError, load_spec, spec_from_text
 from oracles import HEART_SPEC_FILE, REPO_ROOT
 
 pytestmark = pytest.mark.task2
