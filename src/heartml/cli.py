@@ -383,11 +383,11 @@ def package_verify(
     """Check every checksum, load every format, re-run the parity check."""
     from heartml.packaging import newest_package, verify_package
 
-    with clear_errors():
-        catalog = state.settings.catalog
     if location is not None and location.startswith("models:/"):
         _verify_registered(location)
         return
+    with clear_errors():
+        catalog = state.settings.catalog
     directory = Path(location) if location is not None else None
     target = directory or newest_package(catalog.packages_dir, catalog.spec.package_prefix)
     if target is None:
@@ -411,13 +411,12 @@ def _verify_registered(uri: str) -> None:
     from heartml.tracking.package_artifacts import download_package, resolve_model_uri
 
     with clear_errors(), tempfile.TemporaryDirectory(prefix="heartml-verify-") as tmp:
-        catalog = state.settings.catalog
         with console.status(f"downloading the package of {uri}"):
             registry = _registry()
             version = resolve_model_uri(registry, uri)
             directory = download_package(registry, version, Path(tmp))
         with console.status(f"verifying {version.model_name} version {version.version}"):
-            result = verify_package(directory, catalog)
+            result = verify_package(directory)
         console.print(
             f"OK {uri} ({version.model_name} version {version.version}, run {version.run_id}): "
             f"{len(result.manifest['files'])} files match MANIFEST.json; "
