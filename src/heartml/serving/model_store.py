@@ -232,6 +232,8 @@ class ModelStore:
             self.problem = candidate.public_problem
         problem = candidate.problem or "no model source"
         level = logging.INFO if candidate.gone and self.role != CHAMPION else logging.WARNING
+        if candidate.lookup_failed and self.role != CHAMPION:
+            level = logging.DEBUG  # the champion's store says it
         self._log_once(level, candidate.message, problem, candidate.source, candidate.log_key)
         return RefreshOutcome("unavailable", candidate.public_problem, current)
 

@@ -17,6 +17,7 @@ The store (heartml.serving.model_store) decides whether that is new, verifies, l
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -88,6 +89,9 @@ class Candidate:
     # What makes a problem distinct for the log (default: `problem`). An unreachable registry
     # is one problem however the connection fails (refused, reset, timed out) from poll to poll.
     log_key: str | None = None
+    # The alias look-up failed: the champion's store meets (and logs) the same registry problem,
+    # so the challenger's store keeps it out of the log (one line per distinct problem).
+    lookup_failed: bool = False
 
     @property
     def public_problem(self) -> str:
@@ -189,7 +193,7 @@ class RegistrySource:
             local = self._local(ref.model_name, ref.version) if ref is not None else None
             manifest = self.client.manifest(ref) if ref is not None and local is None else None
         except (RegistryUnavailable, RegistryError) as exc:
-            return self.failed(exc, has_model)
+            return dataclasses.replace(self.failed(exc, has_model), lookup_failed=True)
         self.status_ok()
         if ref is None:
             names = ", ".join(self.names)
