@@ -3,7 +3,7 @@
 
     python run_tests.py                      every test
     python run_tests.py --task1 .. --task4   one task's tests (several flags: their union)
-    python run_tests.py --serving | --deploy | --reliability | --scale
+    python run_tests.py --serving | --deploy | --reliability | --scale | --monitoring
     python run_tests.py --unit [--taskN ...] only the fast tests: tests/unit, nothing marked
                                              slow or integration
     python run_tests.py --task3 -- -x -k gate    anything after the flags goes to pytest
@@ -30,6 +30,7 @@ SELECTIONS = {
     "deploy": "container, manifests, workflows, monitoring config, CI set-up",
     "reliability": "fuzzing, load, faults and security checks of the service",
     "scale": "batch scoring, tuning, reproducibility",
+    "monitoring": "prediction store, outcomes, live and estimated performance",
 }
 # What --unit leaves out, besides everything outside tests/unit.
 NOT_UNIT = ("slow", "integration")

@@ -94,7 +94,7 @@ def build_package(folder: Path, spec: Any, dataset: pd.DataFrame) -> Path:
 
 def find_package(folder: Path, spec: Any, args: argparse.Namespace) -> tuple[Path, str]:
     from heartml.errors import PackagingError
-    from heartml.manifest import newest_package_or_fail, read_package
+    from heartml.package.manifest import newest_package_or_fail, read_package
 
     if args.package is not None:
         return args.package, "given"
@@ -121,7 +121,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from heartml.batch import score_file, scoring_model
-    from heartml.manifest import read_package
+    from heartml.package.manifest import read_package
     from heartml.spec import load_spec
 
     spec = load_spec(SPEC)

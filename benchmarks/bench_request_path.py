@@ -1,5 +1,6 @@
-"""CPU cost of one request through the whole app, in-process: /predict vs /health (and the
-body-check alone), without HTTP parsing or sockets.
+"""CPU cost of one request through the whole app, in-process: /predict vs /health, and the
+other protocols' single-row doors (MLflow's /invocations, the Open Inference Protocol's
+/v2/models/{name}/infer) vs /predict, without HTTP parsing or sockets.
 
     .venv/bin/python benchmarks/bench_request_path.py PACKAGE_DIR [--requests 20000] [--repeats 5]
 
@@ -7,7 +8,9 @@ The ASGI app is called directly on one event loop, 8 requests in flight at a tim
 keeps 8), with the model loaded from PACKAGE_DIR, JSON logging on (to /dev/null) as in
 `heartml serve`. Prints CPU microseconds per request (process time, best of the repeats: the
 least disturbed by other work on a shared machine) and /health's cost over /predict's, the in-process counterpart of
-bench_serving.py's "/predict vs /health" req/s ratio (which adds the same HTTP cost to both).
+bench_serving.py's "/predict vs /health" req/s ratio (which adds the same HTTP cost to both);
+/predict's cost over /invocations' and /infer's is the counterpart of `bench_serving.py
+--protocols`' ratios, unmoved by other work on the machine.
 Runs against whichever `heartml` is importable, so PYTHONPATH=<other checkout>/src compares
 two versions of the code on the same package.
 """
@@ -121,21 +124,36 @@ def main() -> None:
     )
     app = create_app(settings, store=store)
     body = json.dumps(SEED_ROW).encode()
+    row = list(SEED_ROW.values())
+    name = store.current.name
+    doors = {  # route -> (path, body): one record each, as each protocol's client sends it
+        "predict": ("/predict", body),
+        "invocations": (
+            "/invocations",
+            json.dumps({"dataframe_split": {"columns": list(SEED_ROW), "data": [row]}}).encode(),
+        ),
+        "infer": (
+            f"/v2/models/{name}/infer",
+            json.dumps(
+                {"inputs": [{"name": "input", "shape": [1, 13], "datatype": "FP64", "data": row}]}
+            ).encode(),
+        ),
+    }
     gc.collect()
     gc.freeze()  # as the service's lifespan does
     gc.set_threshold(10_000, 10, 10)
 
     async def run() -> dict[str, float]:
-        best = {"health": float("inf"), "predict": float("inf")}
-        await load(app, "POST", "/predict", body, 2000)  # warm up
-        await load(app, "GET", "/health", b"", 2000)
+        best = {"health": float("inf")} | {door: float("inf") for door in doors}
+        await load(app, "GET", "/health", b"", 2000)  # warm up
+        for path, content in doors.values():
+            await load(app, "POST", path, content, 2000)
         for _ in range(args.repeats):
             best["health"] = min(
                 best["health"], await load(app, "GET", "/health", b"", args.requests)
             )
-            best["predict"] = min(
-                best["predict"], await load(app, "POST", "/predict", body, args.requests)
-            )
+            for door, (path, content) in doors.items():
+                best[door] = min(best[door], await load(app, "POST", path, content, args.requests))
         return best
 
     best = asyncio.run(run())
@@ -149,6 +167,11 @@ def main() -> None:
     out.write(f"/health  {best['health'] * 1e6:7.1f} µs per request\n")
     out.write(f"/predict {best['predict'] * 1e6:7.1f} µs per request\n")
     out.write(f"/health cost / /predict cost: {best['health'] / best['predict']:.0%}\n")
+    for door in ("invocations", "infer"):
+        out.write(
+            f"{doors[door][0]} {best[door] * 1e6:7.1f} µs per request; /predict cost / its cost: "
+            f"{best['predict'] / best[door]:.0%}\n"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_serving.py [--duration 10] [--quick] [--workers N]
                                                  [--repeats 3] [--project DIR] [--keep]
-                                                 [--no-mlflow] [--json PATH]
+                                                 [--no-mlflow] [--json PATH] [--protocols]
 
 In a throwaway copy of the project (data/raw and configs/ copied into a temporary folder):
 `heartml data --offline`, `heartml track` (the four models, embedded MLflow store), then
@@ -21,6 +21,11 @@ Then, one server at a time, each with the same worker count:
 3. Cold start, spawn to the first 200 of /ready (ours) or /ping (MLflow's liveness route; it also
    answers /health), and the resident memory of each server's process tree (VmRSS of the server
    and every descendant, summed: workers included) after its load runs.
+
+`--protocols`: only the other protocols' doors, single-row requests at c=8 on the random forest
+and the champion: MLflow's `/invocations` (a one-row `dataframe_split`, as MLflow's client sends
+a DataFrame) and the Open Inference `/v2/models/{name}/infer` (an FP64 tensor [1, 13]) against
+our `/predict` (alternating runs, medians) and against `mlflow models serve`'s `/invocations`.
 
 Prints numbers and ratios, and how they compare with the targets of the serving issue; asserts
 nothing. wrk (Debian's package) generates the load: `apt-get install -y wrk` if it is missing.
@@ -564,6 +569,65 @@ def json_costs() -> None:
         print(f"{label:48} {seconds * 1e6:6.2f} µs")
 
 
+def protocol_bodies(columns: list[str]) -> dict[str, dict[str, Any]]:
+    """One record in each protocol: /predict's JSON, MLflow's dataframe_split (what MLflow's own
+    client sends for a one-row DataFrame), an Open Inference FP64 tensor [1, k]."""
+    row = [SEED_ROW[name] for name in columns]
+    return {
+        "predict": SEED_ROW,
+        "invocations": {"dataframe_split": {"columns": columns, "data": [row]}},
+        "infer": {
+            "inputs": [{"name": "input", "shape": [1, len(row)], "datatype": "FP64", "data": row}]
+        },
+    }
+
+
+def compare_protocols(project: Project, name: str, args: argparse.Namespace) -> None:
+    """Single-row req/s at c=8: /invocations and /v2/models/{name}/infer against /predict on
+    our server (alternating runs, medians), and against `mlflow models serve` of the version."""
+    version = project.versions[name]
+    columns = list(SEED_ROW)
+    scripts = {
+        route: lua_post(project.root, f"protocol_{route}", body)
+        for route, body in protocol_bodies(columns).items()
+    }
+    paths = {
+        "predict": "/predict",
+        "invocations": "/invocations",
+        "infer": f"/v2/models/{name}/infer",
+    }
+    print(f"\n== {name} version {version}: the protocols at c=8 ({args.repeats} alternating runs)")
+    loads: dict[str, list[Load]] = {route: [] for route in paths}
+    with ours(project, name, args.workers) as server:
+        for route, path in paths.items():
+            warm(server.url(path), scripts[route])
+        for _ in range(args.repeats):
+            for route, path in paths.items():
+                loads[route].append(wrk(server.url(path), 8, args.ratio_duration, scripts[route]))
+        rss = server.rss()[0]
+    theirs: list[Load] = []
+    if not args.no_mlflow:
+        with mlflow(project, name, version, args.workers) as server:
+            warm(server.url("/invocations"), scripts["invocations"])
+            theirs = [
+                wrk(server.url("/invocations"), 8, args.duration, scripts["invocations"])
+                for _ in range(2)
+            ]
+    predict = median_rate(loads["predict"])
+    print(f"{'route':34} {'req/s':>9} {'p99 ms':>8} {'/ /predict':>11} {'/ mlflow':>9}")
+    for route, path in paths.items():
+        rate = median_rate(loads[route])
+        p99 = statistics.median(load.p99_ms for load in loads[route])
+        versus = f"{fmt_ratio(rate / median_rate(theirs)):>9}" if theirs else f"{'-':>9}"
+        print(f"ours {path:29} {rate:>9,.0f} {p99:>8.2f} {rate / predict:>11.0%} {versus}")
+    if theirs:
+        print(
+            f"mlflow /invocations{'':15} {median_rate(theirs):>9,.0f} "
+            f"{statistics.median(load.p99_ms for load in theirs):>8.2f}"
+        )
+    print(f"our RSS after the runs: {rss:.0f} MB")
+
+
 def median_rate(loads: list[Load]) -> float:
     return statistics.median(load.requests_per_s for load in loads)
 
@@ -637,6 +701,11 @@ def main() -> None:
         "--matrix", action="store_true", help="Only compare loop/HTTP parser/workers/JSON"
     )
     parser.add_argument(
+        "--protocols",
+        action="store_true",
+        help="Only /invocations and /v2/.../infer vs /predict and vs mlflow models serve",
+    )
+    parser.add_argument(
         "--packages",
         type=Path,
         nargs="+",
@@ -680,6 +749,12 @@ def main() -> None:
         }
         if args.matrix:
             settings_matrix(project, args, scripts)
+            return
+        if args.protocols:
+            champion = project.champion[0]
+            for name in dict.fromkeys(("heart_disease_random_forest", champion)):
+                compare_protocols(project, name, args)
+            print(f"machine at the end: {machine_line()}")
             return
         champion = project.champion[0]
         rf = "heart_disease_random_forest"

@@ -107,7 +107,7 @@ fi
 # ---- 5. a model package ----------------------------------------------------------------------------
 package="${MODEL_PACKAGE:-}"
 if [ -z "$package" ]; then
-  # the newest by MANIFEST time, as the service itself picks (heartml.manifest.newest_package)
+  # the newest by MANIFEST time, as the service itself picks (heartml.package.manifest.newest_package)
   package="$(find "$ROOT/packages" -mindepth 2 -maxdepth 2 -name MANIFEST.json -printf '%T@ %h\n' 2>/dev/null \
     | sort -n | tail -1 | cut -d' ' -f2- || true)"
 fi

@@ -17,7 +17,7 @@ from heartml.settings import Settings
 
 
 class ModelPackager:
-    """The seed's packaging facade over heartml.packaging and the MLflow registry."""
+    """The seed's packaging facade over heartml.package and the MLflow registry."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()

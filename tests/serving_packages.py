@@ -3,7 +3,7 @@
 A package here is what `heartml package` writes for serving: `model.onnx` (the fitted pipeline,
 exported by heartml.onnx_export), `dataset_spec.yaml` (the spec it was trained with),
 `model_config.yaml`, `reference_statistics.json` and a `MANIFEST.json` with the sha256 of every
-file, the last three by heartml.packaging's own pieces, so a change of the format reaches these
+file, the last three by heartml.package's own pieces, so a change of the format reaches these
 tests. Only the MLflow round trip is left out (the integration tests run the real command). The data are read as Task 1 reads them, and a
 test can add a column to a spec and fit on it.
 
@@ -26,13 +26,16 @@ from sklearn.pipeline import Pipeline
 
 from heartml.data.parse import parse_records
 from heartml.features import build_pipeline
-from heartml.manifest import MANIFEST, MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
 from heartml.onnx_export import pipeline_to_onnx
-from heartml.packaging import (
-    model_config,
-    reference_statistics,
+from heartml.package.build import write_parity_reference
+from heartml.package.contents import model_config, reference_statistics
+from heartml.package.manifest import (
+    MANIFEST,
+    MODEL_CONFIG,
+    ONNX_FILE,
+    REFERENCE_FILE,
+    SPEC_FILE,
     write_manifest,
-    write_parity_reference,
 )
 from heartml.provenance import write_json
 from heartml.spec import TARGET, DatasetSpec, load_spec, spec_from_text

@@ -27,6 +27,8 @@ QUALITY_FILE = "data_quality_report.json"
 PROVENANCE_FILE = "provenance.json"
 # Inside models/.
 RESULTS_FILE = "evaluation_results.json"
+# The embedded prediction store (SQLite), inside monitoring/.
+PREDICTION_STORE_FILE = "predictions.db"
 
 
 def spec_path(root: Path, dataset: str) -> Path:
@@ -120,6 +122,14 @@ class Catalog:
     @property
     def evaluation_report_dir(self) -> Path:
         return self.reports_dir / "evaluation"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        return self.workspace / "monitoring"
+
+    @property
+    def prediction_store_file(self) -> Path:
+        return self.monitoring_dir / PREDICTION_STORE_FILE
 
     # -- registry and packages ------------------------------------------------------------------
 

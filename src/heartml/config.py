@@ -9,11 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from heartml.choices import Algorithm
 from heartml.errors import ConfigError
 from heartml.yaml_files import read_yaml, validate
-
-Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting", "svm"]
-ALGORITHMS: tuple[str, ...] = ("random_forest", "logistic_regression", "gradient_boosting", "svm")
 
 ParamValue = int | float | str | bool | None
 

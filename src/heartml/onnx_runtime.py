@@ -13,10 +13,10 @@ import numpy as np
 import onnxruntime as ort
 
 # The contract between onnx_export (which writes it) and this module (which reads it).
-INPUT_NAME = "input"
-LABEL_OUTPUT = "label"
-PROBABILITIES_OUTPUT = "probabilities"
-INPUT_COLUMNS_KEY = "heartml.input_columns"  # metadata_props entry: comma-separated column order
+from heartml.onnx_names import INPUT_COLUMNS_KEY as INPUT_COLUMNS_KEY
+from heartml.onnx_names import INPUT_NAME as INPUT_NAME
+from heartml.onnx_names import LABEL_OUTPUT as LABEL_OUTPUT
+from heartml.onnx_names import PROBABILITIES_OUTPUT as PROBABILITIES_OUTPUT
 
 _NUMPY_DTYPES: dict[str, type[np.floating[Any]]] = {
     "tensor(double)": np.float64,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from heartml.errors import PackagingError
-from heartml.manifest import PARITY_FILE
+from heartml.package.manifest import PARITY_FILE
 
 # Largest |Δp| allowed between two formats of one model on any reference row. The graph is
 # float64 end to end, so honest exports agree to ~1e-12; a wrong graph differs by ~1e-2 or more.

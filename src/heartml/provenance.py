@@ -86,22 +86,27 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
+    """Write JSON atomically (temp file + rename), so a crash never leaves half a file; a
+    payload that cannot be written leaves the old file as it was and no temp file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(
         "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
     ) as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False, default=_jsonable)
-        handle.write("\n")
+        try:
+            json.dump(payload, handle, indent=2, sort_keys=False, default=_jsonable)
+            handle.write("\n")
+        except BaseException:
+            os.unlink(handle.name)
+            raise
     os.chmod(handle.name, 0o644)  # temp files are created private; outputs are for everyone
     os.replace(handle.name, path)
 
 
 def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
+    if getattr(value, "ndim", 0) >= 1 and hasattr(value, "tolist"):  # numpy arrays
         return value.tolist()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -217,7 +217,7 @@ def reproduce(
     from heartml.data.parse import parse_records
     from heartml.data.prepare import prepare
     from heartml.data.schema import validate
-    from heartml.manifest import SPEC_FILE
+    from heartml.package.manifest import SPEC_FILE
     from heartml.provenance import git_commit, library_versions
     from heartml.spec import spec_from_text
     from heartml.tracking.lineage import version_lineage

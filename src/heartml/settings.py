@@ -10,10 +10,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from heartml.catalog import DEFAULT_DATASET, Catalog
+from heartml.catalog import DEFAULT_DATASET, PREDICTION_STORE_FILE, Catalog
+from heartml.errors import ConfigError
 
 
 def _default_root() -> Path:
@@ -120,6 +121,37 @@ class Settings(BaseSettings):
     serve_access_log: bool = Field(default=True, description="One JSON log line per request")
     serve_onnx_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op")
 
+    # Prediction store (heartml.store): every prediction, recorded off the request path, and the
+    # outcomes sent back for them. SQLite under the project by default; PostgreSQL by URL.
+    store_enabled: bool = Field(default=True, description="Record predictions in the store")
+    store_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (default: sqlite:///<root>/monitoring/predictions.db); "
+        "postgresql://user:pass@host/db for several replicas",
+    )
+    store_retention_days: float = Field(
+        default=365.0, ge=0, description="Predictions older than this are deleted; 0 = keep all"
+    )
+    store_queue_rows: int = Field(
+        default=50_000, ge=1, description="Predictions waiting for the writer; beyond: dropped"
+    )
+    store_flush_interval_s: float = Field(
+        default=0.5, gt=0, le=60, description="Seconds between the writer's batched inserts"
+    )
+    # Live performance (heartml.monitoring): a sliding window of labelled predictions.
+    monitor_window: int = Field(
+        default=1000, ge=10, description="Newest predictions per model version in the window"
+    )
+    monitor_window_days: float = Field(
+        default=30.0, gt=0, description="Predictions older than this leave the window"
+    )
+    monitor_min_labels: int = Field(
+        default=100, ge=1, description="Outcomes needed before the live-AUC alert may fire"
+    )
+    monitor_refresh_s: float = Field(
+        default=30.0, ge=0, description="Seconds between recomputations of the /metrics gauges"
+    )
+
     @field_validator(
         "serve_admin_api_key",
         "mlflow_tracking_username",
@@ -203,5 +235,37 @@ class Settings(BaseSettings):
     def embedded_artifact_root(self) -> Path:
         return self.resolved_root / "mlartifacts"
 
+    @property
+    def resolved_store_url(self) -> str:
+        """The prediction store's URL: the configured one, else the project's SQLite file."""
+        if self.store_url:
+            return self.store_url
+        try:
+            path = self.catalog.prediction_store_file
+        except ConfigError:  # a serving root without the dataset specs (an image): the root's
+            path = self.resolved_root / "monitoring" / PREDICTION_STORE_FILE
+        return f"sqlite:///{path}"
+
     def registered_model_name(self, algorithm: str) -> str:
         return self.catalog.registered_name(algorithm)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; a bad value is a ConfigError naming the variable, the
+    value and what is allowed (pydantic's own text is a multi-line report with a URL)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        info = Settings.model_fields.get(field)
+        alias = info.validation_alias if info is not None else None
+        if isinstance(alias, AliasChoices):
+            variable = str(alias.choices[0])
+        else:
+            variable = f"HEARTML_{field.upper()}" if field else "settings"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(
+            f"{variable} = {first.get('input')!r}: {first['msg']}{more}",
+            hint="the settings and their allowed values are listed in docs/deploy.md",
+        ) from None

@@ -206,7 +206,8 @@ def run_package(
 ) -> Any:
     """Task 4: package the champion (or one registered version), then verify the result as a
     user would."""
-    from heartml.packaging import build_package, verify_package
+    from heartml.package.build import build_package
+    from heartml.package.verify import verify_package
     from heartml.tracking.package_artifacts import upload_package
     from heartml.tracking.registry import Registry
 

@@ -26,7 +26,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from heartml.config import ALGORITHMS, PipelineConfig
+from heartml.choices import ALGORITHMS
+from heartml.config import PipelineConfig
 from heartml.evaluate import (
     METRIC_RANGE,
     METRICS,

@@ -32,13 +32,20 @@ def app_metrics_text(model_package: Path, tmp_path_factory: pytest.TempPathFacto
         while client.get("/ready").status_code != 200:
             assert time.monotonic() < deadline, client.get("/ready").text
             time.sleep(0.05)
+        answered = []
         for i in range(30):
             record = SEED_RECORD if i % 2 else OTHER_RECORD
-            assert client.post("/predict", json=record).status_code == 200
+            response = client.post("/predict", json=record)
+            assert response.status_code == 200
+            answered.append(response.json()["request_id"])
         batch = {"records": [SEED_RECORD, OTHER_RECORD]}
         assert client.post("/predict/batch", json=batch).status_code == 200
         assert client.post("/predict", json={**SEED_RECORD, "age": 500}).status_code == 422
         assert client.get("/monitoring/drift").status_code == 200
+        # Outcomes for most of them: the live-performance and estimation series get values.
+        outcomes = [{"request_id": rid, "outcome": i % 2} for i, rid in enumerate(answered[:20])]
+        assert client.post("/feedback", json=outcomes).status_code == 200
+        assert client.get("/monitoring/performance").status_code == 200
         response = client.get("/metrics")
         assert response.status_code == 200
         return response.text

@@ -131,7 +131,7 @@ def test_registry_variant_follows_the_stacks_mlflow_without_packages(
     registry_config: dict,
 ) -> None:
     from heartml.catalog import Catalog
-    from heartml.config import ALGORITHMS
+    from heartml.choices import ALGORITHMS
     from heartml.serving.sources import check_source, registry_names
     from heartml.settings import Settings
 

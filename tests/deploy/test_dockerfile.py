@@ -24,10 +24,12 @@ pytestmark = pytest.mark.deploy
 DOCKERFILE = REPO_ROOT / "deploy" / "docker" / "Dockerfile"
 SERVING_TXT = REPO_ROOT / "requirements" / "serving.txt"
 CONSTRAINTS = REPO_ROOT / "requirements" / "constraints.txt"
-# What the prediction service imports (FastAPI app + uvicorn with uvloop/httptools + onnxruntime).
+# What the prediction service imports (FastAPI app + uvicorn with uvloop/httptools + onnxruntime;
+# the prediction store: SQLAlchemy, Alembic, psycopg2 for PostgreSQL).
 SERVING_ROOTS = [
     "fastapi", "uvicorn", "uvloop", "httptools", "onnxruntime", "numpy", "pydantic",
-    "pydantic-settings", "orjson", "prometheus-client", "pyyaml",
+    "pydantic-settings", "orjson", "prometheus-client", "pyyaml", "sqlalchemy", "alembic",
+    "psycopg2-binary",
     "httpx",  # registry mode: MLflow's REST API (heartml.serving.registry_client)
 ]  # fmt: skip
 TRAINING_STACK = {

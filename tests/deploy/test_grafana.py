@@ -23,6 +23,9 @@ REQUIRED_PANELS = {
     "probability distribution": "probability distribution",
     "drift per feature": "drift per feature",
     "model version": "model being served",
+    "live performance": "live roc-auc",
+    "calibration": "live calibration",
+    "prediction store": "prediction store",
 }
 
 
@@ -104,5 +107,9 @@ def test_dashboard_queries_only_metrics_the_app_exports(
         "heartml_prediction_probability_bucket",
         "heartml_drift_psi",
         "heartml_model_info",
+        "heartml_live_roc_auc",
+        "heartml_estimated_roc_auc",
+        "heartml_model_cv_roc_auc_low",
+        "heartml_store_dropped_rows_total",
     ):
         assert family in used, f"the dashboard never shows {family}"

@@ -57,8 +57,15 @@ def render(
     return docs, text
 
 
+def _pod_spec(doc: dict) -> dict:
+    """The pod spec of a workload, or of a KServe InferenceService's predictor."""
+    if doc["kind"] == "InferenceService":
+        return dict(doc["spec"]["predictor"])
+    return dict(doc.get("spec", {}).get("template", {}).get("spec", {}))
+
+
 def _containers(doc: dict) -> list[dict]:
-    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    spec = _pod_spec(doc)
     return spec.get("containers", []) + spec.get("initContainers", [])
 
 
@@ -160,9 +167,9 @@ def test_probes_and_ports_match_the_app_and_the_image(
     # `heartml serve` defaults to the same port
     import inspect
 
-    from heartml import cli
+    from heartml.cli import serving
 
-    assert inspect.signature(cli.serve).parameters["port"].default == image_port
+    assert inspect.signature(serving.serve).parameters["port"].default == image_port
 
     probes = {
         kind: container[f"{kind}Probe"]["httpGet"] for kind in ("liveness", "readiness", "startup")
@@ -256,7 +263,7 @@ def test_registry_component_validates_and_its_settings_work_in_the_image(
     tmp_path: Path,
 ) -> None:
     from heartml.catalog import Catalog
-    from heartml.config import ALGORITHMS
+    from heartml.choices import ALGORITHMS
     from heartml.serving.sources import check_source, registry_names
     from heartml.settings import Settings
 
@@ -303,3 +310,60 @@ def test_registry_component_validates_and_its_settings_work_in_the_image(
     volumes = {v["name"]: v for v in kinds["Deployment"]["spec"]["template"]["spec"]["volumes"]}
     assert "emptyDir" in volumes[mounts[str(settings.registry_cache_dir)]]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+# ---- components/kserve: the image as a KServe InferenceService (custom predictor)
+
+KSERVE = K8S / "components" / "kserve"
+# The predictor's fields that are KServe's own (ComponentExtensionSpec), not a PodSpec's.
+KSERVE_COMPONENT_FIELDS = ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "labels",
+                           "annotations", "containerConcurrency", "timeout", "canaryTrafficPercent",
+                           "logger", "batcher", "deploymentStrategy")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def with_kserve(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    docs, _ = render(K8S, [KSERVE], tmp_path_factory.mktemp("k8s") / "kserve")
+    return docs
+
+
+def test_kserve_component_replaces_the_deployment(with_kserve: list[dict], tmp_path: Path) -> None:
+    """KServe owns the pods, their Service and scaling: the base's Deployment, Service, HPA and
+    PDB go; the Namespace and the ConfigMap the predictor reads stay and validate."""
+    kinds = by_kind(with_kserve)
+    assert set(kinds) == {"Namespace", "ConfigMap", "InferenceService"}
+    kept = [doc for doc in with_kserve if doc["kind"] != "InferenceService"]
+    validate(yaml.safe_dump_all(kept), len(kept), tmp_path)
+
+
+def test_kserve_predictor_is_a_valid_pod_spec_of_the_same_image(
+    with_kserve: list[dict], base: list[dict], tmp_path: Path, app_routes: dict[str, set[str]]
+) -> None:
+    """kubernetes-validate has no schema for KServe's CRD: the InferenceService's predictor is
+    checked as what KServe turns it into, a core/v1 PodSpec (--strict, the KServe-only fields
+    taken out), plus the CRD's own rules that matter here."""
+    service = by_kind(with_kserve)["InferenceService"]
+    assert service["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert service["metadata"]["namespace"] == "heartml"
+    predictor = service["spec"]["predictor"]
+    pod_spec = {k: v for k, v in predictor.items() if k not in KSERVE_COMPONENT_FIELDS}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": pod_spec}
+    validate(yaml.safe_dump(pod), 1, tmp_path)
+
+    (container,) = predictor["containers"]
+    assert container["name"] == "kserve-container"  # KServe's name for the serving container
+    (deployment_container,) = _containers(by_kind(base)["Deployment"])
+    assert container["image"] == deployment_container["image"]  # rewritten by `images:`
+    image_port = int(_first(r"UVICORN_PORT=(\d+)", DOCKERFILE.read_text()))
+    assert [port["containerPort"] for port in container["ports"]] == [image_port]
+    assert predictor["minReplicas"] >= 2 and predictor["maxReplicas"] >= predictor["minReplicas"]
+    probes = {
+        kind: container[f"{kind}Probe"]["httpGet"] for kind in ("startup", "liveness", "readiness")
+    }
+    assert probes["readiness"]["path"] == "/v2/health/ready"
+    for probe in probes.values():
+        assert "GET" in app_routes[probe["path"]] and probe["port"] == image_port
+    config = by_kind(with_kserve)["ConfigMap"]["metadata"]["name"]
+    assert container["envFrom"][0]["configMapRef"]["name"] == config
+    assert predictor["annotations"]["prometheus.io/path"] in app_routes
+    assert pod_spec["securityContext"] == _pod_spec(by_kind(base)["Deployment"])["securityContext"]

@@ -15,6 +15,8 @@ REQUIRED_ALERTS = {
     "HeartmlHighLatencyP99",
     "HeartmlModelNotReady",
     "HeartmlFeatureDrift",
+    "HeartmlLiveAucBelowReference",
+    "HeartmlPredictionStoreDropping",
 }
 
 

@@ -3,7 +3,7 @@
 The heart package is built the way a user builds one (`heartml data`, `train`, `track`,
 `package` in a temporary project); the package of a spec with one more column, which no data
 file has, is built by tests/serving_packages.py (the pipeline fitted from that spec, exported to
-ONNX, written with heartml.packaging's pieces). `heartml serve` runs on a free port in its own
+ONNX, written with heartml.package's pieces). `heartml serve` runs on a free port in its own
 process group. The page builds its form from GET /model/info, so
 every expectation about the form comes from the spec file itself. Chromium and chromedriver are
 Debian's (scripts/ci-install-browser.sh installs them); without them the browser tests fail,

@@ -285,7 +285,7 @@ def swapped_graph(
     shutil.copytree(built.directory, copy)
     shutil.copy2(donor / "model.onnx", copy / "model.onnx")
     _resign(copy)
-    from heartml.manifest import verify_checksums
+    from heartml.package.manifest import verify_checksums
 
     verify_checksums(copy)  # the premise: checksums alone find nothing wrong
     return copy

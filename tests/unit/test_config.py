@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from heartml.config import ALGORITHMS, ConfigError, ModelConfig, load_config, parse_config
+from heartml.choices import ALGORITHMS
+from heartml.config import ConfigError, ModelConfig, load_config, parse_config
 from heartml.models import make_estimator
 
 pytestmark = pytest.mark.task2

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from heartml.config import ALGORITHMS, ModelConfig
+from heartml.choices import ALGORITHMS
+from heartml.config import ModelConfig
 from heartml.data.parse import parse_records
 from heartml.features import build_pipeline, feature_engineer
 from heartml.models import make_estimator

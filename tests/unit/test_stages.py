@@ -18,7 +18,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from heartml.artifacts import ArtifactError, load_verified_pipeline
-from heartml.config import ALGORITHMS, PipelineConfig
+from heartml.choices import ALGORITHMS
+from heartml.config import PipelineConfig
 from heartml.errors import DataError
 from heartml.settings import Settings
 from heartml.stages import TrainStageResult, run_data, run_train

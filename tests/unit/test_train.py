@@ -12,7 +12,8 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
-from heartml.config import ALGORITHMS, PipelineConfig
+from heartml.choices import ALGORITHMS
+from heartml.config import PipelineConfig
 from heartml.data.acquire import RawData
 from heartml.data.parse import parse_records
 from heartml.data.prepare import prepare

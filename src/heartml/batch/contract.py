@@ -20,7 +20,15 @@ ROW_COLUMN = "row"  # 1-based data row of the input (header and blank lines not 
 REASONS_COLUMN = "reasons"
 IMPUTED_COLUMN = "imputed"
 PROBABILITY_COLUMN = "probability"
-SCORE_COLUMNS = (IMPUTED_COLUMN, PROBABILITY_COLUMN, "prediction", "risk_level", "model_version")
+PREDICTION_COLUMN = "prediction"
+RISK_COLUMN = "risk_level"
+SCORE_COLUMNS = (
+    IMPUTED_COLUMN,
+    PROBABILITY_COLUMN,
+    PREDICTION_COLUMN,
+    RISK_COLUMN,
+    "model_version",
+)
 OUTPUT_COLUMNS = frozenset({ROW_COLUMN, *SCORE_COLUMNS})
 IMPUTED_SEPARATOR = ","  # "slope,oldpeak": the imputed fields of a row, in the spec's order
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -35,10 +35,9 @@ from heartml.batch.io import (
 from heartml.batch.model import ScoringModel
 from heartml.batch.score import ScoredChunk, score_frame
 from heartml.batch.writers import OUTPUT_SUFFIXES, OutputWriter, RejectsWriter
+from heartml.choices import ENGINES, Engine
 
 T = TypeVar("T")
-Engine = Literal["local", "dask"]
-ENGINES: tuple[Engine, ...] = ("local", "dask")
 Progress = Callable[[int, int | None], None]  # (rows just processed, total rows if known)
 
 DEFAULT_CHUNK_SIZE = 100_000
@@ -77,9 +76,13 @@ def score_file(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    on_scored: Callable[[pa.Table], None] | None = None,
 ) -> ScoreSummary:
     """Score a CSV, parquet or header-less file into `output_path` (.csv or .parquet), by the
     rules of the model's dataset spec.
+
+    on_scored: called with each chunk's scored rows as written (with their `row` column), in
+    input order, before the next chunk (`heartml score --record` stores them).
 
     engine="dask": partitions are scored on the cluster at `scheduler` (a LocalCluster with
     `workers` processes when None); the input path must be readable by the workers.
@@ -111,7 +114,9 @@ def score_file(
         else:
             chunks = _dask_chunks(input_path, fmt, chunk_size, model, scheduler, workers)
         for chunk in chunks:
-            _emit(chunk, summary, writer, rejects)
+            scored = _emit(chunk, summary, writer, rejects)
+            if on_scored is not None and scored.num_rows:
+                on_scored(scored)
             report(chunk.rows, total)
         if summary.rows == 0:
             raise BatchError(f"{input_path}: no data rows")
@@ -130,7 +135,7 @@ def _emit(
     summary: ScoreSummary,
     writer: OutputWriter,
     rejects: RejectsWriter,
-) -> None:
+) -> pa.Table:
     offset = summary.rows + 1  # rows are numbered from 1
     table = chunk.scored
     table = table.add_column(
@@ -146,6 +151,7 @@ def _emit(
     summary.rejected += chunk.rejects.num_rows
     summary.imputed += chunk.imputed
     summary.partitions += 1
+    return table
 
 
 # --------------------------------------------------------------------------------------------

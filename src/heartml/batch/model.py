@@ -1,6 +1,6 @@
 """The model a scoring worker needs: small and picklable, loaded once per process.
 
-It is made from a package read by heartml.manifest.read_package (every checksum verified, and the
+It is made from a package read by heartml.package.manifest.read_package (every checksum verified, and the
 files hashed again as they were read), and carries the package's dataset spec as text, so that a
 Dask worker validates with the same contract as the client.
 """
@@ -16,8 +16,8 @@ import numpy as np
 from heartml import parity
 from heartml.batch.contract import Contract, contract_from_text
 from heartml.errors import PackagingError
-from heartml.manifest import ONNX_FILE, VerifiedPackage
 from heartml.onnx_runtime import OnnxModel
+from heartml.package.manifest import ONNX_FILE, VerifiedPackage
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 - PSI per feature, sum((a - e) * ln(a / e)): numeric features on the reference's decile bins
   (interior edges, open ends, the same `searchsorted(side="right")` as
-  heartml.packaging.reference_statistics), coded features on their codes; proportions are floored
+  heartml.package.contents.reference_statistics), coded features on their codes; proportions are floored
   at EPSILON so that an empty bin costs a large but finite amount. Read as < 0.1 stable,
   0.1-0.25 moderate, > 0.25 significant (the usual credit-scoring convention).
 - KS for numeric features: the two-sample statistic D between the window and the reference, whose

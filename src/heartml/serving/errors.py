@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from heartml.serving.contract import Contract, allowed_text
+from heartml.serving.envelopes import error_body
 from heartml.serving.middleware import REQUEST_ID_KEY
 from heartml.serving.model_store import ModelNotReady
 
@@ -64,11 +65,15 @@ def json_response(
 
 
 def error_response(
-    request: Request, status_code: int, detail: Any, headers: Mapping[str, str] | None = None
+    request: Request,
+    status_code: int,
+    detail: Any,
+    headers: Mapping[str, str] | None = None,
+    code: str | None = None,
 ) -> Response:
-    return json_response(
-        {"detail": detail, "request_id": request_id(request)}, status_code, headers
-    )
+    """An error in the format of the protocol the path speaks (heartml.serving.envelopes)."""
+    body = error_body(request.scope["path"], status_code, detail, request_id(request), code)
+    return json_response(body, status_code, headers)
 
 
 # orjson writes integers of at most 64 bits (it raises on longer ones: a 500 for a 422).

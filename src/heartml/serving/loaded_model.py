@@ -1,7 +1,7 @@
 """A loaded model: a verified package's ONNX graph, its input contract and what the service
 needs around it (threshold, reference statistics, the explanation baseline).
 
-`load_package` reads a package with heartml.manifest.read_package (every checksum verified,
+`load_package` reads a package with heartml.package.manifest.read_package (every checksum verified,
 the files hashed again as they are read) and refuses one whose dataset spec is missing or
 invalid, whose ONNX graph takes other columns than the spec declares, or whose reference
 statistics lack a column: the spec is the model's input contract (heartml.serving.contract).
@@ -20,7 +20,7 @@ import numpy as np
 
 from heartml import parity
 from heartml.errors import HeartmlError
-from heartml.manifest import (
+from heartml.package.manifest import (
     MODEL_CONFIG,
     ONNX_FILE,
     REFERENCE_FILE,

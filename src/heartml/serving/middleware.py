@@ -17,6 +17,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from heartml.serving.envelopes import error_body
 from heartml.serving.logging import REQUEST_ID
 from heartml.serving.metrics import ServiceMetrics
 
@@ -120,13 +121,13 @@ class ServiceMiddleware:
         except BodyTooLarge as exc:
             status = 413
             if not response_started:
-                content = {"detail": exc.detail, "request_id": request_id}
+                content = error_body(scope["path"], 413, exc.detail, request_id)
                 await send_json(send, 413, content, request_id)
         except Exception:
             status = 500
             log.exception("unhandled error", extra={"path": scope["path"]})
             if not response_started:
-                content = {"detail": "internal error", "request_id": request_id}
+                content = error_body(scope["path"], 500, "internal error", request_id)
                 await send_json(send, 500, content, request_id)
         finally:
             elapsed = time.perf_counter() - started

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from heartml.errors import HeartmlError
-from heartml.manifest import PackagingError, package_dirs
+from heartml.package.manifest import PackagingError, package_dirs
 from heartml.serving.contract import Contract, build_contract, configured_spec
 from heartml.serving.loaded_model import LoadedModel as LoadedModel
 from heartml.serving.loaded_model import ModelLoadError as ModelLoadError

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from heartml.errors import HeartmlError
-from heartml.manifest import MANIFEST, PACKAGE_ARTIFACT_DIR
+from heartml.package.manifest import MANIFEST, PACKAGE_ARTIFACT_DIR
 from heartml.settings import Settings
 from heartml.tracking.versions import VersionTag
 

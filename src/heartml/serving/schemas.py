@@ -74,6 +74,14 @@ def checked_record(body: bytes, contract: Contract) -> tuple[list[float], list[s
     return None if row is None else (row, unknown)
 
 
+def checked_row(data: Any, contract: Contract) -> list[float] | None:
+    """`checked_record`'s row for a record already parsed (a dict of JSON values), else None:
+    the other protocols' records (heartml.serving.rows) take the same fast check."""
+    if not contract.fast_path:
+        return None
+    return _record_row(data, contract.row_rules, [])
+
+
 def patient_row(body: bytes, contract: Contract) -> list[float] | None:
     """`checked_record`'s row alone."""
     checked = checked_record(body, contract)

@@ -11,10 +11,6 @@ APP_FACTORY = "heartml.serving.app:create_app"
 DEFAULT_WORKERS = 1  # chosen by measurement: see benchmarks/README.md
 
 
-LOOPS = ("auto", "uvloop", "asyncio")
-HTTP_PARSERS = ("auto", "httptools", "h11")
-
-
 def uvicorn_choices(loop: str = "auto", http: str = "auto") -> tuple[str, str]:
     """By default uvloop and httptools when installed (uvicorn[standard]; the fastest pair,
     measured in benchmarks/README.md), the pure-Python pair otherwise."""

@@ -11,14 +11,18 @@ caching, no shared answers.
 
 With a challenger set (heartml.serving.shadow), each scored batch is also handed to the shadow's
 queue, after the champion's answers: one append per batch, scored by another thread.
+
+The prediction store's writer (heartml.store.writer) gets one append per scored group, with the
+rows as they are: building the stored rows and inserting them happen in its own thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from fastapi import Depends, Request
@@ -31,6 +35,10 @@ from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.model_store import ModelStore
 from heartml.serving.shadow import Shadow
 from heartml.settings import Settings
+
+if TYPE_CHECKING:  # imported by the app only when the store is enabled (SQLAlchemy: ~0.1 s)
+    from heartml.serving.live import LiveMonitor
+    from heartml.store.writer import PredictionWriter
 
 log = logging.getLogger("heartml.serving")
 
@@ -48,6 +56,8 @@ class Service:
     prediction_log: PredictionLog | None = None
     shadow: Shadow | None = None  # the challenger scored in shadow (heartml.serving.shadow)
     challenger_store: ModelStore | None = None
+    recorder: PredictionWriter | None = None  # the prediction store's writer, when enabled
+    live: LiveMonitor | None = None  # its live-performance window
     _pending: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _last_batch: int = field(default=1, init=False, repr=False)
     _deferred: bool = field(default=False, init=False, repr=False)
@@ -73,6 +83,21 @@ class Service:
                 model.name,
                 model.version,
                 model.columns,
+                rows,
+                probabilities,
+                predictions,
+            )
+        if self.recorder is not None:
+            count = len(probabilities)
+            self.recorder.record(
+                time.time(),
+                "api",
+                model.name,
+                model.version,
+                model.threshold,
+                model.contract,
+                [request_id] * count,
+                range(count),  # a /predict/batch record's position in `records`
                 rows,
                 probabilities,
                 predictions,
@@ -154,6 +179,20 @@ class Service:
                     )
                 if not item[3].done():  # a cancelled request (client gone) needs no answer
                     item[3].set_result((probability, prediction))
+            if self.recorder is not None:
+                self.recorder.record(
+                    time.time(),
+                    "api",
+                    model.name,
+                    model.version,
+                    threshold,
+                    model.contract,
+                    [item[2] for item in group],
+                    [0] * len(group),
+                    row_list,
+                    probabilities,
+                    predictions,
+                )
             shadow = self.shadow
             if shadow is not None and shadow.challenger is not None:
                 # After the answers are set; `submit` only appends to the shadow's queue (its

@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from heartml.config import ALGORITHMS
+from heartml.choices import ALGORITHMS
 from heartml.errors import HeartmlError
-from heartml.manifest import PACKAGE_ARTIFACT_DIR, PackagingError, read_manifest
+from heartml.package.manifest import PACKAGE_ARTIFACT_DIR, PackagingError, read_manifest
 from heartml.serving.contract import configured_spec
 from heartml.serving.registry_client import (
     RegistryClient,

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from heartml.config import ALGORITHMS
+from heartml.choices import ALGORITHMS
 from heartml.spec import expressions
 from heartml.spec.expressions import ExpressionError, Node
 from heartml.spec.parts import (

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from heartml.errors import PackagingError, TrackingError
-from heartml.manifest import MANIFEST, PACKAGE_ARTIFACT_DIR, read_manifest
+from heartml.package.manifest import MANIFEST, PACKAGE_ARTIFACT_DIR, read_manifest
 from heartml.tracking.registry import Registry
 from heartml.tracking.versions import ChampionInfo
 

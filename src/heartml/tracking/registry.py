@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from heartml.config import ALGORITHMS
+from heartml.choices import ALGORITHMS
 from heartml.errors import TrackingError
 from heartml.settings import Settings
 from heartml.tracking import aliases

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from heartml.config import ALGORITHMS
-from heartml.manifest import SPEC_FILE
+from heartml.choices import ALGORITHMS
+from heartml.package.manifest import SPEC_FILE
 from heartml.tracking.connection import mlflow_module
 from heartml.tracking.model_format import log_pipeline_model
 from heartml.tracking.registry import Registry

@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 from sklearn.pipeline import Pipeline
 
-from heartml.manifest import MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
+from heartml.package.manifest import MODEL_CONFIG, ONNX_FILE, REFERENCE_FILE, SPEC_FILE
 from heartml.provenance import write_json
 from heartml.spec import DatasetSpec
 
@@ -36,8 +36,7 @@ def parity_document(pipeline: Pipeline, rows: pd.DataFrame, columns: tuple[str, 
 def write_package(
     directory: Path, onnx: bytes, spec_text: str, parity: dict, threshold: float = THRESHOLD
 ) -> Path:
-    from heartml.manifest import PARITY_FILE
-    from heartml.packaging import write_manifest
+    from heartml.package.manifest import PARITY_FILE, write_manifest
 
     directory.mkdir(parents=True)
     write_json(directory / PARITY_FILE, parity)

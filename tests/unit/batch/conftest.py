@@ -1,6 +1,6 @@
 """Batch-scoring fixtures: real packages, built in seconds from a pipeline fitted here.
 
-A package is what `heartml package` ships and `heartml.manifest.read_package` verifies: the ONNX
+A package is what `heartml package` ships and `heartml.package.manifest.read_package` verifies: the ONNX
 graph, the dataset spec it was trained with, the model config, the reference statistics and a
 MANIFEST with every file's sha256. Only the MLflow round trip is skipped (the integration tests
 run the real command). The Cleveland rows are read here with pandas from the spec's own
@@ -21,8 +21,8 @@ from sklearn.pipeline import Pipeline
 
 from heartml.batch import ScoringModel, scoring_model
 from heartml.features import build_pipeline
-from heartml.manifest import read_package
 from heartml.onnx_export import pipeline_to_onnx
+from heartml.package.manifest import read_package
 from heartml.spec import DatasetSpec, load_spec
 
 

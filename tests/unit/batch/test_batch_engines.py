@@ -223,7 +223,10 @@ def test_cli_scores_with_the_newest_package_of_the_specs_prefix(
 
     for args, message in [
         (("--input", "nope.csv"), "error: nope.csv: no such file"),
-        (("--input", str(mixed_csv), "--engine", "spark"), "--engine 'spark': allowed"),
+        (
+            ("--input", str(mixed_csv), "--engine", "spark"),
+            "'--engine': 'spark' is not one of 'local', 'dask'",
+        ),
         (("--input", str(mixed_csv), "--package", "packages/none"), "packages/none: not a"),
     ]:
         failed = heartml_cli("score", *args, "--output", "x.csv", cwd=root, env=make_cli_env())

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 
 from heartml.batch import ScoringModel, scoring_model
 from heartml.errors import PackagingError
-from heartml.manifest import ONNX_FILE, read_package
+from heartml.package.manifest import ONNX_FILE, read_package
 from heartml.spec import DatasetSpec
 
 pytestmark = pytest.mark.scale

@@ -22,7 +22,7 @@ BREAST_SPEC_FILE = (
 )
 # model_card_input.json: a real pipeline's summary (curves left out, its masked blocks kept), one
 # subgroup without an AUC and a parameter holding HTML. model_card_expected.md: the card for that
-# input and the heart spec, reviewed line by line against the card heartml.packaging wrote by
+# input and the heart spec, reviewed line by line against the card heartml.package wrote by
 # hand before the reports followed the spec (same sections and facts; the dataset's words now
 # come from the spec, the counts from the data). model_card_breast_input.json: the champion of
 # a real breast-cancer run (small grid).

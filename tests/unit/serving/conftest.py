@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
@@ -25,7 +26,7 @@ from heartml.serving.app import create_app
 from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
 from heartml.spec import DatasetSpec
-from serving_packages import fit, heart_spec, read_source, write_package
+from serving_packages import fit, heart_spec, read_source, with_extra_column, write_package
 
 with warnings.catch_warnings():
     # Starlette 1.x suggests httpx2 for its TestClient; httpx is what the project ships.
@@ -82,6 +83,32 @@ def fitted(spec: DatasetSpec, heart_frame: pd.DataFrame) -> dict[str, tuple[Pipe
     return out
 
 
+# A column the heart spec lacks, for packages whose contract is not the seed's 13 fields.
+SMOKER = {
+    "kind": "binary",
+    "label": "Current smoker",
+    "description": "Smokes now (1 = yes)",
+    "codes": {0: "no", 1: "yes"},
+    "required": True,
+    "example": 1,
+    "group": "Patient",
+}
+
+
+@pytest.fixture(scope="session")
+def smoker_model(
+    spec: DatasetSpec, heart_frame: pd.DataFrame
+) -> tuple[DatasetSpec, Any, pd.DataFrame]:
+    """A spec with one more required column (14 raw columns, `smoker` last), and a pipeline
+    fitted on data that has it."""
+    extended = with_extra_column(spec, "smoker", SMOKER)
+    rng = np.random.default_rng(0)
+    frame = heart_frame.assign(
+        smoker=np.where(rng.random(len(heart_frame)) < 0.3 + 0.4 * heart_frame["target"], 1.0, 0.0)
+    )
+    return extended, fit(extended, frame, LogisticRegression(max_iter=2000)), frame
+
+
 PackageFactory = Callable[..., Path]
 
 
@@ -131,9 +158,20 @@ def wait_ready(client: TestClient, timeout: float = 10.0) -> None:
     raise AssertionError(f"not ready after {timeout} s: {client.get('/ready').json()}")
 
 
+def wait_settled(client: TestClient, timeout: float = 10.0) -> None:
+    """Wait until the first load attempt has ended (ready, or not ready for a stated reason)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/ready").json()["detail"] != "loading":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"still loading after {timeout} s")
+
+
 @pytest.fixture
 def client_for() -> Iterator[Callable[..., TestClient]]:
-    """A started TestClient (lifespan running) for settings; waits for the model if asked."""
+    """A started TestClient (lifespan running) for settings; waits for the model if asked,
+    else for the first load attempt to end."""
     opened: list[TestClient] = []
 
     def start(settings: Settings, *, ready: bool = True, store: ModelStore | None = None) -> Any:
@@ -142,6 +180,8 @@ def client_for() -> Iterator[Callable[..., TestClient]]:
         opened.append(client)
         if ready:
             wait_ready(client)
+        else:  # the first load attempt has ended: its answer no longer depends on timing
+            wait_settled(client)
         return client
 
     yield start

@@ -6,7 +6,6 @@ import json
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -243,7 +242,6 @@ def test_not_ready_without_a_package(
     settings_for: Callable[..., Settings], client_for: Callable[..., TestClient]
 ) -> None:
     client = client_for(settings_for(), ready=False)
-    time.sleep(0.2)
     assert client.get("/health").status_code == 200
     ready = client.get("/ready")
     assert ready.status_code == 503

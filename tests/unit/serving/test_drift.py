@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from heartml.packaging import reference_statistics as spec_reference_statistics
+from heartml.package.contents import reference_statistics as spec_reference_statistics
 from heartml.serving.drift import (
     MIN_SAMPLES,
     DriftMonitor,

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from heartml.manifest import PackagingError, verify_checksums
+from heartml.package.manifest import PackagingError, verify_checksums
 from heartml.serving.model_store import ModelNotReady, ModelStore, load_package
 from heartml.settings import Settings
 from heartml.spec import spec_from_text

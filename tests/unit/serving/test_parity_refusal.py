@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from heartml.manifest import MANIFEST, PARITY_FILE, verify_checksums
+from heartml.package.manifest import MANIFEST, PARITY_FILE, verify_checksums
 from heartml.parity import ParityError
 from heartml.provenance import sha256_file
 from heartml.serving.model_store import ModelStore, load_package

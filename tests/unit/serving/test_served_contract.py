@@ -9,15 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sklearn.linear_model import LogisticRegression
 
 from heartml.settings import Settings
 from heartml.spec import DatasetSpec, rules
-from serving_packages import fit, with_extra_column, write_package
+from serving_packages import write_package
 
 pytestmark = pytest.mark.serving
 
@@ -182,30 +180,6 @@ def test_model_info_describes_every_field_for_a_form(
 
 # --------------------------------------------------------------------------------------------
 # A hot reload to a package with another input contract
-
-
-SMOKER = {
-    "kind": "binary",
-    "label": "Current smoker",
-    "description": "Smokes now (1 = yes)",
-    "codes": {0: "no", 1: "yes"},
-    "required": True,
-    "example": 1,
-    "group": "Patient",
-}
-
-
-@pytest.fixture(scope="module")
-def smoker_model(
-    spec: DatasetSpec, heart_frame: pd.DataFrame
-) -> tuple[DatasetSpec, Any, pd.DataFrame]:
-    """A spec with one more required column, and a pipeline fitted on data that has it."""
-    extended = with_extra_column(spec, "smoker", SMOKER)
-    rng = np.random.default_rng(0)
-    frame = heart_frame.assign(
-        smoker=np.where(rng.random(len(heart_frame)) < 0.3 + 0.4 * heart_frame["target"], 1.0, 0.0)
-    )
-    return extended, fit(extended, frame, LogisticRegression(max_iter=2000)), frame
 
 
 def test_a_reload_to_another_contract_switches_validation_docs_and_info(

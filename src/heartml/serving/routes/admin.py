@@ -6,11 +6,11 @@ key the endpoint does not exist (404), so an unconfigured service has no admin s
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Response
 
+from heartml.serving.auth import check_admin_key
 from heartml.serving.errors import json_response
 from heartml.serving.schemas import ErrorResponse, ReloadResponse
 from heartml.serving.service import ServiceDep
@@ -35,9 +35,7 @@ async def reload_model(
     configured = service.settings.serve_admin_api_key
     if configured is None:
         raise HTTPException(404, "Not Found")
-    expected = configured.get_secret_value().encode()
-    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), expected):
-        raise HTTPException(401, "missing or wrong X-API-Key", {"WWW-Authenticate": "ApiKey"})
+    check_admin_key(configured, x_api_key)
     outcome = await service.store.refresh(force=True)
     model = service.store.current
     return json_response(

@@ -69,6 +69,17 @@ EXPLANATION_METHOD = (
 )
 
 
+def check_batch_limit(service: Service, count: int) -> None:
+    """A 413 for more records than HEARTML_SERVE_BATCH_LIMIT (every route that takes many)."""
+    limit = service.settings.serve_batch_limit
+    if count > limit:
+        raise HTTPException(
+            413,
+            f"the batch has {count} records; the limit is {limit} per request "
+            "(HEARTML_SERVE_BATCH_LIMIT): split it into smaller batches",
+        )
+
+
 def openapi_body(model: str) -> dict[str, Any]:
     """The OpenAPI request body of a route that reads the body itself (the component is the
     served contract's model, added by the app's OpenAPI document)."""
@@ -76,7 +87,7 @@ def openapi_body(model: str) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
     if content_type == "application/json":  # what nearly every client sends
         return True
     media_type = content_type.partition(";")[0].strip().lower()
@@ -85,7 +96,7 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def _content_type(request: Request) -> str:
+def content_type_of(request: Request) -> str:
     # Straight from the ASGI headers: request.headers would build a Headers object first.
     for name, value in request.scope["headers"]:
         if name == b"content-type":
@@ -96,8 +107,8 @@ def _content_type(request: Request) -> str:
 async def json_body(request: Request, batch: bool = False) -> bytes:
     """The request's body, once the checks every prediction route shares have passed."""
     body = await request.body()
-    content_type = _content_type(request)
-    if not _is_json(content_type):
+    content_type = content_type_of(request)
+    if not is_json(content_type):
         # Only JSON: a browser sends a cross-site form or text/plain without a CORS preflight.
         raise HTTPException(
             415,
@@ -211,13 +222,7 @@ async def predict_batch(request: Request) -> Response:
     if row_list is None:
         batch = validated(body, contract.batch, contract)
         row_list = [contract.record_row(record) for record in batch.records]
-    limit = service.settings.serve_batch_limit
-    if len(row_list) > limit:
-        raise HTTPException(
-            413,
-            f"the batch has {len(row_list)} records; the limit is {limit} per request "
-            "(HEARTML_SERVE_BATCH_LIMIT): split it into smaller batches",
-        )
+    check_batch_limit(service, len(row_list))
     rid = request_id(request)
     rows = np.array(row_list, dtype=np.float64)
     if len(rows) > THREADPOOL_ROWS:

@@ -2,28 +2,31 @@
 and reading a verified package's serving files (the ONE loader that serving and batch use).
 
 Light imports only (no pandas, sklearn or mlflow), so that the prediction service can verify a
-package without the training stack; heartml.packaging re-exports these names.
+package without the training stack (build.py and verify.py hold the heavy parts).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from heartml.errors import PackagingError
-from heartml.provenance import read_json, sha256_file
+from heartml.provenance import read_json, sha256_file, write_json
 
-# The package layout's fixed file names (heartml.packaging writes them, the server reads them).
+# The package layout's fixed file names (heartml.package.build writes them, the server reads them).
 MANIFEST = "MANIFEST.json"
 ONNX_FILE = "model.onnx"
 MODEL_CONFIG = "model_config.yaml"
 REFERENCE_FILE = "reference_statistics.json"
 SPEC_FILE = "dataset_spec.yaml"  # the dataset spec the model was trained with (its input contract)
 PARITY_FILE = "parity_reference.json"  # reference rows + the pipeline's probabilities
+JOBLIB_FILE = "model.joblib"  # the fitted sklearn Pipeline (a pickle: loaded after its sha256)
+MLFLOW_DIR = "mlflow_model"  # the registered MLflow pyfunc, copied
 # Where `heartml package` uploads a version's verified package among its run's artifacts, and
 # where registry-mode serving downloads it from.
 PACKAGE_ARTIFACT_DIR = "package"
@@ -62,6 +65,22 @@ def verify_checksums(directory: Path) -> dict[str, Any]:
     )
     if extra:
         raise PackagingError(f"{extra[0]}: present but not listed in {MANIFEST}")
+    return manifest
+
+
+def write_manifest(directory: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    files = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
+        files[path.relative_to(directory).as_posix()] = {
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+        }
+    manifest = {
+        **identity,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+    write_json(directory / MANIFEST, manifest)
     return manifest
 
 
