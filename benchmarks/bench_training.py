@@ -55,11 +55,11 @@ def main() -> None:
                 f"run {repeat + 1}: data stage {data_seconds:.1f} s, Task 2 (train) "
                 f"{train_seconds:.1f} s, total {total:.1f} s"
             )
-            for name, model in result.results["models"].items():
-                auc = model["cv_metrics"]["roc_auc"]
+            for name, model in result.evaluation.models.items():
+                auc = model.cv_metrics["roc_auc"]
                 print(
-                    f"  {name:<20} {model['seconds']:6.1f} s  CV ROC-AUC {auc['mean']:.4f} "
-                    f"[{auc['ci_low']:.4f}, {auc['ci_high']:.4f}]"
+                    f"  {name:<20} {model.seconds:6.1f} s  CV ROC-AUC {auc.mean:.4f} "
+                    f"[{auc.ci_low:.4f}, {auc.ci_high:.4f}]"
                 )
     median = statistics.median(totals)
     print(

@@ -51,11 +51,57 @@ class Settings(BaseSettings):
     champion_alias: str = "champion"
 
     # Prediction service (`heartml serve`). The model comes from a verified package: the one
-    # named here, else the newest under packages/; with model_source=registry, the package
-    # whose MANIFEST names the registry's champion (name and version).
+    # named here, else the newest under packages/; with model_source=registry, the package of
+    # the registry's champion, downloaded from its run over MLflow's REST API (or the package
+    # under packages/ whose MANIFEST names the same model and version).
     model_source: Literal["package", "registry"] = "package"
     model_package: Path | None = Field(
         default=None, description="Package folder to serve (default: newest under packages/)"
+    )
+    registry_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Registered model names the champion is looked for in, comma-separated "
+        "(default: <the dataset spec's model_name_prefix>_<algorithm> for the four algorithms)",
+    )
+    registry_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Per request to the registry (registry mode)"
+    )
+    registry_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a failed registry request (with backoff)"
+    )
+    registry_cache_dir: Path | None = Field(
+        default=None,
+        description="Where downloaded packages are kept (default: <temp dir>/heartml-registry)",
+    )
+    challenger_alias: str = Field(
+        default="challenger",
+        description="Registry mode: the version holding this alias is scored in shadow; empty = "
+        "no shadow from the registry",
+    )
+    shadow_package: Path | None = Field(
+        default=None, description="A package to score every request with in shadow (package mode)"
+    )
+    shadow_queue_rows: int = Field(
+        default=4096,
+        ge=1,
+        description="Rows waiting for the shadow model at most; more are dropped and counted",
+    )
+    # MLflow's own variables for a tracking server that asks for credentials (MLflow's rule:
+    # user and password win over the token when both are set).
+    mlflow_tracking_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_USERNAME")
+    )
+    mlflow_tracking_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_PASSWORD")
+    )
+    mlflow_tracking_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_TOKEN")
+    )
+    mlflow_tracking_insecure_tls: bool = Field(
+        default=False, validation_alias=AliasChoices("MLFLOW_TRACKING_INSECURE_TLS")
+    )
+    mlflow_tracking_server_cert_path: Path | None = Field(
+        default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_SERVER_CERT_PATH")
     )
     serve_reload_interval_s: float = Field(
         default=5.0, ge=0, description="Seconds between checks for a new model; 0 = never"
@@ -119,20 +165,27 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Seconds between recomputations of the /metrics gauges"
     )
 
-    @field_validator("serve_admin_api_key", mode="before")
+    @field_validator(
+        "serve_admin_api_key",
+        "mlflow_tracking_username",
+        "mlflow_tracking_password",
+        "mlflow_tracking_token",
+        mode="before",
+    )
     @classmethod
     def _blank_key_is_no_key(cls, value: Any) -> Any:
         # An empty key would let anyone in with an empty header: treat it as "not configured".
+        # (Compose and Kubernetes pass an unset credential on as an empty variable.)
         if isinstance(value, str) and not value.strip():
             return None
         return value
 
-    @field_validator("serve_cors_origins", mode="before")
+    @field_validator("serve_cors_origins", "registry_models", mode="before")
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         # An environment variable holds "https://a.example,https://b.example".
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @cached_property

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from heartml.config import PipelineConfig
 from heartml.documents import DataProvenance, EvaluationResults, QualityReport
-from heartml.errors import ArtifactError, DataError, DocumentError
+from heartml.errors import ArtifactError, DataError, DocumentError, PackagingError
 from heartml.settings import Settings
 
 if TYPE_CHECKING:
@@ -306,7 +306,16 @@ def run_package(
     user would."""
     from heartml.package.build import build_package
     from heartml.package.verify import verify_package
+    from heartml.tracking.package_artifacts import upload_package
+    from heartml.tracking.registry import Registry
 
     built = build_package(settings, progress, model_name=model_name, version=version)
     verification = verify_package(built.directory)
+    # Only a verified package goes to the registry, to the run of the version it packages.
+    if progress is not None:
+        progress("uploading the package to the registry")
+    run_id = built.manifest.run_id
+    if run_id is None:  # build_package always names it; a package without it has no home
+        raise PackagingError(f"{built.directory.name}: its MANIFEST names no run")
+    upload_package(Registry.connect(settings), run_id, built.directory)
     return built, verification

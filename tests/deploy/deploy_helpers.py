@@ -260,12 +260,13 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 @contextlib.contextmanager
-def heartml_serve(package: Path, workdir: Path) -> Iterator[ApiServer]:
-    """`heartml serve --port <free> --package <package>` in its own process group."""
+def heartml_serve(package: Path, workdir: Path, **settings: str) -> Iterator[ApiServer]:
+    """`heartml serve --port <free> --package <package>` in its own process group, with
+    HEARTML_* `settings` on top of the defaults."""
     port = free_port()
     log = workdir / f"serve-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTML_", "MLFLOW_"))}
-    env.update(HEARTML_ROOT=str(workdir), HEARTML_SERVE_RELOAD_INTERVAL_S="0")
+    env.update(HEARTML_ROOT=str(workdir), HEARTML_SERVE_RELOAD_INTERVAL_S="0", **settings)
     with log.open("w") as handle:
         process = subprocess.Popen(
             [

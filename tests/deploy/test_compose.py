@@ -32,6 +32,7 @@ def config() -> dict:
 def test_services(config: dict) -> None:
     assert set(config["services"]) == {
         "api",
+        "api-registry",
         "mlflow",
         "postgres",
         "prometheus",
@@ -39,6 +40,9 @@ def test_services(config: dict) -> None:
         "pipeline",
         "monitor",
     }
+    # Started only when asked for: a plain `up` runs the package-serving api alone.
+    assert config["services"]["api-registry"]["profiles"] == ["registry"]
+    assert config["services"]["pipeline"]["profiles"] == ["train"]
 
 
 def test_api_uses_the_serving_image_on_loopback(config: dict) -> None:
@@ -127,3 +131,67 @@ def test_no_secret_values_in_the_file() -> None:
     for line in text.splitlines():
         if "PASSWORD" in line and ":" in line and not line.strip().startswith("#"):
             assert "${" in line, f"hard-coded password: {line.strip()}"
+
+
+@pytest.fixture(scope="module")
+def registry_config() -> dict:
+    """`docker-compose --profile registry config`: the stack with the registry-following API."""
+    compose = require_tool("docker-compose")
+    result = subprocess.run(
+        [compose, "-f", str(COMPOSE), "--profile", "registry", "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+    )
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
+    return yaml.safe_load(result.stdout)
+
+
+def test_registry_variant_follows_the_stacks_mlflow_without_packages(
+    registry_config: dict,
+) -> None:
+    from heartml.catalog import Catalog
+    from heartml.choices import ALGORITHMS
+    from heartml.serving.sources import check_source, registry_names
+    from heartml.settings import Settings
+
+    services = registry_config["services"]
+    api = services["api-registry"]
+    assert api["build"]["target"] == "serving" and api["image"] == services["api"]["image"]
+    assert "volumes" not in api, "the registry variant mounts no package folder"
+    assert api["read_only"] is True and api["user"] == "10001:10001"
+    (port,) = api["ports"]
+    assert str(port).startswith("127.0.0.1:") and str(port) != str(services["api"]["ports"][0])
+    assert api["depends_on"]["mlflow"]["condition"] == "service_healthy"
+
+    env = api["environment"]
+    fields = {f"HEARTML_{name.upper()}" for name in Settings.model_fields}
+    mlflow_names = {
+        "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_TOKEN",
+    }  # fmt: skip
+    assert set(env) <= fields | mlflow_names, set(env) - fields - mlflow_names
+    # The tracking URI names the stack's mlflow service on the port it listens on.
+    mlflow_port = next(c for c in services["mlflow"]["command"] if c.startswith("--port="))
+    assert env["MLFLOW_TRACKING_URI"] == f"http://mlflow:{mlflow_port.split('=')[1]}"
+    # The settings as the container reads them: a source that works there (no spec in the image,
+    # so the names are listed), and they are the four names the spec registers.
+    settings = Settings(_env_file=None, root="/nonexistent", **_as_settings(env))
+    assert settings.model_source == "registry"
+    check_source(settings)
+    catalog = Catalog.load(REPO_ROOT, "uci_heart")
+    assert registry_names(settings) == [catalog.registered_name(a) for a in ALGORITHMS]
+    # Unset credentials arrive as empty strings: they mean "none", never an empty password.
+    assert settings.mlflow_tracking_password is None and settings.mlflow_tracking_token is None
+
+
+def _as_settings(env: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for name, value in env.items():
+        if name.startswith("HEARTML_"):
+            out[name.removeprefix("HEARTML_").lower()] = value
+        else:
+            out[name] = value  # MLflow's variables are the settings' aliases
+    return out

@@ -30,6 +30,7 @@ SERVING_ROOTS = [
     "fastapi", "uvicorn", "uvloop", "httptools", "onnxruntime", "numpy", "pydantic",
     "pydantic-settings", "orjson", "prometheus-client", "pyyaml", "sqlalchemy", "alembic",
     "psycopg2-binary",
+    "httpx",  # registry mode: MLflow's REST API (heartml.serving.registry_client)
 ]  # fmt: skip
 TRAINING_STACK = {
     "mlflow", "mlflow-skinny", "scikit-learn", "pandas", "scipy", "matplotlib", "skl2onnx",

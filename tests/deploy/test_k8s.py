@@ -253,6 +253,65 @@ def test_every_file_in_the_tree_is_used_or_a_template() -> None:
     assert top == used, f"unreferenced: {top - used}"
 
 
+MLFLOW_VARIABLES = {
+    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+}  # fmt: skip
+
+
+def test_registry_component_validates_and_its_settings_work_in_the_image(
+    tmp_path: Path,
+) -> None:
+    from heartml.catalog import Catalog
+    from heartml.choices import ALGORITHMS
+    from heartml.serving.sources import check_source, registry_names
+    from heartml.settings import Settings
+
+    component = K8S / "components" / "registry"
+    docs, text = render(K8S, (component,), tmp_path / "overlay")
+    validate(text, len(docs), tmp_path)
+    secret = (component / "mlflow-credentials.example.yaml").read_text()
+    validate(secret, 1, tmp_path)
+    kinds = by_kind(docs)
+    data = kinds["ConfigMap"]["data"]
+    fields = {f"HEARTML_{name.upper()}" for name in Settings.model_fields}
+    for name in data:
+        assert name in fields | MLFLOW_VARIABLES or name.startswith("UVICORN_"), name
+    # The ConfigMap as the container reads it (no dataset spec in the image): a source that
+    # works there, following the four models the spec registers.
+    env = {
+        (k.removeprefix("HEARTML_").lower() if k.startswith("HEARTML_") else k): v
+        for k, v in data.items()
+        if not k.startswith("UVICORN_")
+    }
+    settings = Settings(_env_file=None, root="/nonexistent", **env)
+    assert settings.model_source == "registry"
+    check_source(settings)
+    catalog = Catalog.load(Path(__file__).resolve().parents[2], "uci_heart")
+    assert registry_names(settings) == [catalog.registered_name(a) for a in ALGORITHMS]
+
+    # Credentials: MLflow's variables from an optional Secret, whose template holds none.
+    (container,) = _containers(kinds["Deployment"])
+    refs = {
+        ref["secretRef"]["name"]: ref["secretRef"]
+        for ref in container["envFrom"]
+        if "secretRef" in ref
+    }
+    assert refs["heartml-mlflow-credentials"]["optional"] is True
+    assert refs["heartml-api-secrets"]["optional"] is True  # the base's Secret is kept
+    assert {"configMapRef": {"name": "heartml-api-config"}} in container["envFrom"]
+    (template,) = load_yaml_all(component / "mlflow-credentials.example.yaml")
+    assert set(template["stringData"]) <= MLFLOW_VARIABLES
+    assert all(v.startswith("REPLACE") for v in template["stringData"].values())
+    assert "mlflow-credentials.example.yaml" not in str(load_yaml(component / "kustomization.yaml"))
+    # The download cache is a writable volume on the read-only root file system, beside /tmp.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert str(settings.registry_cache_dir) in mounts and "/tmp" in mounts
+    volumes = {v["name"]: v for v in kinds["Deployment"]["spec"]["template"]["spec"]["volumes"]}
+    assert "emptyDir" in volumes[mounts[str(settings.registry_cache_dir)]]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
 # ---- components/kserve: the image as a KServe InferenceService (custom predictor)
 
 KSERVE = K8S / "components" / "kserve"

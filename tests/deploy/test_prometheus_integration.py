@@ -32,13 +32,25 @@ pytestmark = [pytest.mark.deploy, pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def api(model_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    with heartml_serve(model_package, tmp_path_factory.mktemp("serve")) as server:
+    fast = {"HEARTML_STORE_FLUSH_INTERVAL_S": "0.2", "HEARTML_MONITOR_REFRESH_S": "1"}
+    with heartml_serve(model_package, tmp_path_factory.mktemp("serve"), **fast) as server:
+        answers = []
         for i in range(20):
             body = json.dumps(SEED_RECORD if i % 2 else OTHER_RECORD).encode()
             status, text = http(f"{server.url}/predict", body)
             assert status == 200, text
+            answers.append(json.loads(text))
         bad = json.dumps({**SEED_RECORD, "age": 500}).encode()
         assert http(f"{server.url}/predict", bad)[0] == 422  # so the error panel has a 4xx share
+        # Outcomes for every prediction (both classes), so the live-performance panels have data.
+        outcomes = [
+            {"request_id": a["request_id"], "outcome": i % 2} for i, a in enumerate(answers)
+        ]
+        deadline = time.monotonic() + 20
+        while (status := http(f"{server.url}/feedback", json.dumps(outcomes).encode())[0]) == 404:
+            assert time.monotonic() < deadline, "the predictions never reached the store"
+            time.sleep(0.2)  # the writer has not flushed them yet
+        assert status == 200
         yield server
 
 

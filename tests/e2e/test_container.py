@@ -19,7 +19,6 @@ import pytest
 pytestmark = [pytest.mark.deploy, pytest.mark.e2e, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MAX_IMAGE_MB = 350
 
 
 def _small_config(tmp_path: Path) -> Path:
@@ -38,7 +37,9 @@ def _small_config(tmp_path: Path) -> Path:
 def test_container_image_builds_runs_and_serves(tmp_path: Path) -> None:
     if os.environ.get("HEARTML_SKIP_CONTAINER") == "1":
         pytest.skip("HEARTML_SKIP_CONTAINER=1: container test skipped on request")
+    # FRESH_PACKAGE: a package built now by this checkout's code, whatever packages/ holds.
     env = {**os.environ, "PIPELINE_CONFIG": str(_small_config(tmp_path)), "TMPDIR": str(tmp_path)}
+    env["FRESH_PACKAGE"] = "1"
     result = subprocess.run(
         ["bash", str(REPO_ROOT / "scripts" / "container-test.sh")],
         cwd=REPO_ROOT,
@@ -52,9 +53,12 @@ def test_container_image_builds_runs_and_serves(tmp_path: Path) -> None:
     assert result.returncode == 0, f"scripts/container-test.sh failed:\n{output[-6000:]}"
     assert "container-test: PASSED" in result.stdout
 
-    size = re.search(r"^container-test: image size: (\d+) MB", result.stdout, re.MULTILINE)
+    # The limit is the script's (MAX_IMAGE_MB, with why it is that number).
+    size = re.search(
+        r"^container-test: image size: (\d+) MB \(.*, limit (\d+) MB\)", result.stdout, re.MULTILINE
+    )
     assert size, f"no image size line in:\n{result.stdout}"
-    assert int(size.group(1)) <= MAX_IMAGE_MB, f"image is {size.group(1)} MB"
+    assert int(size.group(1)) <= int(size.group(2)), f"image is {size.group(1)} MB"
     assert re.search(
         r"^container-test: cold start to /ready: [\d.]+ s", result.stdout, re.MULTILINE
     )

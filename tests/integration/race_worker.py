@@ -29,7 +29,7 @@ def promote_rounds(
         from heartml.artifacts import load_verified_pipeline
         from heartml.config import load_config
         from heartml.data.prepare import read_split
-        from heartml.provenance import read_json
+        from heartml.documents import DataProvenance, EvaluationResults
         from heartml.settings import Settings
         from heartml.tracking.promotion import decide
         from heartml.tracking.registry import Registry
@@ -38,12 +38,16 @@ def promote_rounds(
         settings = Settings(root=Path(project_root), mlflow_tracking_uri=tracking_uri, offline=True)
         registry = Registry.connect(settings)
         policy = load_config(settings.pipeline_config_path).promotion
-        results = read_json(settings.models_dir / "evaluation_results.json")
-        results["models"] = {algorithm: results["models"][algorithm]}
-        results["best_algorithm"] = algorithm  # this side's best model, by construction
+        everything = EvaluationResults.read(settings.catalog.results_file)
+        results = everything.model_copy(  # this side's model alone, its best by construction
+            update={
+                "models": {algorithm: everything.models[algorithm]},
+                "best_algorithm": algorithm,
+            }
+        )
         pipelines = {algorithm: load_verified_pipeline(settings.models_dir / algorithm)}
         train, _ = read_split(settings.catalog)
-        provenance = read_json(settings.catalog.provenance_file)
+        provenance = DataProvenance.read(settings.catalog.provenance_file)
         spec_text = settings.catalog.spec.to_yaml()
         for round_number in range(rounds):
             barrier.wait(timeout_s)

@@ -25,7 +25,6 @@ from harness.processes import tail
 from harness.projects import Project, describe
 from harness.serve import (
     SEED_BODY,
-    SERVE_START_TIMEOUT_S,
     Load,
     Server,
     check_answers_follow_the_model,
@@ -432,26 +431,3 @@ def test_metrics_series(client: httpx.Client, built: Built) -> None:
     ):
         assert series in text, series
     assert text.count("heartml_model_info{") == 1
-
-
-def test_registry_source_follows_the_champion(
-    built: Built, start_server: Callable[..., Server], tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    # The project's own store: its champion is version 2, and packages/ starts empty.
-    root = built.project.root
-    (root / "packages").mkdir(exist_ok=True)
-    assert not list((root / "packages").iterdir())
-    server = start_server(root=root, HEARTML_MODEL_SOURCE="registry")
-    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-    detail = ""
-    while time.monotonic() < deadline and "has no package" not in detail:
-        detail = str(httpx.get(f"{server.url}/ready").json().get("detail"))
-        time.sleep(0.1)
-    assert "has no package" in detail and "version 2" in detail, detail
-    shutil.copytree(built.v1, root / "packages" / built.v1.name)  # not the champion
-    time.sleep(3 * POLL_S)
-    assert httpx.get(f"{server.url}/ready").status_code == 503
-    shutil.copytree(built.v2, root / "packages" / built.v2.name)
-    assert server.wait_ready(timeout=30)["model_version"] == "2"
-    info = httpx.get(f"{server.url}/model/info").json()
-    assert info["source"].startswith("registry:models:/") and info["version"] == "2"

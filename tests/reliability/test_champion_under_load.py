@@ -1,9 +1,10 @@
 """The champion moves while the service is under load.
 
 A server in registry mode (HEARTML_MODEL_SOURCE=registry) on a copy of the session's project:
-the embedded MLflow store (mlflow.db) names version 2 the champion, and packages/ already holds
-the packages of both versions, as a team has them after `heartml package` for the next
-champion. The two versions answer differently (see conftest.py). Eight clients POST every
+an `mlflow server` on the copy of its store (mlflow.db; registry mode reads the registry over
+MLflow's REST API) names version 2 the champion, and packages/ already holds the packages of
+both versions, as a team has them after `heartml package` for the next champion (a package
+under packages/ that names the champion is served without a download). The two versions answer differently (see conftest.py). Eight clients POST every
 dataset row in turn without pause while `heartml rollback` moves the alias back to version 1.
 Passes when no request fails (every answer a 200, no connection error), every answer's
 probability is the offline (sklearn) probability of the version it names for the row it was
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from harness.mlflow_server import MlflowServer
 from harness.projects import Project, describe
 from harness.serve import (
     Load,
@@ -48,19 +50,30 @@ SWITCH_LIMIT_S = 30.0
 CLIENTS = 8
 
 
-def registry_copy(built: Built, root: Path) -> Project:
+def registry_copy(built: Built, root: Path) -> Path:
     """The project's store and packages in a folder of this test's own (it moves the alias)."""
     root.mkdir()
     shutil.copy2(built.project.root / "mlflow.db", root / "mlflow.db")
     shutil.copytree(built.project.root / "configs", root / "configs")
     shutil.copytree(built.project.root / "packages", root / "packages")
-    return Project(root)
+    return root
+
+
+@pytest.fixture
+def tracking_server(built: Built, tmp_path: Path) -> Iterator[tuple[Project, MlflowServer]]:
+    root = registry_copy(built, tmp_path / "project")
+    (tmp_path / "mlflow").mkdir()
+    server = MlflowServer(f"sqlite:///{root / 'mlflow.db'}", tmp_path / "mlflow").start()
+    try:
+        yield Project(root, server.url), server
+    finally:
+        server.stop()
 
 
 def test_champion_moved_under_load_fails_no_request(
-    built: Built, serve: Callable[..., Server], tmp_path: Path
+    built: Built, serve: Callable[..., Server], tracking_server: tuple[Project, MlflowServer]
 ) -> None:
-    project = registry_copy(built, tmp_path / "project")
+    project, tracking = tracking_server
     old, new = built.version(built.v2), built.version(built.v1)
     rows = read_source(heart_spec())
     name = manifest_of(built.v1)["model_name"]
@@ -73,6 +86,7 @@ def test_champion_moved_under_load_fails_no_request(
     server = serve(
         root=project.root,
         HEARTML_MODEL_SOURCE="registry",
+        MLFLOW_TRACKING_URI=tracking.url,
         HEARTML_SERVE_RELOAD_INTERVAL_S=str(POLL_S),
     )
     assert server.wait_ready()["model_version"] == old

@@ -63,6 +63,7 @@ def test_registry_unreachable_at_start_serves_the_newest_package_and_says_so(
         packages=(built.v1, built.v2),
         HEARTML_MODEL_SOURCE="registry",
         MLFLOW_TRACKING_URI=closed,
+        HEARTML_REGISTRY_MODELS="heart_disease_logistic_regression",  # no spec in this root
         HEARTML_SERVE_RELOAD_INTERVAL_S=str(POLL_S),
     )
     newest = server.root / "packages" / built.v2.name
@@ -88,7 +89,7 @@ def test_registry_unreachable_at_start_serves_the_newest_package_and_says_so(
 
 
 # The registry on a server that accepts and never answers: the lookup at start runs into its
-# timeout (HEARTML_MLFLOW_TIMEOUT_S per try, 3 tries, <= 4 s of back-off: see README), in a
+# timeout (HEARTML_REGISTRY_TIMEOUT_S per try, 3 tries, 0.75 s of back-off), in a
 # worker thread, so /health answers all along; then the newest package is served, said once.
 SILENT_TIMEOUT_S = 1.0
 SILENT_BOUND_S = 3 * SILENT_TIMEOUT_S + 4
@@ -104,7 +105,8 @@ def test_registry_silent_at_start_times_out_and_serves_the_newest_package(
         packages=(built.v1, built.v2),
         HEARTML_MODEL_SOURCE="registry",
         MLFLOW_TRACKING_URI=silent_url,
-        HEARTML_MLFLOW_TIMEOUT_S=str(SILENT_TIMEOUT_S),
+        HEARTML_REGISTRY_MODELS="heart_disease_logistic_regression",  # no spec in this root
+        HEARTML_REGISTRY_TIMEOUT_S=str(SILENT_TIMEOUT_S),
         HEARTML_SERVE_RELOAD_INTERVAL_S="60",  # one lookup: the one at start
     )
     started = time.monotonic()  # /health answers: the lookup has begun (or is about to)
@@ -143,7 +145,8 @@ def test_registry_silent_and_no_package_is_not_ready_with_the_reason(
     server = serve(
         HEARTML_MODEL_SOURCE="registry",
         MLFLOW_TRACKING_URI=silent_url,
-        HEARTML_MLFLOW_TIMEOUT_S=str(SILENT_TIMEOUT_S),
+        HEARTML_REGISTRY_MODELS="heart_disease_logistic_regression",  # no spec in this root
+        HEARTML_REGISTRY_TIMEOUT_S=str(SILENT_TIMEOUT_S),
         HEARTML_SERVE_RELOAD_INTERVAL_S="60",
     )
     started = time.monotonic()

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from heartml.cli.context import CliState, clear_errors, console, fail, state_of
+from heartml.package.manifest import PACKAGE_ARTIFACT_DIR
 
 app = typer.Typer(
     help="Task 4: package the champion (ONNX, MLflow, joblib, model card, manifest).",
@@ -53,6 +54,7 @@ def run_package(state: CliState, model: str | None = None, version: str | None =
         f"{manifest.model_name} version {manifest.version} "
         f"(CV ROC-AUC {cv_roc_auc:.4f})\n"
         f"files: {len(manifest.files)} (sha256 in MANIFEST.json)\n"
+        f"registry: uploaded to run {manifest.run_id} (artifacts {PACKAGE_ARTIFACT_DIR}/)\n"
         + "parity on "
         + f"{verification.rows} rows: "
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in verification.formats.items())
@@ -62,14 +64,22 @@ def run_package(state: CliState, model: str | None = None, version: str | None =
 @app.command("verify")
 def package_verify(
     ctx: typer.Context,
-    directory: Annotated[
-        Path | None, typer.Argument(help="Package folder (default: newest)")
+    location: Annotated[
+        str | None,
+        typer.Argument(
+            help="Package folder (default: newest), or a registered version: "
+            "models:/NAME/VERSION or models:/NAME@ALIAS (its uploaded package is downloaded)"
+        ),
     ] = None,
 ) -> None:
     """Check every checksum, load every format, re-run the parity check."""
     from heartml.package.manifest import newest_package_or_fail
     from heartml.package.verify import verify_package
 
+    if location is not None and location.startswith("models:/"):
+        verify_registered(state_of(ctx), location)
+        return
+    directory = Path(location) if location is not None else None
     with clear_errors():
         catalog = state_of(ctx).settings.catalog
         target = directory or newest_package_or_fail(
@@ -84,3 +94,26 @@ def package_verify(
         + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
         + f" over {result.rows} rows"
     )
+
+
+def verify_registered(state: CliState, uri: str) -> None:
+    """`heartml package verify models:/...`: download the version's package and verify it."""
+    import tempfile
+
+    from heartml.package.verify import verify_package
+    from heartml.tracking.package_artifacts import download_package, resolve_model_uri
+    from heartml.tracking.registry import Registry
+
+    with clear_errors(), tempfile.TemporaryDirectory(prefix="heartml-verify-") as tmp:
+        with console.status(f"downloading the package of {uri}"):
+            registry = Registry.connect(state.settings)
+            version = resolve_model_uri(registry, uri)
+            directory = download_package(registry, version, Path(tmp))
+        with console.status(f"verifying {version.model_name} version {version.version}"):
+            result = verify_package(directory)
+        console.print(
+            f"OK {uri} ({version.model_name} version {version.version}, run {version.run_id}): "
+            f"{len(result.manifest.files)} files match MANIFEST.json; "
+            + ", ".join(f"{k} max |Δp| {v:.1e}" for k, v in result.formats.items())
+            + f" over {result.rows} rows"
+        )

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from heartml.cli.context import clear_errors, console, state_of
+from heartml.cli.context import CliState, clear_errors, console, state_of
 from heartml.settings import Settings
 
 app = typer.Typer()
@@ -34,14 +34,47 @@ def connect(settings: Settings) -> Any:
 def champion(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    promote_challenger: Annotated[
+        bool,
+        typer.Option(
+            "--promote-challenger",
+            help="Let the version holding the challenger alias replace the champion, through "
+            "the promotion gate (exit code 1 when the gate keeps the champion)",
+        ),
+    ] = False,
 ) -> None:
     """Show the current champion (name, version, CV ROC-AUC, URI)."""
+    if promote_challenger:
+        run_promote_challenger(state_of(ctx))
+        return
     with clear_errors():
         found = connect(state_of(ctx).settings).require_champion()
     if as_json:
         console.print_json(json.dumps(found.as_dict()))
     else:
         print_champion(found)
+
+
+def run_promote_challenger(state: CliState) -> None:
+    from heartml.tracking.challenger import promote_challenger
+
+    config = state.config()
+    with clear_errors():
+        registry = connect(state.settings)
+        decision = promote_challenger(registry, config.promotion)
+        found = registry.find_champion()
+    candidate = decision.candidate
+    assert candidate is not None
+    verdict = "promoted" if decision.promote else "kept the champion"
+    console.print(
+        f"challenger {candidate.model_name} version {candidate.version}: {verdict}: "
+        f"{decision.reason}",
+        highlight=False,
+    )
+    if found is not None:
+        print_champion(found)
+    if not decision.promote:
+        raise typer.Exit(1)
 
 
 @app.command()

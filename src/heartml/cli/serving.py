@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
 from heartml.choices import Engine, HttpParser, Loop
-from heartml.cli.context import console, errors, fail, state_of
+from heartml.cli.context import clear_errors, console, errors, fail, state_of
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
 
@@ -21,6 +21,7 @@ app = typer.Typer()
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 in a container)")] = (
         "127.0.0.1"
     ),
@@ -43,6 +44,11 @@ def serve(
 
     if package is not None and not package.is_dir():
         fail(f"--package {package}: not a folder")
+    if package is None:
+        from heartml.serving.sources import check_source
+
+        with clear_errors():  # a model source that cannot work here: one line, before uvicorn
+            check_source(state_of(ctx).settings)
     if workers > 1 and uvicorn_choices(loop, http)[0] == "asyncio":
         # Measured: uvicorn hands the workers a socket on which asyncio's transports leave
         # Nagle's algorithm on, and every response then waits ~44 ms for a delayed ACK.

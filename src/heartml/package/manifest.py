@@ -35,6 +35,9 @@ SPEC_FILE = "dataset_spec.yaml"  # the dataset spec the model was trained with (
 PARITY_FILE = "parity_reference.json"  # reference rows + the pipeline's probabilities
 JOBLIB_FILE = "model.joblib"  # the fitted sklearn Pipeline (a pickle: loaded after its sha256)
 MLFLOW_DIR = "mlflow_model"  # the registered MLflow pyfunc, copied
+# Where `heartml package` uploads a version's verified package among its run's artifacts, and
+# where registry-mode serving downloads it from.
+PACKAGE_ARTIFACT_DIR = "package"
 
 
 def read_manifest(directory: Path) -> Manifest:

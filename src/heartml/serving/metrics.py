@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE_LATEST
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -102,6 +107,91 @@ class _HotSeries(Collector):
         yield probability
 
 
+class _ShadowSeries(Collector):
+    """The shadow comparison (heartml.serving.shadow), read when /metrics is scraped; no series
+    while no challenger is set. The counters start again when either model changes."""
+
+    def __init__(self, shadow: Any) -> None:
+        self.shadow = shadow
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        challenger = self.shadow.challenger
+        if challenger is None:
+            return
+        stats = self.shadow.snapshot()
+        info = GaugeMetricFamily(
+            "heartml_shadow_info",
+            "The challenger scored in shadow and the champion it is compared with (value 1)",
+            labels=["challenger_name", "challenger_version", "champion_name", "champion_version"],
+        )
+        champion = stats.champion
+        info.add_metric(
+            [
+                challenger.name,
+                challenger.version,
+                champion.name if champion else "",
+                champion.version if champion else "",
+            ],
+            1.0,
+        )
+        yield info
+        predictions = CounterMetricFamily(
+            "heartml_shadow_predictions",
+            "Rows scored by each model since the pair started (champion: answered while a "
+            "challenger was set; challenger: scored in shadow)",
+            labels=["model"],
+        )
+        predictions.add_metric(["champion"], float(stats.champion_rows))
+        predictions.add_metric(["challenger"], float(stats.challenger_rows))
+        yield predictions
+        for name, help_text, value in (
+            ("compared", "Rows scored by both models", stats.compared),
+            ("agreements", "Rows with the same 0/1 decision from both models", stats.agreements),
+            ("abs_difference", "Sum of |P(champion) - P(challenger)| over the compared rows",
+             stats.abs_difference_sum),
+            ("dropped", "Rows not scored in shadow: the challenger was too far behind",
+             stats.dropped),
+            ("errors", "Rows the challenger failed to score", stats.errors),
+        ):  # fmt: skip
+            family = CounterMetricFamily(f"heartml_shadow_{name}", help_text)
+            family.add_metric([], float(value))
+            yield family
+        for name, help_text, ratio in (
+            ("agreement_ratio", "Share of compared rows with the same 0/1 decision",
+             stats.agreement_rate),
+            ("abs_difference_mean", "Mean |P(champion) - P(challenger)| over the compared rows",
+             stats.mean_abs_difference),
+        ):  # fmt: skip
+            gauge = GaugeMetricFamily(f"heartml_shadow_{name}", help_text)
+            gauge.add_metric([], math.nan if ratio is None else ratio)
+            yield gauge
+
+
+class _RegistrySeries(Collector):
+    """Registry mode: whether the registry answered at the last look-up (no series otherwise)."""
+
+    def __init__(self, status: Callable[[], dict[str, Any] | None]) -> None:
+        self.status = status
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        if status is None:
+            return
+        up = GaugeMetricFamily(
+            "heartml_registry_up",
+            "1 when the model registry answered the last look-up; 0 while it is unreachable or "
+            "answers with errors (the last good model keeps serving)",
+        )
+        up.add_metric([], 1.0 if status["state"] == "ok" else 0.0)
+        yield up
+
+
 class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -145,6 +235,14 @@ class ServiceMetrics:
         self.drift_window = Gauge(
             "heartml_drift_window_size", "Recent inputs in the drift window", registry=r
         )
+
+    def attach_source(self, status: Callable[[], dict[str, Any] | None]) -> None:
+        """Export the model source's state (heartml_registry_up in registry mode)."""
+        self.registry.register(_RegistrySeries(status))
+
+    def attach_shadow(self, shadow: Any) -> None:
+        """Export the shadow comparison of this app (heartml.serving.shadow.Shadow)."""
+        self.registry.register(_ShadowSeries(shadow))
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)

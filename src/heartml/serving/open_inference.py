@@ -128,12 +128,10 @@ def _one_json_tensor(inputs: Any, contract: Contract) -> Records | None:
         or len(data) != shape[0] * k
     ):
         return None
-    if shape[0] == 1:
-        if any(type(value) is list for value in data):
-            return None
-        return Records([dict(zip(names, data, strict=True))], _row)
-    if any(type(value) is list for value in data):
+    if list in map(type, data):  # nested data: the general path flattens it
         return None
+    if shape[0] == 1:
+        return Records([dict(zip(names, data, strict=True))], _row)
     rows = [data[i : i + k] for i in range(0, len(data), k)]
     return Records([dict(zip(names, row, strict=True)) for row in rows], _row)
 

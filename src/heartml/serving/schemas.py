@@ -205,6 +205,40 @@ class RiskLevelInfo(BaseModel):
     below: float | None = Field(description="Upper edge (exclusive); null for the last band")
 
 
+class RegistryStatus(BaseModel):
+    state: Literal["unknown", "ok", "unreachable", "error"] = Field(
+        description="The registry at the last look-up: ok, unreachable (no answer: the last good "
+        "model keeps serving), error (an answer that could not be used)"
+    )
+    detail: str | None = Field(description="Why, when not ok")
+    checked_at: str | None = Field(description="When the registry was last asked")
+    last_ok_at: str | None = Field(description="When it last answered")
+
+
+class ChallengerInfo(BaseModel):
+    name: str
+    algorithm: str
+    version: str
+    source: str
+    threshold: float
+
+
+class ShadowInfo(BaseModel):
+    challenger: ChallengerInfo
+    since: str | None = Field(description="When this champion/challenger pair was first compared")
+    predictions: dict[str, int] = Field(
+        description="Rows scored by each model since then: champion (answered while the "
+        "challenger was set) and challenger (scored in shadow)"
+    )
+    compared: int = Field(description="Rows scored by both")
+    agreement_rate: float | None = Field(description="Share of compared rows with the same 0/1")
+    mean_abs_difference: float | None = Field(description="Mean |P(champion) - P(challenger)|")
+    dropped: int = Field(description="Rows not scored in shadow because it was too far behind")
+    errors: int = Field(description="Rows the challenger failed to score")
+    skipped: int = Field(description="Rows not comparable (the challenger takes other inputs)")
+    queue_limit_rows: int
+
+
 class ModelInfo(BaseModel):
     name: str
     algorithm: str
@@ -223,6 +257,12 @@ class ModelInfo(BaseModel):
     fields: list[InputField] = Field(description="Every input field, in model column order")
     risk_levels: list[RiskLevelInfo] = Field(description="The bands of `risk_level`, as data")
     spec_hash: str = Field(description="sha256 of the package's dataset spec")
+    registry: RegistryStatus | None = Field(
+        default=None, description="Registry mode: the registry at its last look-up"
+    )
+    shadow: ShadowInfo | None = Field(
+        default=None, description="The challenger scored in shadow and the comparison so far"
+    )
 
 
 class HealthResponse(BaseModel):

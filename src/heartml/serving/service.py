@@ -9,6 +9,9 @@ that next turn (microseconds); under concurrent load a small batch waits one tur
 requests still arriving. Each request's own row is scored with the model it started with: no
 caching, no shared answers.
 
+With a challenger set (heartml.serving.shadow), each scored batch is also handed to the shadow's
+queue, after the champion's answers: one append per batch, scored by another thread.
+
 The prediction store's writer (heartml.store.writer) gets one append per scored group, with the
 rows as they are: building the stored rows and inserting them happen in its own thread.
 """
@@ -30,6 +33,7 @@ from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.logging import PredictionLog
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.model_store import ModelStore
+from heartml.serving.shadow import Shadow
 from heartml.settings import Settings
 
 if TYPE_CHECKING:  # imported by the app only when the store is enabled (SQLAlchemy: ~0.1 s)
@@ -50,6 +54,8 @@ class Service:
     metrics: ServiceMetrics
     drift: DriftMonitor
     prediction_log: PredictionLog | None = None
+    shadow: Shadow | None = None  # the challenger scored in shadow (heartml.serving.shadow)
+    challenger_store: ModelStore | None = None
     recorder: PredictionWriter | None = None  # the prediction store's writer, when enabled
     live: LiveMonitor | None = None  # its live-performance window
     _pending: list[_Pending] = field(default_factory=list, init=False, repr=False)
@@ -96,6 +102,9 @@ class Service:
                 probabilities,
                 predictions,
             )
+        shadow = self.shadow
+        if shadow is not None and shadow.challenger is not None:
+            shadow.submit(model, rows, probabilities)
         return probabilities, predictions
 
     async def predict_one(
@@ -184,6 +193,11 @@ class Service:
                     probabilities,
                     predictions,
                 )
+            shadow = self.shadow
+            if shadow is not None and shadow.challenger is not None:
+                # After the answers are set; `submit` only appends to the shadow's queue (its
+                # worker thread scores later) and cannot raise into these requests.
+                shadow.submit(model, rows, scored)
         finally:
             # Whatever went wrong, no request is left waiting: the unanswered score alone.
             for item in group:

@@ -140,14 +140,21 @@ class Registry:
         )
 
     def find_champion(self) -> ChampionInfo | None:
-        alias = self.settings.champion_alias
-        with self.errors("looking up the champion"):
+        return self.find_alias(self.settings.champion_alias)
+
+    def find_alias(self, alias: str) -> ChampionInfo | None:
+        """The version holding `alias` across the models (the champion, the challenger)."""
+        with self.errors(f"looking up the {alias}"):
             holders = self._holders(alias)
         if not holders:
             return None
         # Should there ever be two (a concurrent promotion), the latest promotion wins.
         holders.sort(key=lambda v: (v.tags or {}).get(VersionTag.PROMOTED_AT, ""), reverse=True)
         return self._info(holders[0], f"models:/{holders[0].name}@{alias}")
+
+    def remove_alias(self, model_name: str, alias: str) -> None:
+        with self.errors(f"removing the alias {alias} of {model_name}"):
+            self.client.delete_registered_model_alias(model_name, alias)
 
     def require_champion(self) -> ChampionInfo:
         champion = self.find_champion()

@@ -29,6 +29,9 @@ class MlflowServer:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[Any] | None = None
+    # e.g. ("--app-name", "basic-auth") with its MLFLOW_AUTH_CONFIG_PATH in extra_env
+    extra_args: tuple[str, ...] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -43,6 +46,7 @@ class MlflowServer:
         assert self.process is None or self.process.poll() is not None, "already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -59,6 +63,7 @@ class MlflowServer:
                     str(self.port),
                     "--workers",
                     "1",
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

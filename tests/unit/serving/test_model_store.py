@@ -231,7 +231,10 @@ def test_watcher_loads_then_polls(
 
     async def scenario() -> list[str]:
         task = asyncio.create_task(store.run(0.05))
-        await asyncio.sleep(0.3)
+        for _ in range(200):  # the first load; a loaded machine may take seconds
+            await asyncio.sleep(0.05)
+            if store.current is not None:
+                break
         seen = [store.require().version]
         await asyncio.to_thread(make_package, packages, "2")
         for _ in range(100):
@@ -245,56 +248,57 @@ def test_watcher_loads_then_polls(
     assert asyncio.run(scenario()) == ["1", "2"]
 
 
-class FakeChampion:
-    def __init__(self, name: str, version: str) -> None:
-        self.model_name, self.version = name, version
-        self.model_uri = f"models:/{name}@champion"
-
-
-def test_registry_source_serves_the_champions_package(
-    tmp_path: Path,
-    make_package: PackageFactory,
-    settings_for: Callable[..., Settings],
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({}, "needs MLFLOW_TRACKING_URI to point at an MLflow tracking server"),
+        ({"MLFLOW_TRACKING_URI": "file:///srv/mlruns"}, "not file:///srv/mlruns"),
+        ({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}, "HEARTML_REGISTRY_MODELS"),
+    ],
+)
+def test_a_registry_source_that_cannot_work_is_an_error_at_start(
+    settings_for: Callable[..., Settings], overrides: dict[str, str], words: str
 ) -> None:
-    from heartml.tracking.registry import Registry
+    """Registry mode talks to an MLflow server over HTTP: the embedded SQLite store, a file
+    store, or no model names (no spec in the root, no setting) cannot work; the error names
+    the missing piece, and the app does not start."""
+    from heartml.serving.app import create_app
+    from heartml.serving.model_store import ModelSourceError, check_source
 
-    champion = {"current": FakeChampion("heart_disease_logistic_regression", "2")}
-
-    class FakeRegistry:
-        def find_champion(self) -> FakeChampion:
-            return champion["current"]
-
-    monkeypatch.setattr(Registry, "connect", classmethod(lambda cls, settings: FakeRegistry()))
-    packages = tmp_path / "packages"
-    make_package(packages, version="1")
-    store = ModelStore(settings_for(model_source="registry"))
-    assert refresh(store).status == "unavailable"
-    assert "heart_disease_logistic_regression version 2 has no package" in store.problem
-    make_package(packages, version="2")
-    make_package(packages, version="3")  # newer, but not the champion
-    assert refresh(store).status == "loaded"
-    model = store.require()
-    assert model.version == "2"
-    assert model.source.startswith("registry:models:/heart_disease_logistic_regression@champion")
-    champion["current"] = FakeChampion("heart_disease_logistic_regression", "1")
-    assert refresh(store).status == "loaded"  # a rollback moves the alias back
-    assert store.require().version == "1"
+    settings = settings_for(model_source="registry", **overrides)
+    with pytest.raises(ModelSourceError, match=re.escape(words)):
+        check_source(settings)
+    with pytest.raises(ModelSourceError, match=re.escape(words)):
+        create_app(settings)
+    named = settings_for(
+        model_source="registry",
+        MLFLOW_TRACKING_URI="http://127.0.0.1:5000",
+        registry_models="heart_disease_svm, heart_disease_random_forest",
+    )
+    check_source(named)  # with the names listed, nothing is missing
+    assert named.registry_models == ["heart_disease_svm", "heart_disease_random_forest"]
 
 
-def test_registry_failure_is_reported(
-    settings_for: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from heartml.errors import TrackingError
-    from heartml.tracking.registry import Registry
+def test_the_uvicorn_factory_exits_with_one_line(tmp_path: Path) -> None:
+    """`uvicorn --factory heartml.serving.app:create_app` (the image's entry point) with a
+    source that cannot work: exit code 2 and one line naming the missing piece, no traceback."""
+    import os
+    import subprocess
+    import sys
 
-    def unreachable(cls: type, settings: Settings) -> None:
-        raise TrackingError("connecting to the tracking server failed: refused")
-
-    monkeypatch.setattr(Registry, "connect", classmethod(unreachable))
-    store = ModelStore(settings_for(model_source="registry"))
-    assert refresh(store).status == "unavailable"
-    assert store.problem == "model registry unreachable and no model package to fall back to"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTML_", "MLFLOW_"))}
+    env.update(HEARTML_ROOT=str(tmp_path), HEARTML_MODEL_SOURCE="registry")
+    env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "heartml.serving.app:create_app",
+         "--port", "0"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [line for line in lines if "HEARTML_REGISTRY_MODELS" in line], lines
+    assert len(lines) == 1, lines
 
 
 def test_credentials_in_urls_are_redacted_for_logs() -> None:

@@ -196,6 +196,15 @@ def test_open_inference_json_forms_score_like_the_pipeline(
     assert refused.status_code == 400 and "INT64 data must be integers; got 2.3" in refused.text
 
 
+def test_nested_tensor_data_is_flattened_before_it_is_counted(packaged: TestClient) -> None:
+    # 13 items for the shape [1, 13], one of them an array: the single-tensor fast path must
+    # leave it to the general reader, which flattens the data (14 values) and says so.
+    nested = {**tensor([SEED]), "data": [[SEED[0], 1], *SEED[1:]]}
+    response = packaged.post(INFER, json={"inputs": [nested]})
+    assert response.status_code == 400, response.text
+    assert "has 14 values for its shape [1, 13] (13 values)" in response.json()["error"]
+
+
 def test_binary_tensor_data_in_and_out(
     packaged: TestClient, cleveland: pd.DataFrame, expected: np.ndarray
 ) -> None:
