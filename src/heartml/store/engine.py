@@ -90,6 +90,11 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()  # the JSON columns: ~5x faster than json.dumps
 
 
+# Reading them back: json.loads took 30 of the 45 s the monitoring report spent on 1,000,000
+# predictions (two JSON columns per row); orjson parses the same text (NaN is stored as null).
+_json_loads = orjson.loads
+
+
 def create_engine(url: str) -> Engine:
     """An engine for the store (no connection is made yet)."""
     parsed = normalized_url(url)
@@ -97,6 +102,7 @@ def create_engine(url: str) -> Engine:
         engine = sa.create_engine(
             parsed,
             json_serializer=_json,
+            json_deserializer=_json_loads,
             pool_size=2,
             max_overflow=2,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
@@ -106,6 +112,7 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(
         parsed,
         json_serializer=_json,
+        json_deserializer=_json_loads,
         pool_size=2,
         max_overflow=2,
         pool_pre_ping=True,
