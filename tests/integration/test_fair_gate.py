@@ -1,5 +1,6 @@
-"""The promotion gate when the data changed (issue 13): the champion's configuration is retrained
-on the new data's folds and both models are compared on the same folds, through the seed's own
+"""The promotion gate when the data changed (issue 13): a new data version with feedback rows
+(`heartml data --with-feedback` on a prediction store holding labelled predictions), and the
+champion's configuration is retrained on the new data's folds and both models are compared on the same folds, through the seed's own
 commands against the embedded store and a real `mlflow server` on PostgreSQL.
 
 Oracle for the retrained figure: the champion's registered model (the artifact, not the logged
@@ -8,8 +9,8 @@ sklearn.metrics on sklearn's RepeatedStratifiedKFold over the new training split
 
 from __future__ import annotations
 
-import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,13 +25,49 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from heartml.data.prepare import read_split
+from heartml.serving.contract import build_contract
 from heartml.settings import Settings
 from heartml.spec import TARGET
+from heartml.store.engine import create_engine, upgrade
+from heartml.store.outcomes import Outcome, record_outcomes
+from heartml.store.records import db_time, insert_rows, prediction_values
 from heartml.tracking.registry import Registry
+from serving_packages import heart_spec, read_source
 
 pytestmark = [pytest.mark.task3, pytest.mark.integration, pytest.mark.slow]
 
-DROPPED_ROWS = 40  # the new data version: the shipped file without its last 40 records
+FEEDBACK_ROWS = 80  # the new data version: the shipped file plus 80 labelled predictions
+
+
+def store_feedback(store: Path) -> None:
+    """FEEDBACK_ROWS predictions in a SQLite prediction store (Cleveland rows a year older),
+    each with its true outcome, recorded through the store's own feedback path."""
+    spec = heart_spec()
+    rows = read_source(spec).iloc[:FEEDBACK_ROWS]
+    names = list(spec.raw_names)
+    inputs = rows[names].copy()
+    inputs["age"] += 1
+    ids = [f"fb{i}" for i in range(len(rows))]
+    engine = create_engine(f"sqlite:///{store}")
+    upgrade(engine, create_parent=True)
+    values = prediction_values(
+        created_at=db_time("sqlite", time.time()),
+        source="api",
+        model_name="heart_disease_logistic_regression",
+        model_version="1",
+        threshold=0.5,
+        describer=build_contract(spec),
+        request_ids=ids,
+        rows=[0] * len(ids),
+        inputs=inputs.to_numpy(dtype=float).tolist(),
+        probabilities=[0.5] * len(ids),
+        predictions=[1] * len(ids),
+        site=None,
+    )
+    with engine.begin() as connection:
+        insert_rows(connection, values)
+    outcomes = rows[TARGET].to_numpy()
+    record_outcomes(engine, [Outcome(i, 0, int(y)) for i, y in zip(ids, outcomes, strict=True)])
 
 
 def parent_runs(uri: str) -> list:
@@ -57,14 +94,13 @@ def test_new_data_retrains_the_champions_configuration_and_names_both_figures(
     first = project.track()
     assert "champion decision: promoted - no champion yet" in first.stdout
 
-    raw = project.root / "data" / "raw" / "processed.cleveland.data"
-    lines = raw.read_bytes().splitlines(keepends=True)
-    raw.write_bytes(b"".join(lines[:-DROPPED_ROWS]))
-    env = project.env | {"HEARTML_DATA_SHA256": hashlib.sha256(raw.read_bytes()).hexdigest()}
-    for command in (("heartml", "data"), ("python", "src/experiment_tracking.py")):
-        result = project.run(*command, env=env)
-        assert result.returncode == 0, describe(result)
-    second = result
+    store = tmp_path / "predictions.db"
+    store_feedback(store)
+    env = project.env | {"HEARTML_STORE_URL": f"sqlite:///{store}"}
+    fed = project.run("heartml", "data", "--with-feedback", env=env)
+    assert fed.returncode == 0, describe(fed)
+    second = project.run("python", "src/experiment_tracking.py", env=env)
+    assert second.returncode == 0, describe(second)
     assert "retrained on the candidate's data and folds" in second.stdout, describe(second)
 
     settings = Settings(root=project.root, offline=True, mlflow_tracking_uri=project.store_uri)
@@ -82,7 +118,10 @@ def test_new_data_retrains_the_champions_configuration_and_names_both_figures(
     # The oracle: the champion's fitted pipeline, cloned unfitted, on the new data's folds.
     config = yaml.safe_load((project.root / "configs" / "pipeline.yaml").read_text())
     train, _ = read_split(settings.catalog)
-    assert len(train) < 242  # the new, smaller data version
+    feedback = json.loads(settings.catalog.provenance_file.read_text())["feedback"]
+    assert feedback["rows_from_feedback"] == FEEDBACK_ROWS
+    assert after.data.tags["data_sha256"] == feedback["sha256"]
+    assert len(train) > 242  # the source's training split plus its share of the feedback rows
     champion = registry.load_pipeline(f"models:/{previous['model_name']}/1")
     X, y = train[list(settings.catalog.spec.raw_names)], train[TARGET].to_numpy()
     splitter = RepeatedStratifiedKFold(
