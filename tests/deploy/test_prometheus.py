@@ -66,3 +66,17 @@ def test_alert_rules_use_only_metrics_the_app_exports(app_series: set[str]) -> N
         assert not unknown, (
             f"{rule['alert']} uses {sorted(unknown)}; the app exports {sorted(app_series)}"
         )
+
+
+def test_drift_alert_uses_the_threshold_the_check_and_the_service_use() -> None:
+    """alerts.yml cannot import: its PSI limit is compared with the one declaration
+    (heartml.monitoring.thresholds), which the service's drift status and the default of
+    HEARTML_MONITOR_PSI_MAX (`heartml monitor check`) read."""
+    from heartml.monitoring.thresholds import PSI_SIGNIFICANT
+    from heartml.settings import Settings
+
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+    rules = {r["alert"]: r for g in groups for r in g["rules"]}
+    limit = float(rules["HeartmlFeatureDrift"]["expr"].rsplit(">", 1)[1])
+    assert limit == PSI_SIGNIFICANT
+    assert Settings.model_fields["monitor_psi_max"].default == PSI_SIGNIFICANT
