@@ -219,5 +219,5 @@ def build_report(
         figures=made,
     )
     target = out_dir / "index.html"
-    target.write_text(page, encoding="utf-8")
+    target.write_bytes(page.encode("utf-8"))
     return target
