@@ -69,7 +69,7 @@ def json_response(
 def error_response(
     request: Request,
     status_code: int,
-    detail: Any,
+    detail: str | list[FieldProblem],
     headers: Mapping[str, str] | None = None,
     code: str | None = None,
 ) -> Response:
