@@ -5,10 +5,25 @@ Library code raises a subclass of HeartmlError with a one-line message that stat
 package`") is a *hint*: a separate, optional attribute that only the CLI prints, so that the
 API and library callers never receive command-line advice in their messages.
 
-Standard library only: the serving package imports it.
+Standard library only at run time: the serving package imports it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:  # an annotation only (never evaluated): no pydantic import at run time
+    from pydantic import JsonValue
+
+
+class FieldProblem(TypedDict):
+    """One refused value in an error body's list (the API's 422 `detail` items, documented as
+    heartml.serving.schemas.ErrorItem; `heartml feedback` prints the same)."""
+
+    field: str  # where: `cp`, `records[3].cp`, `[2].outcome`
+    value: JsonValue  # the value received, as JSON can carry it (null when missing)
+    message: str  # what is wrong and what is allowed
+    type: str  # the problem's kind (pydantic's error type, or the rule's)
 
 
 class HeartmlError(Exception):

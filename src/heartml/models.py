@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sklearn.base import BaseEstimator
@@ -10,7 +11,7 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
-from heartml.config import ConfigError, ModelConfig
+from heartml.config import ConfigError, ModelConfig, ParamValue
 
 ESTIMATORS: dict[str, type[BaseEstimator]] = {
     "random_forest": RandomForestClassifier,
@@ -31,7 +32,7 @@ def make_estimator(algorithm: str, config: ModelConfig, seed: int) -> BaseEstima
                 f"models.{algorithm}.{where}: unknown parameter(s) {', '.join(unknown)} "
                 f"for {cls.__name__}; allowed: {', '.join(sorted(known))}"
             )
-    params: dict[str, Any] = dict(config.params)
+    params: dict[str, ParamValue] = dict(config.params)
     if "random_state" in known:
         params.setdefault("random_state", seed)
     if algorithm == "svm":
@@ -52,7 +53,7 @@ def search_grid(algorithm: str, config: ModelConfig) -> dict[str, list[Any]]:
     return {f"{prefix}{name}": values for name, values in config.search_space.items()}
 
 
-def strip_prefix(algorithm: str, params: dict[str, Any]) -> dict[str, Any]:
+def strip_prefix(algorithm: str, params: Mapping[str, ParamValue]) -> dict[str, ParamValue]:
     prefix = _param_prefix(algorithm)
     return {name.removeprefix(prefix): value for name, value in params.items()}
 

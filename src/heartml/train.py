@@ -14,9 +14,8 @@ Honesty rules:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,7 +80,7 @@ class TrainingResult:
         return max(self.models, key=lambda name: self.models[name].summary.cv_roc_auc)
 
 
-def _plain(params: dict[str, Any]) -> JsonObject:
+def _plain(params: Mapping[str, object]) -> JsonObject:
     """Estimator parameters as JSON scalars (an object-valued parameter as its repr)."""
     return {
         k: v if isinstance(v, int | float | str | bool | type(None)) else repr(v)
@@ -170,7 +169,7 @@ def train_model(
             refit=True,
         )
         search.fit(X_train, y_train)
-        best_params = strip_prefix(algorithm, search.best_params_)
+        best_params: JsonObject = dict(strip_prefix(algorithm, search.best_params_))
         tuned: Pipeline = search.best_estimator_
         tuning = Tuning(
             scoring=config.tuning.scoring,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from heartml.config import ModelConfig, PipelineConfig
+from heartml.config import ModelConfig, ParamValue, PipelineConfig
+from heartml.documents.base import JsonObject
 from heartml.errors import HeartmlError
 from heartml.spec import TARGET, DatasetSpec
 
@@ -49,7 +50,7 @@ class TuningSummary:
     trials_run: int  # by this worker, in this call
     trials_total: int  # complete trials in the study, all workers
     best_value: float | None
-    best_params: dict[str, Any]
+    best_params: dict[str, ParamValue]  # values from the config's search_space
     best_trial: int | None
 
 
@@ -115,7 +116,7 @@ def _storage(url: str) -> Any:
 
     if url.startswith("sqlite"):
         # Several processes on one SQLite file: wait for the write lock rather than fail.
-        engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
+        engine_kwargs: dict[str, object] = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
@@ -246,8 +247,8 @@ def _summary(
 
 
 def best_config(
-    config: PipelineConfig, algorithm: str, best_params: dict[str, Any]
-) -> dict[str, Any]:
+    config: PipelineConfig, algorithm: str, best_params: Mapping[str, ParamValue]
+) -> JsonObject:
     """The config with the best parameters fixed for `algorithm` and nothing left to search."""
     raw = config.model_dump(mode="json")
     model = raw["models"][algorithm]
@@ -256,7 +257,7 @@ def best_config(
     return raw
 
 
-def write_best_config(path: Path, config: PipelineConfig, summary: TuningSummary) -> dict[str, Any]:
+def write_best_config(path: Path, config: PipelineConfig, summary: TuningSummary) -> JsonObject:
     if summary.best_value is None:
         raise TuningError(f"study {summary.study!r} has no complete trial yet: nothing to write")
     from heartml.config import parse_config

@@ -11,7 +11,7 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypedDict
 
 import pandas as pd
 import pyarrow as pa
@@ -103,7 +103,19 @@ def _require_features(path: Path, columns: tuple[str, ...], contract: Contract) 
         )
 
 
-def csv_options(fmt: InputFormat) -> dict[str, Any]:
+class CsvOptions(TypedDict):
+    """Keyword arguments of pandas' (and dask's) read_csv."""
+
+    header: int | None
+    names: list[str] | None
+    keep_default_na: bool
+    na_values: list[str]
+    encoding: str
+    skipinitialspace: bool
+    dtype: type
+
+
+def csv_options(fmt: InputFormat) -> CsvOptions:
     """pandas/dask read_csv options: the spec's markers only; every field as text (the spec's
     columns are parsed by its rules, the others pass through as written)."""
     return {

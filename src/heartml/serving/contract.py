@@ -22,13 +22,14 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import (
     AllowInfNan,
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainValidator,
     RootModel,
     Strict,
@@ -38,6 +39,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from heartml.catalog import spec_path
+from heartml.documents.base import JsonObject
 from heartml.settings import Settings
 from heartml.spec import Column, DatasetSpec, SpecError, load_spec, rules
 
@@ -47,6 +49,49 @@ RECORD_MODEL = "PatientRecord"  # the OpenAPI component of one record, whatever 
 BATCH_MODEL = "BatchRequest"
 # (name, minimum, maximum, codes or None, may be unknown, values meaning "not measured")
 RowRule = tuple[str, float, float, frozenset[int] | None, bool, tuple[float, ...]]
+
+
+class DatasetBody(TypedDict):
+    """/model/info `dataset` (documented as heartml.serving.schemas.DatasetInfo)."""
+
+    name: str
+    title: str
+    description: str
+    record_title: str
+    positive_label: str
+    negative_label: str
+
+
+class CodeBody(TypedDict):
+    code: int
+    label: str
+
+
+class FieldBody(TypedDict):
+    """One of /model/info `fields` (documented as heartml.serving.schemas.InputField)."""
+
+    name: str
+    label: str
+    description: str
+    kind: Literal["number", "binary", "coded"]
+    unit: str
+    minimum: float | None
+    maximum: float | None
+    codes: list[CodeBody] | None
+    required: bool
+    missing_values: list[float]
+    example: float
+    group: str
+    step: float
+    allowed: str
+
+
+class RiskLevelBody(TypedDict):
+    """One of /model/info `risk_levels` (documented as heartml.serving.schemas.RiskLevelInfo)."""
+
+    label: str
+    minimum: float
+    below: float | None
 
 
 def _number(value: float) -> float | int:
@@ -85,17 +130,17 @@ def _judge(column: Column) -> Any:
     return judge
 
 
-def field_schema(column: Column) -> dict[str, Any]:
+def field_schema(column: Column) -> JsonObject:
     """The JSON schema of a field's value: its range or codes, the values that mean "not
     measured" and null where the column may be unknown."""
     optional = not column.required
-    missing = [_number(v) for v in column.missing_values] if optional else []
+    missing: list[JsonValue] = [_number(v) for v in column.missing_values] if optional else []
     if column.codes is not None:
         return {"enum": [*column.codes, *missing, *([None] if optional else [])]}
     assert column.range is not None
-    number = {"type": "number", "minimum": _number(column.range[0])}
+    number: JsonObject = {"type": "number", "minimum": _number(column.range[0])}
     number["maximum"] = _number(column.range[1])
-    options: list[dict[str, Any]] = [number]
+    options: list[JsonValue] = [number]
     if missing:
         options.append({"enum": missing, "description": "not measured: the same as null"})
     if optional:
@@ -119,6 +164,8 @@ def field_description(column: Column) -> str:
 
 
 def _record_model(spec: DatasetSpec) -> type[BaseModel]:
+    # (type, Field) per name; Any because mypy matches a ** of any narrower type against
+    # create_model's own keywords (__config__, __doc__, ...) as well
     fields: dict[str, Any] = {}
     for column in spec.raw_columns:
         example = int(column.example) if column.coded else _number(column.example)
@@ -129,7 +176,7 @@ def _record_model(spec: DatasetSpec) -> type[BaseModel]:
             annotated,
             Field(title=column.label, description=field_description(column), examples=[example]),
         )
-    record: dict[str, Any] = spec.example_record()
+    record: JsonObject = {**spec.example_record()}
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [record]})
     doc = (
         f"One {spec.record_title} ({spec.title}): {len(fields)} fields, each a JSON number, "
@@ -141,7 +188,7 @@ def _record_model(spec: DatasetSpec) -> type[BaseModel]:
 
 
 def _batch_model(spec: DatasetSpec, record: type[BaseModel]) -> type[BaseModel]:
-    example: dict[str, Any] = {"records": [spec.example_record()]}
+    example: JsonObject = {"records": [{**spec.example_record()}]}
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
     records = Field(
         min_length=1,
@@ -234,15 +281,16 @@ class Contract:
     def risk_labels(self) -> list[str]:
         return [band.label for band in self.spec.risk_bands]
 
-    def risk_levels(self) -> list[dict[str, Any]]:
+    def risk_levels(self) -> list[RiskLevelBody]:
         """The bands as data: [minimum, below) each; the last has no upper edge."""
-        levels, low = [], 0.0
+        levels: list[RiskLevelBody] = []
+        low = 0.0
         for band in self.spec.risk_bands:
             levels.append({"label": band.label, "minimum": low, "below": band.below})
             low = band.below if band.below is not None else low
         return levels
 
-    def dataset_info(self) -> dict[str, Any]:
+    def dataset_info(self) -> DatasetBody:
         spec = self.spec
         return {
             "name": spec.name,
@@ -253,9 +301,9 @@ class Contract:
             "negative_label": spec.target.negative_label,
         }
 
-    def fields_info(self) -> list[dict[str, Any]]:
+    def fields_info(self) -> list[FieldBody]:
         """Every input field, in model order: what a client needs to build a form."""
-        out = []
+        out: list[FieldBody] = []
         for column in self.columns.values():
             out.append(
                 {

@@ -13,7 +13,9 @@ Used by the exception handlers and by the middleware (413 before a route runs, 5
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
+
+from heartml.errors import FieldProblem
 
 MLFLOW_PATHS = frozenset({"/invocations", "/ping", "/version"})
 OPEN_INFERENCE_PREFIX = "/v2"
@@ -33,6 +35,29 @@ MLFLOW_CODES = {
 }
 # What MLflow answers for a value its model signature refuses (a missing column, a bad type).
 MLFLOW_INVALID_VALUE = "INVALID_PARAMETER_VALUE"
+
+
+class MlflowErrorBody(TypedDict):
+    """MLflow's envelope (documented as protocol_schemas.MlflowError)."""
+
+    error_code: str
+    message: str
+    request_id: str
+
+
+class InferenceErrorBody(TypedDict):
+    """The Open Inference Protocol's (documented as protocol_schemas.InferenceError)."""
+
+    error: str
+    request_id: str
+
+
+class ErrorBody(TypedDict):
+    """This project's (documented as schemas.ErrorResponse and ValidationErrorResponse):
+    `detail` is a message, or the refused values (heartml.errors.FieldProblem)."""
+
+    detail: str | list[FieldProblem]
+    request_id: str
 
 
 def protocol_of(path: str) -> str:
@@ -63,8 +88,12 @@ def as_text(detail: Any) -> str:
 
 
 def error_body(
-    path: str, status: int, detail: Any, request_id: str, code: str | None = None
-) -> dict[str, Any]:
+    path: str,
+    status: int,
+    detail: str | list[FieldProblem],
+    request_id: str,
+    code: str | None = None,
+) -> MlflowErrorBody | InferenceErrorBody | ErrorBody:
     """The error body for `path`'s protocol; `code` overrides MLflow's code for the status."""
     protocol = protocol_of(path)
     if protocol == "mlflow":

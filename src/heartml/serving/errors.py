@@ -13,8 +13,10 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
+from heartml.errors import FieldProblem
 from heartml.serving.contract import Contract, allowed_text
 from heartml.serving.envelopes import error_body
 from heartml.serving.middleware import REQUEST_ID_KEY
@@ -67,7 +69,7 @@ def json_response(
 def error_response(
     request: Request,
     status_code: int,
-    detail: Any,
+    detail: str | list[FieldProblem],
     headers: Mapping[str, str] | None = None,
     code: str | None = None,
 ) -> Response:
@@ -115,8 +117,8 @@ def _as_text(value: Any) -> str:
 
 
 def describe_error(
-    error: dict[str, Any], batch: bool, contract: Contract | None = None
-) -> dict[str, Any]:
+    error: ErrorDetails, batch: bool, contract: Contract | None = None
+) -> FieldProblem:
     """One pydantic error -> {field, value, message, type} in the API's own words."""
     loc = [part for part in error["loc"] if part != "body"]
     path = ""

@@ -30,6 +30,7 @@ from prometheus_client.utils import floatToGoString
 
 if TYPE_CHECKING:
     from heartml.serving.schemas import DriftReport
+    from heartml.serving.sources import SourceStatusBody
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 PROBABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -173,7 +174,7 @@ class _ShadowSeries(Collector):
 class _RegistrySeries(Collector):
     """Registry mode: whether the registry answered at the last look-up (no series otherwise)."""
 
-    def __init__(self, status: Callable[[], dict[str, Any] | None]) -> None:
+    def __init__(self, status: Callable[[], SourceStatusBody | None]) -> None:
         self.status = status
 
     def describe(self) -> list[Metric]:
@@ -236,7 +237,7 @@ class ServiceMetrics:
             "heartml_drift_window_size", "Recent inputs in the drift window", registry=r
         )
 
-    def attach_source(self, status: Callable[[], dict[str, Any] | None]) -> None:
+    def attach_source(self, status: Callable[[], SourceStatusBody | None]) -> None:
         """Export the model source's state (heartml_registry_up in registry mode)."""
         self.registry.register(_RegistrySeries(status))
 

@@ -22,7 +22,6 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from heartml.errors import HeartmlError
 from heartml.package.manifest import PackagingError, package_dirs
@@ -31,7 +30,14 @@ from heartml.serving.loaded_model import LoadedModel as LoadedModel
 from heartml.serving.loaded_model import ModelLoadError as ModelLoadError
 from heartml.serving.loaded_model import load_package as load_package
 from heartml.serving.registry_client import RegistryError, RegistryUnavailable
-from heartml.serving.sources import CHAMPION, Candidate, RegistrySource, Source, make_source
+from heartml.serving.sources import (
+    CHAMPION,
+    Candidate,
+    RegistrySource,
+    Source,
+    SourceStatusBody,
+    make_source,
+)
 from heartml.serving.sources import ModelSourceError as ModelSourceError
 from heartml.serving.sources import check_source as check_source
 from heartml.serving.sources import package_fingerprint as package_fingerprint
@@ -122,7 +128,7 @@ class ModelStore:
         if isinstance(self._source, RegistrySource):
             self._source.client.close()
 
-    def source_status(self) -> dict[str, Any] | None:
+    def source_status(self) -> SourceStatusBody | None:
         """The registry's state at its last look-up (None for a package source)."""
         status = getattr(self._source, "status", None)
         return status.info() if status is not None else None

@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import orjson
 
+from heartml.documents.base import JsonObject
 from heartml.onnx_names import INPUT_NAME, LABEL_OUTPUT, PROBABILITIES_OUTPUT
 from heartml.serving.contract import Contract
 from heartml.serving.rows import InputError, Records, kind_of, parse_json
@@ -47,6 +48,25 @@ DATATYPES = {
 OUTPUTS = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
 _ABSENT = object()  # an optional field left out (a JSON null is a value, and not an object)
 EXTENSIONS = ["binary_tensor_data"]
+
+
+class OutputTensorBody(TypedDict):
+    """An output tensor of the response (documented as protocol_schemas.OutputTensor)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: NotRequired[dict[str, int]]  # binary_data_size, when sent as binary data
+    data: NotRequired[Sequence[float]]  # row-major, when sent as JSON
+
+
+class InferResponseBody(TypedDict):
+    """The response's JSON part (documented as protocol_schemas.InferenceResponse)."""
+
+    model_name: str
+    model_version: str
+    id: NotRequired[str]
+    outputs: list[OutputTensorBody]
 
 
 @dataclass(frozen=True)
@@ -136,7 +156,7 @@ def _one_json_tensor(inputs: Any, contract: Contract) -> Records | None:
     return Records([dict(zip(names, row, strict=True)) for row in rows], _row)
 
 
-def _object(value: Any, where: str) -> dict[str, Any]:
+def _object(value: Any, where: str) -> JsonObject:
     """An optional object field: {} when absent; a JSON null is not an object."""
     if value is _ABSENT:
         return {}
@@ -296,28 +316,36 @@ def encode_response(
 ) -> tuple[bytes, int | None]:
     """The response body, and the length of its JSON part when binary outputs follow it."""
     n = len(probabilities)
-    outputs: list[dict[str, Any]] = []
+    outputs: list[OutputTensorBody] = []
     chunks: list[bytes] = []
     for name, binary in request.outputs:
+        values: Sequence[float]
         if name == PROBABILITIES_OUTPUT:
             shape, datatype = [n, 2], "FP64"
-            flat: list[Any] = []
+            flat: list[float] = []
             for p in probabilities:
                 flat += (1.0 - p, p)
+            values = flat
         else:
-            shape, datatype, flat = [n], "INT64", labels
-        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
+            shape, datatype, values = [n], "INT64", labels
+        tensor: OutputTensorBody = {"name": name, "datatype": datatype, "shape": shape}
         if binary:
-            raw = np.asarray(flat, dtype=DATATYPES[datatype]).tobytes()
+            raw = np.asarray(values, dtype=DATATYPES[datatype]).tobytes()
             tensor["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:
-            tensor["data"] = flat
+            tensor["data"] = values
         outputs.append(tensor)
-    response: dict[str, Any] = {"model_name": model_name, "model_version": model_version}
-    if request.id is not None:
-        response["id"] = request.id
-    response["outputs"] = outputs
+    response: InferResponseBody = (  # the keys in this order: the id, when sent, before outputs
+        {"model_name": model_name, "model_version": model_version, "outputs": outputs}
+        if request.id is None
+        else {
+            "model_name": model_name,
+            "model_version": model_version,
+            "id": request.id,
+            "outputs": outputs,
+        }
+    )
     header = orjson.dumps(response)
     if not chunks:
         return header, None

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
+from heartml.documents.base import JsonObject
 from heartml.onnx_names import INPUT_NAME
 from heartml.serving.contract import RECORD_MODEL, Contract, field_schema
 from heartml.serving.mlflow_scoring import FORMATS, PARAMS
@@ -102,25 +103,26 @@ class InferenceError(BaseModel):
     request_id: str
 
 
-def _ref(name: str) -> dict[str, Any]:
+def _ref(name: str) -> JsonObject:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def mlflow_request_schema(contract: Contract) -> dict[str, Any]:
+def mlflow_request_schema(contract: Contract) -> JsonObject:
     """The JSON body of POST /invocations for the served contract."""
     record, names = _ref(RECORD_MODEL), list(contract.names)
-    row = {
+    columns: list[JsonValue] = [*names]
+    row: JsonObject = {
         "type": "array",
         "prefixItems": [field_schema(contract.columns[name]) for name in names],
         "minItems": len(names),
         "maxItems": len(names),
     }
-    records = {"type": "array", "items": record, "minItems": 1}
-    shapes: dict[str, dict[str, Any]] = {
+    records: JsonObject = {"type": "array", "items": record, "minItems": 1}
+    shapes: dict[str, JsonValue] = {
         "dataframe_split": {
             "type": "object",
             "properties": {
-                "columns": {"const": names, "description": "Any order; here the spec's"},
+                "columns": {"const": columns, "description": "Any order; here the spec's"},
                 "data": {"type": "array", "items": row, "minItems": 1},
                 "index": {"type": "array", "description": "Ignored"},
             },
@@ -131,7 +133,7 @@ def mlflow_request_schema(contract: Contract) -> dict[str, Any]:
         "instances": {"anyOf": [records, record]},
         "inputs": {"anyOf": [records, record]},
     }
-    variants = [
+    variants: list[JsonValue] = [
         {
             "type": "object",
             "properties": {key: shapes[key], PARAMS: {"type": "object"}},
@@ -146,20 +148,24 @@ def mlflow_request_schema(contract: Contract) -> dict[str, Any]:
         "Also taken: `dataframe_split` with the columns in any order, and `instances`/`inputs` "
         'as columns: `{"age": [63, 41], "sex": [1, 0], ...}` (every column the same length).',
         "oneOf": variants,
-        "examples": [{"dataframe_split": {"columns": names, "data": [list(_example(contract))]}}],
+        "examples": [{"dataframe_split": {"columns": columns, "data": [_example(contract)]}}],
     }
 
 
-def _example(contract: Contract) -> tuple[Any, ...]:
+def _example(contract: Contract) -> list[JsonValue]:
+    """The spec's example record as one row, in the contract's column order."""
     record = contract.spec.example_record()
-    return tuple(record[name] for name in contract.names)
+    return [record[name] for name in contract.names]
 
 
-def inference_request_schema(contract: Contract) -> dict[str, Any]:
+def inference_request_schema(contract: Contract) -> JsonObject:
     """The JSON body of POST /v2/models/{name}/infer for the served contract (one row shown)."""
     names = list(contract.names)
-    numeric = {"enum": ["FP64"], "description": "FP32, FP16 and the integer types are also read"}
-    tensor = {
+    numeric: JsonObject = {
+        "enum": ["FP64"],
+        "description": "FP32, FP16 and the integer types are also read",
+    }
+    tensor: JsonObject = {
         "type": "object",
         "properties": {
             "name": {"const": INPUT_NAME},
@@ -177,7 +183,7 @@ def inference_request_schema(contract: Contract) -> dict[str, Any]:
         },
         "required": ["name", "shape", "datatype", "data"],
     }
-    per_column = [
+    per_column: list[JsonValue] = [
         {
             "type": "object",
             "properties": {
@@ -196,15 +202,15 @@ def inference_request_schema(contract: Contract) -> dict[str, Any]:
         }
         for name in names
     ]
-    one = {"type": "array", "prefixItems": [tensor], "minItems": 1, "maxItems": 1}
-    columns = {
+    one: JsonObject = {"type": "array", "prefixItems": [tensor], "minItems": 1, "maxItems": 1}
+    columns: JsonObject = {
         "type": "array",
         "prefixItems": per_column,
         "minItems": len(names),
         "maxItems": len(names),
         "description": "One tensor per column (in any order)",
     }
-    output = {
+    output: JsonObject = {
         "type": "object",
         "properties": {
             "name": {"enum": list(OUTPUT_NAMES)},
@@ -239,7 +245,7 @@ def inference_request_schema(contract: Contract) -> dict[str, Any]:
                         "name": INPUT_NAME,
                         "shape": [1, len(names)],
                         "datatype": "FP64",
-                        "data": list(_example(contract)),
+                        "data": _example(contract),
                     }
                 ]
             }

@@ -20,7 +20,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from heartml.errors import HeartmlError
+from heartml.errors import FieldProblem, HeartmlError
 from heartml.serving.contract import Contract
 from heartml.serving.errors import describe_error
 from heartml.serving.loaded_model import LoadedModel
@@ -76,8 +76,8 @@ def kind_of(value: Any) -> str:
     return "an object" if isinstance(value, dict) else type(value).__name__
 
 
-def _worded(prefix: str, item: dict[str, Any]) -> str:
-    field, message = str(item["field"]), str(item["message"])
+def _worded(prefix: str, item: FieldProblem) -> str:
+    field, message = item["field"], item["message"]
     if message.startswith(field + " "):  # "ca is missing: send ..."
         return prefix + message
     return f"{prefix}{field}: {message}"
@@ -125,9 +125,7 @@ def record_rows(records: Records, contract: Contract) -> list[list[float]]:
             for error in exc.errors():
                 count += 1
                 if len(problems) < MAX_LISTED:
-                    problems.append(
-                        _worded(where(index), describe_error(dict(error), False, contract))
-                    )
+                    problems.append(_worded(where(index), describe_error(error, False, contract)))
     if problems:
         more = f" (and {count - len(problems)} more)" if count > len(problems) else ""
         raise InputError("; ".join(problems) + more, value_problem=True)

@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -30,6 +30,29 @@ from heartml.serving.loaded_model import LoadedModel
 log = logging.getLogger("heartml.serving.shadow")
 
 SCORE_INTERVAL_S = 0.01  # rows gather this long: one ONNX call for many requests' rows
+
+
+class ChallengerBody(TypedDict):
+    name: str
+    algorithm: str
+    version: str
+    source: str
+    threshold: float
+
+
+class ShadowBody(TypedDict):
+    """/model/info `shadow` (documented as heartml.serving.schemas.ShadowInfo)."""
+
+    challenger: ChallengerBody
+    since: str | None
+    predictions: dict[str, int]  # rows answered: champion, challenger
+    compared: int
+    agreement_rate: float | None
+    mean_abs_difference: float | None
+    dropped: int
+    errors: int
+    skipped: int
+    queue_limit_rows: int
 
 
 @dataclass
@@ -199,7 +222,7 @@ class Shadow:
         with self._lock:
             return ShadowStats(**vars(self.stats))
 
-    def info(self) -> dict[str, Any] | None:
+    def info(self) -> ShadowBody | None:
         """For /model/info: the challenger and the comparison so far (None without one)."""
         challenger = self.challenger
         if challenger is None:

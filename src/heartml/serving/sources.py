@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from heartml.choices import ALGORITHMS
 from heartml.errors import HeartmlError
@@ -98,6 +98,15 @@ class Candidate:
         return self.public or self.problem or "no model source"
 
 
+class SourceStatusBody(TypedDict):
+    """/model/info `registry` (documented as heartml.serving.schemas.RegistryStatus)."""
+
+    state: str
+    detail: str | None
+    checked_at: str | None
+    last_ok_at: str | None
+
+
 @dataclass
 class SourceStatus:
     """Whether the registry answered the last time it was asked (for /model/info)."""
@@ -116,7 +125,7 @@ class SourceStatus:
             self.last_ok_at = now
         return changed
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> SourceStatusBody:
         return {
             "state": self.state,
             "detail": self.detail,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from heartml.errors import HeartmlError
+from heartml.documents.base import JsonObject
+from heartml.errors import FieldProblem, HeartmlError
 from heartml.store.records import utc
 from heartml.store.schema import OUTCOMES, REQUEST_ID_MAX, predictions
 
@@ -43,7 +44,7 @@ class FeedbackError(HeartmlError, ValueError):
 
 
 class OutcomesInvalid(FeedbackError):
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
+    def __init__(self, problems: list[FieldProblem]) -> None:
         shown = "; ".join(p["message"] for p in problems[:_SHOWN])
         more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
         super().__init__(f"{shown}{more}")
@@ -118,11 +119,11 @@ def _text(value: Any) -> str:
     return repr(shown) if isinstance(value, str) else str(shown)
 
 
-def _problem(field: str, value: Any, message: str, kind: str) -> dict[str, Any]:
+def _problem(field: str, value: Any, message: str, kind: str) -> FieldProblem:
     return {"field": field, "value": _shown(value), "message": message, "type": kind}
 
 
-def parse_item(item: Any, where: str) -> Outcome | list[dict[str, Any]]:
+def parse_item(item: Any, where: str) -> Outcome | list[FieldProblem]:
     """One outcome, or its problems; `where` names the item in messages ("[3]" in a JSON array,
     "line 4" of a CSV file, "" for a single JSON object)."""
     prefix = f"{where}." if where.startswith("[") else (f"{where}: " if where else "")
@@ -245,7 +246,7 @@ def parse_outcomes(data: Any, max_items: int | None = MAX_ITEMS) -> list[Outcome
 
 
 def _checked(items: Iterable[tuple[str, Any]]) -> list[Outcome]:
-    problems: list[dict[str, Any]] = []
+    problems: list[FieldProblem] = []
     seen: dict[tuple[str, int], tuple[str, Outcome]] = {}
     outcomes: list[Outcome] = []
     for where, item in items:
@@ -293,12 +294,12 @@ def read_outcomes_csv(path: Path) -> list[Outcome]:
     return _checked(rows)
 
 
-def _typed(row: dict[str, Any]) -> dict[str, Any]:
+def _typed(row: Mapping[str | None, str | list[str] | None]) -> JsonObject:
     """CSV text as JSON would carry it: numbers as numbers, an empty field as absent."""
-    typed: dict[str, Any] = {}
+    typed: JsonObject = {}
     for name, text in row.items():
-        if name is None:  # more fields than the header names
-            typed["(unnamed column)"] = text
+        if name is None or isinstance(text, list):  # more fields than the header names
+            typed["(unnamed column)"] = [*text] if isinstance(text, list) else text
             continue
         value = (text or "").strip()
         if value == "":

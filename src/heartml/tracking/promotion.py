@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 from heartml.config import PromotionConfig
+from heartml.documents.base import JsonObject
 from heartml.tracking.versions import (
     FOLD_DECIMALS,
     ChampionInfo,
@@ -59,6 +60,17 @@ class FoldEvidence:
         )
 
 
+class DecisionRecord(TypedDict):
+    """A promotion decision as recorded in MLflow (with `decided_at` added there)."""
+
+    promote: bool
+    reason: str
+    candidate: JsonObject | None  # RegisteredVersion's fields
+    previous_champion: JsonObject | None  # ChampionInfo's fields
+    statistics: dict[str, float | None]
+    thresholds: JsonObject | None  # PromotionConfig's fields
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
     promote: bool
@@ -69,7 +81,7 @@ class PromotionDecision:
     statistics: dict[str, float | None] = field(default_factory=dict)
     thresholds: PromotionConfig | None = None  # None only for a rollback (no gate involved)
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> DecisionRecord:
         """The decision as JSON-ready data (the registry adds when it was recorded)."""
         return {
             "promote": self.promote,

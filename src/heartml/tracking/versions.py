@@ -12,7 +12,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import Final
+
+from heartml.documents.base import JsonObject
 
 # Fold scores are stored rounded to this many decimals (an MLflow tag is a string); the gate
 # compares them at the same resolution, so float noise below it is never read as a difference.
@@ -119,8 +121,8 @@ class ChampionInfo:
             tags=dict(tags),
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_dict(self) -> JsonObject:
+        return asdict(self)  # every field is a JSON value
 
 
 @dataclass(frozen=True)

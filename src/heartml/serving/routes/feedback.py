@@ -21,6 +21,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from heartml.documents.base import JsonObject
 from heartml.serving.auth import check_admin_key
 from heartml.serving.errors import error_response, json_response, request_id
 from heartml.serving.routes.predict import content_type_of, is_json
@@ -56,12 +57,12 @@ class FeedbackResponse(BaseModel):
     request_id: str
 
 
-def feedback_body() -> dict[str, Any]:
+def feedback_body() -> JsonObject:
     """The OpenAPI request body (the route reads its body itself, as JSON that may hold NaN)."""
     item = FeedbackItem.model_json_schema()
     item["additionalProperties"] = False
-    many = {"type": "array", "items": item, "minItems": 1, "maxItems": 10_000}
-    schema = {"oneOf": [item, many]}
+    many: JsonObject = {"type": "array", "items": item, "minItems": 1, "maxItems": 10_000}
+    schema: JsonObject = {"oneOf": [item, many]}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 

@@ -11,11 +11,12 @@ a single row joins /predict's micro-batch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from heartml import __version__
+from heartml.documents.base import JsonObject
 from heartml.onnx_names import INPUT_NAME
 from heartml.serving.envelopes import OPEN_INFERENCE_PREFIX
 from heartml.serving.errors import (
@@ -89,41 +90,47 @@ def served(service: Service, name: str, version: str | None = None) -> LoadedMod
     return model
 
 
-def _path_parameter(name: str) -> dict[str, Any]:
+def _path_parameter(name: str) -> JsonObject:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _infer_doc(*parameters: str) -> dict[str, Any]:
+def _infer_extra(*parameters: str) -> JsonObject:
     # The path parameters are read from request.path_params, not declared as function
     # parameters (FastAPI would validate them on every request), and documented here instead.
     # With the router order in app.py: 185 -> 139 µs of CPU per single-row inference
     # in-process (benchmarks/bench_request_path.py, random forest; /predict: 99 µs).
     return {
-        "response_model": InferenceResponse,
-        "responses": INFER_ERRORS,
-        "openapi_extra": {
-            "parameters": [_path_parameter(name) for name in parameters],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{INFERENCE_REQUEST}"}
-                    }
-                },
+        "parameters": [_path_parameter(name) for name in parameters],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{INFERENCE_REQUEST}"}
+                }
             },
         },
     }
 
 
 # The inference routes first: a request is matched against the routes in order.
-@router.post("/models/{name}/infer", **_infer_doc("name"))
+@router.post(
+    "/models/{name}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_ERRORS,
+    openapi_extra=_infer_extra("name"),
+)
 async def infer(request: Request) -> Response:
     """Score n rows: `probabilities` [n, 2] and `label` [n] (the decision at the package
     threshold), for a tensor `input` [n, k] or one tensor per column."""
     return await _infer(request, request.path_params["name"], None)
 
 
-@router.post("/models/{name}/versions/{version}/infer", **_infer_doc("name", "version"))
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    response_model=InferenceResponse,
+    responses=INFER_ERRORS,
+    openapi_extra=_infer_extra("name", "version"),
+)
 async def infer_version(request: Request) -> Response:
     """As /v2/models/{name}/infer, for the served version."""
     path = request.path_params
@@ -154,7 +161,24 @@ async def server_ready(request: Request) -> Response:
     return json_response({"ready": True})
 
 
-def _metadata(model: LoadedModel) -> dict[str, Any]:
+class TensorBody(TypedDict):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class MetadataBody(TypedDict):
+    """GET /v2/models/{name} (documented as protocol_schemas.ModelMetadata)."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorBody]
+    outputs: list[TensorBody]
+    parameters: dict[str, str | float]  # columns (comma-separated), threshold
+
+
+def _metadata(model: LoadedModel) -> MetadataBody:
     columns = model.contract.names
     return {
         "name": model.name,

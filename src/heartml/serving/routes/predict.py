@@ -31,6 +31,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from heartml.documents.base import JsonObject
 from heartml.serving.contract import BATCH_MODEL, RECORD_MODEL, Contract, generic_models
 from heartml.serving.errors import (
     JSONBytesResponse,
@@ -80,10 +81,10 @@ def check_batch_limit(service: Service, count: int) -> None:
         )
 
 
-def openapi_body(model: str) -> dict[str, Any]:
+def openapi_body(model: str) -> JsonObject:
     """The OpenAPI request body of a route that reads the body itself (the component is the
     served contract's model, added by the app's OpenAPI document)."""
-    schema = {"$ref": f"#/components/schemas/{model}"}
+    schema: JsonObject = {"$ref": f"#/components/schemas/{model}"}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
