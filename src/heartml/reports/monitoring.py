@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from heartml.documents.package import NumericReference
 from heartml.monitoring.checks import Limits, drift_of, drift_reasons
 from heartml.monitoring.estimation import estimate
 from heartml.monitoring.performance import bootstrap_auc_interval, brier, roc_auc
@@ -29,7 +30,8 @@ from heartml.package.manifest import VerifiedPackage
 from heartml.reports import monitoring_figures as figures
 from heartml.reports.render import render
 from heartml.reports.style import ReportFigure
-from heartml.serving.drift import feature_drift
+from heartml.serving.drift import feature_drift, window_proportions
+from heartml.serving.schemas import FeatureDrift
 from heartml.spec import DatasetSpec
 from heartml.store.query import Selection, iter_read
 from heartml.store.records import utc
@@ -157,6 +159,29 @@ def over_time(window: Window, edges: np.ndarray, package: VerifiedPackage) -> di
     return {"volume": volume, "psi": psi, "realised": realised, "estimated": estimated}
 
 
+def distributions(
+    window: Window, package: VerifiedPackage, drift: dict[str, FeatureDrift]
+) -> list[figures.Distribution]:
+    """Each input's reference proportions beside the whole window's, in the reference's own bins
+    (the drift code's binning, so the bars are what the PSI in the title compares)."""
+    made = []
+    for j, name in enumerate(window.names):
+        entry = package.reference.features[name]
+        values = window.inputs[:, j]
+        present = values[~np.isnan(values)]
+        current = window_proportions(entry, present) if len(present) else None
+        if isinstance(entry, NumericReference):
+            labels = figures.interval_labels(entry.bin_edges)
+        else:
+            labels = [str(code) for code in entry.codes]
+        made.append(
+            figures.Distribution(
+                name, labels, np.asarray(entry.proportions), current, drift[name].psi
+            )
+        )
+    return made
+
+
 def breakdowns(window: Window, spec: DatasetSpec) -> dict[str, list[dict[str, str]]]:
     from heartml.train import subgroup_masks
 
@@ -194,7 +219,13 @@ def build_report(
     labelled = window.outcome >= 0
     out_dir.mkdir(parents=True, exist_ok=True)
     made: list[ReportFigure] = figures.all_figures(
-        out_dir, edges, series, limits, window.outcome[labelled], window.probability[labelled]
+        out_dir,
+        edges,
+        series,
+        limits,
+        window.outcome[labelled],
+        window.probability[labelled],
+        distributions(window, package, drift),
     )
     model = package.model_config.model
     page = render(

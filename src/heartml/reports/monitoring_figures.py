@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,33 @@ from heartml.reports.style import (
     ReportFigure,
     figure_style,
     legend,
+    panel_grid,
     save_figure,
     unit_square,
 )
 
 CALIBRATION_BINS = 10
+DISTRIBUTIONS = "distributions"  # the figure's slug; its numbers go to <slug>.csv beside it
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One input's reference and current proportions in the same bins (current None: no value
+    in the window)."""
+
+    name: str
+    labels: list[str]  # one per bin
+    reference: np.ndarray
+    current: np.ndarray | None
+    psi: float | None
+
+
+def interval_labels(edges: list[float]) -> list[str]:
+    """Bins on interior edges, open at both ends, closed on the left (searchsorted side=right)."""
+    if not edges:
+        return ["all"]
+    inner = [f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)]
+    return [f"< {edges[0]:g}", *inner, f"≥ {edges[-1]:g}"]
 
 
 def _times(edges: np.ndarray) -> np.ndarray:
@@ -124,6 +149,44 @@ def calibration(out: Path, outcomes: np.ndarray, probabilities: np.ndarray) -> R
     )  # fmt: skip
 
 
+def feature_distributions(out: Path, features: list[Distribution]) -> ReportFigure:
+    figure, axes = panel_grid(len(features), per_row=4, width=14, row_height=3.0)
+    rows = []
+    for ax, feature in zip(axes, features, strict=True):
+        positions = np.arange(len(feature.labels))
+        width = 0.4
+        ax.bar(
+            positions - width / 2, feature.reference, width, color=REFERENCE_COLOUR,
+            label="reference",
+        )  # fmt: skip
+        if feature.current is not None:
+            ax.bar(positions + width / 2, feature.current, width, color=PALETTE[0], label="current")
+        psi = "–" if feature.psi is None else f"{feature.psi:.3f}"
+        ax.set_title(f"{feature.name} (PSI {psi})")
+        if max(map(len, feature.labels)) > 3:  # intervals: slanted to fit; codes stay upright
+            ax.set_xticks(positions, feature.labels, rotation=60, ha="right", fontsize=7)
+        else:
+            ax.set_xticks(positions, feature.labels)
+        ax.set_ylabel("share")
+        current = [None] * len(positions) if feature.current is None else feature.current
+        rows += [
+            [feature.name, label, f"{r:.6f}", "" if c is None else f"{c:.6f}"]
+            for label, r, c in zip(feature.labels, feature.reference, current, strict=True)
+        ]
+    if axes:
+        legend(axes[0])
+    # The plotted numbers, for a reader who wants them (and a test that checks them).
+    with (out / f"{DISTRIBUTIONS}.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["feature", "bin", "reference", "current"], *rows])
+    return save_figure(
+        out, DISTRIBUTIONS, "Reference and current distributions",
+        "Share of each input's values per bin: the training reference (the package's reference "
+        "statistics) beside the whole window, in the bins the PSI is computed on (numeric: the "
+        "reference deciles; coded: the reference codes; missing values left out). Numbers in "
+        f"{DISTRIBUTIONS}.csv.", figure,
+    )  # fmt: skip
+
+
 def all_figures(
     out: Path,
     edges: np.ndarray,
@@ -131,10 +194,12 @@ def all_figures(
     limits: Limits,
     outcomes: np.ndarray,
     probabilities: np.ndarray,
+    features: list[Distribution],
 ) -> list[ReportFigure]:
     with figure_style():
         return [
             volume(out, edges, series),
+            feature_distributions(out, features),
             psi_over_time(out, edges, series, limits),
             performance(out, edges, series),
             calibration(out, outcomes, probabilities),

@@ -78,6 +78,17 @@ def ks_p_value(statistic: float, n: int, m: int) -> float:
     return kolmogorov_sf((root + 0.12 + 0.11 / root) * statistic)
 
 
+def window_proportions(entry: CodedReference | NumericReference, present: np.ndarray) -> np.ndarray:
+    """The share of `present` (non-missing) values in each of the reference's bins, in the order
+    of entry.proportions: numeric, the interior edges with open ends (len(bin_edges) + 1 bins);
+    coded, one share per reference code (values outside the codes count in none)."""
+    if isinstance(entry, NumericReference):
+        edges = np.asarray(entry.bin_edges, dtype=np.float64)
+        bins = np.searchsorted(edges, present, side="right")
+        return np.bincount(bins, minlength=len(edges) + 1) / len(present)
+    return np.array([np.mean(present == code) for code in entry.codes])
+
+
 def feature_drift(
     entry: CodedReference | NumericReference, values: np.ndarray, reference_rows: int
 ) -> FeatureDrift:
@@ -97,16 +108,12 @@ def feature_drift(
         base.update(ks_statistic=None, ks_p_value=None)
     if len(present) < MIN_SAMPLES:
         return FeatureDrift.model_validate(base)
+    actual = window_proportions(entry, present)
     if isinstance(entry, NumericReference):
-        edges = np.asarray(entry.bin_edges, dtype=np.float64)
-        bins = np.searchsorted(edges, present, side="right")
-        actual = np.bincount(bins, minlength=len(edges) + 1) / len(present)
         statistic = ks_statistic(present, np.asarray(entry.quantiles, dtype=np.float64))
         reference_count = max(1, round(reference_rows * (1 - entry.missing_fraction)))
         base["ks_statistic"] = statistic
         base["ks_p_value"] = ks_p_value(statistic, len(present), reference_count)
-    else:
-        actual = np.array([np.mean(present == code) for code in entry.codes])
     value = psi(np.asarray(entry.proportions), actual)
     base["psi"] = value
     base["psi_status"] = psi_status(value)

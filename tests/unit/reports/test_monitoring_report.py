@@ -5,6 +5,8 @@ roc_auc_score on the rows the test stored, counts of what it stored."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from page_checks import (
     assert_figure_embedded_and_written,
@@ -25,6 +28,7 @@ from page_checks import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from heartml.package.manifest import REFERENCE_FILE
 from heartml.serving.contract import build_contract
 from heartml.settings import Settings
 from heartml.spec import TARGET
@@ -39,7 +43,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SKIP_BROWSER_ENV = "HEARTML_SKIP_BROWSER"
 DAYS, LABELLED_DAYS, DRIFT_DAYS = 7, 4, 2
-FIGURES = ["volume", "psi", "performance", "calibration"]
+FIGURES = ["volume", "distributions", "psi", "performance", "calibration"]
 MODEL = "heart_disease_logistic_regression"
 
 
@@ -60,7 +64,7 @@ def report(
     upgrade(engine, create_parent=True)
     contract = build_contract(spec)
     now = time.time()
-    stored: dict[str, Any] = {"v1_y": [], "v1_p": [], "sex": []}
+    stored: dict[str, Any] = {"v1_y": [], "v1_p": [], "sex": [], "chol": [], "cp": []}
     for day in range(DAYS):
         rows = frame[names].copy()
         if day >= DAYS - DRIFT_DAYS:
@@ -84,7 +88,8 @@ def report(
         )
         with engine.begin() as connection:
             insert_rows(connection, values)
-        stored["sex"].append(rows["sex"].to_numpy())
+        for name in ("sex", "chol", "cp"):
+            stored[name].append(rows[name].to_numpy(dtype=float))
         if day < LABELLED_DAYS:
             y = frame[TARGET].to_numpy()
             record_outcomes(engine, [Outcome(i, 0, int(v)) for i, v in zip(ids, y, strict=True)])
@@ -95,7 +100,8 @@ def report(
     assert result.returncode == 0, result.stdout + result.stderr
     page = project.root / "reports" / "monitoring" / "index.html"
     assert str(page) in result.stdout.replace("\n", "")
-    return page, {k: np.concatenate(v) for k, v in stored.items()}
+    reference = json.loads((package / REFERENCE_FILE).read_text(encoding="utf-8"))
+    return page, {**{k: np.concatenate(v) for k, v in stored.items()}, "reference": reference}
 
 
 def cells(html: str, section_id: str, first: str) -> list[str]:
@@ -114,8 +120,9 @@ def test_the_report_shows_every_figure_and_the_right_figures(
     assert_offline(html)
     assert_headings_and_links(
         html,
-        ["Summary", "Drift by feature", "Volume over time", "Input drift over time",
-         "Realised and estimated performance", "Calibration", "By model version", "By subgroup"],
+        ["Summary", "Drift by feature", "Volume over time", "Reference and current distributions",
+         "Input drift over time", "Realised and estimated performance", "Calibration",
+         "By model version", "By subgroup"],
     )  # fmt: skip
     for slug in FIGURES:
         assert_figure_embedded_and_written(page, html, slug)
@@ -138,6 +145,34 @@ def test_the_report_shows_every_figure_and_the_right_figures(
         if "female" in r
     )
     assert cells(html, "subgroups", female)[0] == f"{int((stored['sex'] == 0).sum()):,}"
+
+
+def test_the_distributions_plotted_are_the_stored_inputs_in_the_reference_bins(
+    report: tuple[Path, dict[str, Any]],
+) -> None:
+    page, stored = report
+    with (page.parent / "distributions.csv").open(encoding="utf-8") as handle:
+        plotted = list(csv.DictReader(handle))
+    features = stored["reference"]["features"]
+    assert list(dict.fromkeys(r["feature"] for r in plotted)) == list(features)
+
+    def column(name: str, key: str) -> list[float]:
+        return [float(r[key]) for r in plotted if r["feature"] == name]
+
+    # Numeric: pandas cuts the stored chol values (shifted days included) on the package's
+    # interior edges, open ends, closed on the left.
+    chol = features["chol"]
+    bins = [-np.inf, *chol["bin_edges"], np.inf]
+    oracle = pd.cut(pd.Series(stored["chol"]), bins, right=False).value_counts(
+        normalize=True, sort=False
+    )
+    assert column("chol", "current") == pytest.approx(oracle.to_numpy(), abs=1e-6)
+    assert column("chol", "reference") == pytest.approx(chol["proportions"], abs=1e-6)
+    # Coded: the share of each reference code among the stored cp values.
+    cp = features["cp"]
+    shares = pd.Series(stored["cp"]).value_counts(normalize=True).reindex(cp["codes"], fill_value=0)
+    assert column("cp", "current") == pytest.approx(shares.to_numpy(), abs=1e-6)
+    assert [r["bin"] for r in plotted if r["feature"] == "cp"] == [str(c) for c in cp["codes"]]
 
 
 @pytest.fixture
