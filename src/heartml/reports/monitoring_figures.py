@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,9 @@ def feature_distributions(out: Path, features: list[Distribution]) -> ReportFigu
     if axes:
         legend(axes[0])
     # The plotted numbers, for a reader who wants them (and a test that checks them).
-    with (out / f"{DISTRIBUTIONS}.csv").open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([["feature", "bin", "reference", "current"], *rows])
+    table = io.StringIO(newline="")
+    csv.writer(table).writerows([["feature", "bin", "reference", "current"], *rows])
+    (out / f"{DISTRIBUTIONS}.csv").write_bytes(table.getvalue().encode("utf-8"))
     return save_figure(
         out, DISTRIBUTIONS, "Reference and current distributions",
         "Share of each input's values per bin: the training reference (the package's reference "
