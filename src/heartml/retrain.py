@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.pipeline import Pipeline
 
 from heartml.config import ModelConfig, ParamValue, PipelineConfig
 from heartml.errors import HeartmlError
@@ -55,6 +56,26 @@ def estimator_params(algorithm: str, logged: Mapping[str, str]) -> dict[str, Par
     return {k: v for k, v in params.items() if k in known}
 
 
+def _configuration(
+    algorithm: str, logged: Mapping[str, str], spec: DatasetSpec, config: PipelineConfig
+) -> Pipeline:
+    params = estimator_params(algorithm, logged)
+    estimator = make_estimator(algorithm, ModelConfig(params=params), config.seed)
+    return build_pipeline(spec, estimator)
+
+
+def fitted_configuration(
+    algorithm: str,
+    logged: Mapping[str, str],
+    train: pd.DataFrame,
+    spec: DatasetSpec,
+    config: PipelineConfig,
+) -> Pipeline:
+    """The logged configuration fitted on every row of `train` (as the candidate was)."""
+    pipeline = _configuration(algorithm, logged, spec, config)
+    return pipeline.fit(train.loc[:, list(spec.raw_names)], train[TARGET].to_numpy())
+
+
 def configuration_folds(
     algorithm: str,
     logged: Mapping[str, str],
@@ -63,9 +84,7 @@ def configuration_folds(
     config: PipelineConfig,
 ) -> dict[str, list[float]]:
     """ROC-AUC and Brier score of the logged configuration on each evaluation fold of `train`."""
-    params = estimator_params(algorithm, logged)
-    estimator = make_estimator(algorithm, ModelConfig(params=params), config.seed)
-    pipeline = build_pipeline(spec, estimator)
+    pipeline = _configuration(algorithm, logged, spec, config)
     X, y = train.loc[:, list(spec.raw_names)], train[TARGET].to_numpy()
     splits = evaluation_splits(config, X, y)
     scored: list[dict[str, np.ndarray]] = Parallel(n_jobs=N_JOBS)(

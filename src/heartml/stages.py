@@ -207,6 +207,7 @@ def run_track(
 ) -> TrackStageResult:
     """Task 3: register one new version of each model and let the gate decide the champion."""
     from heartml.data.prepare import read_split
+    from heartml.recent_window import gate_window
     from heartml.tracking.promotion import decide
     from heartml.tracking.registry import Registry
     from heartml.tracking.runs import log_pipeline_execution
@@ -246,11 +247,27 @@ def run_track(
     best = next(v for v in versions if v.algorithm == reused.results.best_algorithm)
     current = registry.find_champion()
     tags = registry.version_tags(best)
-    retrained = None
+    retrained = window = None
     if current is not None and not force_champion:
         retrained = _retrained_champion(registry, current, tags, train, settings, config, report)
+        window = gate_window(
+            registry,
+            current,
+            reused.pipelines[best.algorithm],
+            retrained is not None,
+            train,
+            settings,
+            config,
+            report,
+        )
     decision = decide(
-        best, tags, current, config.promotion, force=force_champion, retrained=retrained
+        best,
+        tags,
+        current,
+        config.promotion,
+        force=force_champion,
+        retrained=retrained,
+        window=window,
     )
     if decision.promote:
         registry.apply_promotion(decision)

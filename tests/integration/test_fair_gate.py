@@ -5,7 +5,10 @@ commands against the embedded store and a real `mlflow server` on PostgreSQL.
 
 Oracle for the retrained figure: the champion's registered model (the artifact, not the logged
 parameters the code under test reads), cloned unfitted by scikit-learn and scored with
-sklearn.metrics on sklearn's RepeatedStratifiedKFold over the new training split."""
+sklearn.metrics on sklearn's RepeatedStratifiedKFold over the new training split. Oracle for the
+recent labelled window: the feedback rows as this test wrote them, scored by the registered
+candidate, the registered champion and that champion cloned and fitted on the new training
+split, with sklearn's roc_auc_score and brier_score_loss."""
 
 from __future__ import annotations
 
@@ -15,13 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from harness.mlflow_server import BACKENDS, MlflowServer
 from harness.projects import Project, describe
 from harness.registry import registry_client
 from sklearn.base import clone
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from heartml.data.prepare import read_split
@@ -39,9 +43,10 @@ pytestmark = [pytest.mark.task3, pytest.mark.integration, pytest.mark.slow]
 FEEDBACK_ROWS = 80  # the new data version: the shipped file plus 80 labelled predictions
 
 
-def store_feedback(store: Path) -> None:
+def store_feedback(store: Path) -> tuple[pd.DataFrame, np.ndarray]:
     """FEEDBACK_ROWS predictions in a SQLite prediction store (Cleveland rows a year older),
-    each with its true outcome, recorded through the store's own feedback path."""
+    each with its true outcome, recorded through the store's own feedback path; returns the
+    inputs and outcomes as written."""
     spec = heart_spec()
     rows = read_source(spec).iloc[:FEEDBACK_ROWS]
     names = list(spec.raw_names)
@@ -68,6 +73,8 @@ def store_feedback(store: Path) -> None:
         insert_rows(connection, values)
     outcomes = rows[TARGET].to_numpy()
     record_outcomes(engine, [Outcome(i, 0, int(y)) for i, y in zip(ids, outcomes, strict=True)])
+    engine.dispose()
+    return inputs, outcomes
 
 
 def parent_runs(uri: str) -> list:
@@ -95,7 +102,7 @@ def test_new_data_retrains_the_champions_configuration_and_names_both_figures(
     assert "champion decision: promoted - no champion yet" in first.stdout
 
     store = tmp_path / "predictions.db"
-    store_feedback(store)
+    window_inputs, window_outcomes = store_feedback(store)
     env = project.env | {"HEARTML_STORE_URL": f"sqlite:///{store}"}
     fed = project.run("heartml", "data", "--with-feedback", env=env)
     assert fed.returncode == 0, describe(fed)
@@ -151,3 +158,27 @@ def test_new_data_retrains_the_champions_configuration_and_names_both_figures(
     assert record["statistics"]["mean_roc_auc_difference"] == pytest.approx(
         candidate_auc - expected, abs=1e-5
     )
+
+    # The recent labelled window (the 80 feedback predictions, all within the default 30 days):
+    # information beside the folds, each model's figures equal sklearn's on the same rows.
+    stats = record["statistics"]
+    assert stats["window_rows"] == FEEDBACK_ROWS
+    candidate_model = registry.load_pipeline(
+        f"models:/{record['candidate']['model_name']}/{record['candidate']['version']}"
+    )
+    retrained_model = clone(champion).fit(X, y)
+    shown = []
+    for key, name, model in [
+        ("candidate", "candidate", candidate_model),
+        ("champion", "champion", champion),
+        ("champion_retrained", "retrained champion", retrained_model),
+    ]:
+        p = model.predict_proba(window_inputs)[:, 1]
+        auc, brier = roc_auc_score(window_outcomes, p), brier_score_loss(window_outcomes, p)
+        assert stats[f"window_{key}_roc_auc"] == pytest.approx(auc, abs=1e-9), key
+        assert stats[f"window_{key}_brier"] == pytest.approx(brier, abs=1e-9), key
+        shown.append(f"{name} {auc:.4f}/{brier:.3f}")
+    assert (
+        f"on the recent labelled window ({FEEDBACK_ROWS} rows; information only) ROC-AUC/Brier "
+        + ", ".join(shown)
+    ) in reason, reason

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -59,9 +59,12 @@ def label_values(spec: DatasetSpec) -> dict[int, float]:
     return found
 
 
-def feedback_rows(engine: Engine, spec: DatasetSpec) -> FeedbackRows:
-    """Every prediction with an outcome, oldest first, as parsed rows of this spec."""
-    stored = read(engine, Selection(labelled=True), with_inputs=True)
+def feedback_rows(
+    engine: Engine, spec: DatasetSpec, selection: Selection = Selection(labelled=True)
+) -> FeedbackRows:
+    """The selected predictions with an outcome (by default every one), oldest first, as parsed
+    rows of this spec."""
+    stored = read(engine, replace(selection, labelled=True), with_inputs=True)
     assert stored.inputs is not None
     names = list(spec.raw_names)
     label = spec.target.column

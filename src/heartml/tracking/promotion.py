@@ -14,7 +14,9 @@ candidate's data and folds (heartml.retrain) and passes that evidence as `retrai
 three rules then judge both on the same folds, and the reason names both figures. Without it
 (the champion's configuration cannot be rebuilt) the candidate replaces the champion, and the
 reason says why.
-Every decision carries its figures and the thresholds it was judged by.
+Every decision carries its figures and the thresholds it was judged by. Beside the folds, the
+caller may pass how both models score the recent labelled predictions (`window`, from the
+prediction store): recorded and named in the reason, as information only; the folds decide.
 """
 
 from __future__ import annotations
@@ -58,6 +60,46 @@ class FoldEvidence:
             roc_auc=parse_folds(tags.get(VersionTag.CV_FOLD_ROC_AUC)),
             brier=parse_folds(tags.get(VersionTag.CV_FOLD_BRIER)),
         )
+
+
+# The models scored on the recent labelled window: statistics key part -> name in the reason.
+WINDOW_MODELS = {
+    "candidate": "candidate",
+    "champion": "champion",
+    "champion_retrained": "retrained champion",
+}
+NO_WINDOW = "no labelled window"
+
+
+@dataclass(frozen=True)
+class WindowEvidence:
+    """ROC-AUC (None with one class only) and Brier score of the gate's models on the labelled
+    predictions of the recent monitoring window; `rows` = 0: there was no such window."""
+
+    rows: int = 0
+    roc_auc: Mapping[str, float | None] = field(default_factory=dict)  # by WINDOW_MODELS key
+    brier: Mapping[str, float] = field(default_factory=dict)
+
+    def statistics(self) -> dict[str, float | None]:
+        stats: dict[str, float | None] = {"window_rows": self.rows}
+        for model in (m for m in WINDOW_MODELS if m in self.brier):
+            stats[f"window_{model}_roc_auc"] = self.roc_auc.get(model)
+            stats[f"window_{model}_brier"] = self.brier[model]
+        return stats
+
+    def clause(self) -> str:
+        if not self.rows or not self.brier:
+            return NO_WINDOW
+        figures = ", ".join(
+            f"{name} {_figure(self.roc_auc.get(model))}/{self.brier[model]:.3f}"
+            for model, name in WINDOW_MODELS.items()
+            if model in self.brier
+        )
+        return f"on the recent labelled window ({self.rows} rows; information only) ROC-AUC/Brier {figures}"
+
+
+def _figure(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
 
 
 class DecisionRecord(TypedDict):
@@ -128,12 +170,17 @@ def decide(
     *,
     force: bool = False,
     retrained: FoldEvidence | None = None,
+    window: WindowEvidence | None = None,
 ) -> PromotionDecision:
     """Replace the champion only for a supported, sufficient improvement that keeps calibration,
     or when there is no comparison to make (no champion; or it was trained on other data and its
-    configuration was not retrained on the candidate's, `retrained`)."""
+    configuration was not retrained on the candidate's, `retrained`). `window`, when given, is
+    recorded and named beside a comparison with a champion."""
 
     def decision(promote: bool, reason: str, **statistics: float | None) -> PromotionDecision:
+        if window is not None and current is not None and not force:
+            reason = f"{reason}; {window.clause()}"
+            statistics |= window.statistics()
         return PromotionDecision(promote, reason, candidate, current, statistics, policy)
 
     if force:
