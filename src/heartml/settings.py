@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     store_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL (default: sqlite:///<root>/monitoring/predictions.db); "
-        "postgresql://user:pass@host/db for several replicas",
+        "postgresql://<user>:<password>@<host>/<db> for several replicas",
     )
     store_retention_days: float = Field(
         default=365.0, ge=0, description="Predictions older than this are deleted; 0 = keep all"

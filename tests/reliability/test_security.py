@@ -274,6 +274,9 @@ ALLOWED_URL_CREDENTIALS: dict[tuple[str, str], str] = {
     ("tests/unit/serving/test_model_store.py", "alice:pw123"): (
         "an invented login in the test that log lines redact URL credentials"
     ),
+    ("tests/unit/store/test_store_schema.py", "u:secret"): (
+        "an invented login in the test that the store's shown URL hides its password"
+    ),
     ("tests/integration/test_tuning_postgres.py", "nobody:secret"): (
         "a login refused on a closed port (127.0.0.1:1): the test of the error message"
     ),

@@ -39,7 +39,7 @@ log = logging.getLogger("heartml.store")
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "heartml_store_version"  # not alembic_version: the database may be MLflow's too
 SQLITE_BUSY_TIMEOUT_S = 10.0
-SQLITE_CACHE_KIB = 16_384  # page cache per connection (SQLite's default: 2 MiB)
+SQLITE_CACHE_KIB = 2_048  # page cache per connection, SQLite's default (the OS caches the file)
 CONNECT_TIMEOUT_S = 5
 _ADVISORY_LOCK = 0x6865_6172_746D_6C  # "heartml": one key for every heartml store migration
 
@@ -55,7 +55,7 @@ def normalized_url(url: str) -> URL:
     except Exception:
         raise StoreError(
             f"prediction store URL {url!r} is not a database URL "
-            "(expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB)"
+            "(expected sqlite:///PATH or postgresql://<user>:<password>@<host>/<db>)"
         ) from None
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg2")

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from heartml.documents.base import JsonObject
 from heartml.errors import FieldProblem, HeartmlError
 from heartml.store.records import utc
-from heartml.store.schema import OUTCOMES, REQUEST_ID_MAX, predictions
+from heartml.store.schema import OUTCOMES, REQUEST_ID_MAX, ROW_MAX, predictions
 
 MAX_ITEMS = 10_000  # per POST /feedback call (the CLI sends files of any length)
 FIELDS = ("request_id", "row", "outcome", "observed_at")
@@ -105,10 +105,14 @@ class FeedbackResult:
 
 
 def _shown(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > ROW_MAX:
+        return str(value)  # beyond what a JSON number written back (64-bit) can hold
     if isinstance(value, float) and not math.isfinite(value):
         return str(value).replace("nan", "NaN").replace("inf", "Infinity")
-    if isinstance(value, str) and len(value) > 80:
-        return value[:80] + "…"
+    if isinstance(value, str):
+        if not _is_text(value):  # a lone surrogate: shown escaped, JSON cannot carry it back
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value[:80] + "…" if len(value) > 80 else value
     if isinstance(value, dict | list):
         return f"<a JSON {'object' if isinstance(value, dict) else 'array'}>"
     return value
@@ -158,7 +162,11 @@ def parse_item(item: Any, where: str) -> Outcome | list[FieldProblem]:
                 "missing",
             )
         )
-    elif not isinstance(request_id, str) or not 0 < len(request_id) <= REQUEST_ID_MAX:
+    elif (
+        not isinstance(request_id, str)
+        or not 0 < len(request_id) <= REQUEST_ID_MAX
+        or not _is_text(request_id)
+    ):
         problems.append(
             _problem(
                 f"{prefix}request_id",
@@ -171,13 +179,15 @@ def parse_item(item: Any, where: str) -> Outcome | list[FieldProblem]:
     row = item.get("row", 0)
     if row is None:
         row = 0
-    if isinstance(row, bool) or not isinstance(row, int) or row < 0:
+    if isinstance(row, float) and row.is_integer():  # 3.0 is a JSON Schema integer
+        row = int(row)
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row <= ROW_MAX:
         problems.append(
             _problem(
                 f"{prefix}row",
                 row,
-                f"{prefix}row must be a whole number from 0 (the record's position in a "
-                f"/predict/batch call; 0 for /predict); got {_text(row)}",
+                f"{prefix}row must be a whole number from 0 to {ROW_MAX} (the record's position "
+                f"in a /predict/batch call; 0 for /predict); got {_text(row)}",
                 "row",
             )
         )
@@ -217,6 +227,15 @@ def parse_item(item: Any, where: str) -> Outcome | list[FieldProblem]:
         return problems
     assert isinstance(request_id, str) and isinstance(outcome, int | float)
     return Outcome(request_id, int(row), int(outcome), observed_at)
+
+
+def _is_text(value: str) -> bool:
+    """Encodable as UTF-8 (JSON lets a string carry a lone surrogate; a database does not)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _datetime(value: Any) -> datetime | None:

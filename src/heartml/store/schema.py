@@ -21,6 +21,7 @@ SITE_MAX = 64
 SITE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 SITE_RULE = f"1 to {SITE_MAX} characters of A-Z, a-z, 0-9, '_', '.' and '-'"
 OUTCOMES = (0, 1)
+ROW_MAX = 2**31 - 1  # the `row` column is an INTEGER: 32-bit on PostgreSQL
 SOURCES = ("api", "batch")  # which door a prediction came through
 
 metadata = sa.MetaData()

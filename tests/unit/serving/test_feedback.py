@@ -81,6 +81,14 @@ def test_bad_feedback_table(tmp_path: Path, store_client: Callable[..., TestClie
         ("the other outcome", json.dumps({"request_id": ids[2], "outcome": 0}).encode(), 409,
          f"request_id '{ids[2]}' row 0 (stored 1, sent 0) (send ?overwrite=true to replace them)"),
         ("not JSON", b"{request_id", 400, "the request body is not valid JSON"),
+        # Found by fuzzing: each was a 500 (an echo JSON cannot hold) or a 503 (the database
+        # refused the value) before it was checked here.
+        ("row past the column", json.dumps({"request_id": ids[0], "outcome": 1, "row": 10**30}).encode(),
+         422, "row must be a whole number from 0 to 2147483647"),
+        ("a 20-digit number echoed", json.dumps([{"request_id": ids[0], "outcome": 1, "observed_at": -(10**19)}]).encode(),
+         422, "observed_at must be an ISO 8601 date and time"),
+        ("a lone surrogate", b'{"request_id": "a\\ud8ae", "outcome": 1}', 422,
+         "request_id must be a prediction's request_id"),
     ]  # fmt: skip
     for name, body, status, message in cases:
         response = client.post("/feedback", content=body, headers=JSON)

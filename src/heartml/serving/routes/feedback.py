@@ -27,6 +27,8 @@ from heartml.serving.errors import error_response, json_response, request_id
 from heartml.serving.routes.predict import content_type_of, is_json
 from heartml.serving.schemas import ErrorResponse, ValidationErrorResponse
 from heartml.serving.service import Service
+from heartml.store.outcomes import MAX_ITEMS
+from heartml.store.schema import ROW_MAX
 
 router = APIRouter(tags=["monitoring"])
 log = logging.getLogger("heartml.serving")
@@ -41,11 +43,14 @@ class FeedbackItem(BaseModel):
     row: int = Field(
         default=0,
         ge=0,
+        le=ROW_MAX,
         description="The record's position in a /predict/batch call's `records` (0 for /predict)",
     )
     outcome: int = Field(ge=0, le=1, description="What happened: 1 = positive, 0 = negative")
     observed_at: str | None = Field(
-        default=None, description="When the outcome was observed (ISO 8601; UTC if no offset)"
+        default=None,
+        description="When the outcome was observed (ISO 8601; UTC if no offset)",
+        json_schema_extra={"format": "date-time"},
     )
 
 
@@ -61,7 +66,13 @@ def feedback_body() -> JsonObject:
     """The OpenAPI request body (the route reads its body itself, as JSON that may hold NaN)."""
     item = FeedbackItem.model_json_schema()
     item["additionalProperties"] = False
-    many: JsonObject = {"type": "array", "items": item, "minItems": 1, "maxItems": 10_000}
+    # No maxItems: over MAX_ITEMS is a documented 413 (the batch's own limit), not a 422.
+    many: JsonObject = {
+        "type": "array",
+        "items": item,
+        "minItems": 1,
+        "description": f"At most {MAX_ITEMS:,} outcomes per call (more: 413)",
+    }
     schema: JsonObject = {"oneOf": [item, many]}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 

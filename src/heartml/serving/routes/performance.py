@@ -50,7 +50,12 @@ async def performance(
     ] = None,
     site: Annotated[
         str | None,
-        Query(max_length=SITE_MAX, description=f"Only this site's predictions ({SITE_RULE})"),
+        Query(
+            max_length=SITE_MAX,
+            description=f"Only this site's predictions ({SITE_RULE})",
+            # Documented, not enforced by FastAPI: the route's own check says what is allowed.
+            json_schema_extra={"pattern": f"^{SITE_PATTERN.pattern}$"},
+        ),
     ] = None,
 ) -> PerformanceReport:
     """Realised and estimated performance per model version over the sliding window."""
