@@ -71,6 +71,9 @@ def tracking_errors(what: str, uri: str) -> Iterator[None]:
         raise TrackingError(f"{what} failed on {uri}: {describe(exc)}") from exc
 
 
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def configure(settings: Settings) -> Any:
     """Point MLflow at the settings' store with short timeouts; return a client (not yet used)."""
     # Short timeouts and few retries: an unreachable server is an error in seconds, not minutes.
@@ -85,6 +88,14 @@ def configure(settings: Settings) -> Any:
     mlflow = mlflow_module()
     uri = settings.tracking_uri
     # The fluent API (runs, model loading) reads the process-wide URIs; the client is explicit.
+    # MLflow also writes them into os.environ, where they would reach every later Settings and
+    # child process of a program that uses heartml as a library: the environment is put back.
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

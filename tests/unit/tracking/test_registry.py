@@ -207,3 +207,20 @@ def test_an_unreachable_server_fails_fast_with_one_line(
         f"connecting to the tracking server failed on http://127.0.0.1:{port}: "
         "no server answers (connection refused)"
     )
+
+
+def test_connecting_leaves_the_process_environment_as_it_was(
+    store_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow writes its URIs into os.environ; heartml puts them back, so a program using it as a
+    library does not hand this store to every later Settings and child process."""
+    import os
+
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////elsewhere.db")
+    Registry.connect(store_settings)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:////elsewhere.db"
+    assert mlflow.get_tracking_uri() == store_settings.tracking_uri  # the fluent API still is
