@@ -38,7 +38,7 @@ def test_a_feature_added_to_the_spec_reaches_every_stage(tmp_path: Path) -> None
     # The MLflow run of the champion logged the feature among its features.
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=project.store_uri)
+    client = MlflowClient(tracking_uri=project.store_uri, registry_uri=project.store_uri)
     (package,) = sorted((project.root / "packages").iterdir())
     manifest = json.loads((package / "MANIFEST.json").read_text())
     features_file = client.download_artifacts(manifest["run_id"], "features.json", str(tmp_path))

@@ -41,7 +41,7 @@ def _reproduce(project: Project, version: str = "1") -> subprocess.CompletedProc
 def _client(project: Project) -> Any:
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=project.store_uri)
+    return mlflow.MlflowClient(tracking_uri=project.store_uri, registry_uri=project.store_uri)
 
 
 def test_a_version_is_rebuilt_with_its_logged_metrics(tracked: Project) -> None:

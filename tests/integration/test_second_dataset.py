@@ -41,7 +41,7 @@ def test_breast_cancer_from_spec_to_served_model(tmp_path: Path) -> None:
     assert (workspace / "reports" / "evaluation" / "index.html").is_file()
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=project.store_uri)
+    client = MlflowClient(tracking_uri=project.store_uri, registry_uri=project.store_uri)
     names = {model.name for model in client.search_registered_models()}
     assert names == {f"breast_cancer_{a}" for a in ALGORITHMS}
     assert client.get_experiment_by_name("breast-cancer") is not None

@@ -190,7 +190,9 @@ def test_two_workers_share_a_sqlite_study_then_track_trains_the_best(
     assert "registered heart_disease_logistic_regression version 1" in tracked.stdout
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    store = f"sqlite:///{root / 'mlflow.db'}"
+    # Both URIs: a client's registry otherwise follows MLflow's process-wide one.
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     version = client.get_model_version("heart_disease_logistic_regression", "1")
     assert version.run_id is not None
     run = client.get_run(version.run_id)

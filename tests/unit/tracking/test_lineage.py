@@ -36,7 +36,7 @@ def logged_runs(
     """A pipeline run with evaluation_results.json and a nested model run with its artifacts."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
     experiment = Registry(client, settings).ensure_experiment()
     parent = client.create_run(experiment).info.run_id
     child = client.create_run(
