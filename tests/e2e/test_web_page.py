@@ -35,15 +35,13 @@ import pytest
 import yaml
 from sklearn.linear_model import LogisticRegression
 
+from headless_browser import headless_chrome
 from heartml.serving.app import STATIC_DIR
 from serving_packages import fit, heart_spec, read_source, with_extra_column, write_package
 
 pytestmark = pytest.mark.serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SKIP_BROWSER_ENV = "HEARTML_SKIP_BROWSER"
 SERVER_READY_TIMEOUT_S = 60
 PAGE_TIMEOUT_S = 20
 PAGE_POLL_S = 15  # app.js asks model/info again this often
@@ -294,33 +292,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, heart_package: Path) -> Ite
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Debian's headless Chromium through Debian's chromedriver (no Selenium Manager), with
-    its network log on (what the page sends is read from there)."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
-    if missing:
-        if os.environ.get(SKIP_BROWSER_ENV) == "1":
-            pytest.skip(f"{SKIP_BROWSER_ENV}=1 and no browser ({', '.join(missing)})")
-        pytest.fail(
-            f"headless browser not available: {', '.join(missing)} missing. Install Debian's "
-            "chromium and chromium-driver with scripts/ci-install-browser.sh, or set "
-            f"{SKIP_BROWSER_ENV}=1 to skip the browser tests",
-            pytrace=False,
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in CHROME_ARGUMENTS:
-        options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(PAGE_TIMEOUT_S)
-    try:
+    """Chromium with its network log on (what the page sends is read from there)."""
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with headless_chrome(profile, PAGE_TIMEOUT_S, True, CHROME_ARGUMENTS) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

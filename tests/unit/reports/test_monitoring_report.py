@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from page_checks import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from headless_browser import headless_chrome
 from heartml.package.manifest import REFERENCE_FILE
 from heartml.serving.contract import build_contract
 from heartml.settings import Settings
@@ -39,9 +39,6 @@ from serving_packages import fit, heart_spec, read_source, write_package
 
 pytestmark = pytest.mark.monitoring
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SKIP_BROWSER_ENV = "HEARTML_SKIP_BROWSER"
 DAYS, LABELLED_DAYS, DRIFT_DAYS = 7, 4, 2
 FIGURES = ["volume", "distributions", "psi", "performance", "calibration"]
 MODEL = "heart_disease_logistic_regression"
@@ -177,26 +174,8 @@ def test_the_distributions_plotted_are_the_stored_inputs_in_the_reference_bins(
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        if os.environ.get(SKIP_BROWSER_ENV) == "1":
-            pytest.skip(f"{SKIP_BROWSER_ENV}=1 and no browser ({', '.join(missing)})")
-        pytest.fail(f"headless browser not available: {', '.join(missing)}", pytrace=False)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with headless_chrome(tmp_path / "chromium-profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_report_opens_in_chromium_without_console_errors(
