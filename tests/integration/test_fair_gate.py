@@ -13,7 +13,6 @@ split, with sklearn's roc_auc_score and brier_score_loss."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,14 +28,13 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from heartml.data.prepare import read_split
-from heartml.serving.contract import build_contract
 from heartml.settings import Settings
 from heartml.spec import TARGET
 from heartml.store.engine import create_engine, upgrade
 from heartml.store.outcomes import Outcome, record_outcomes
-from heartml.store.records import db_time, insert_rows, prediction_values
 from heartml.tracking.registry import Registry
 from serving_packages import heart_spec, read_source
+from stored_predictions import store_predictions
 
 pytestmark = [pytest.mark.task3, pytest.mark.integration, pytest.mark.slow]
 
@@ -55,22 +53,7 @@ def store_feedback(store: Path) -> tuple[pd.DataFrame, np.ndarray]:
     ids = [f"fb{i}" for i in range(len(rows))]
     engine = create_engine(f"sqlite:///{store}")
     upgrade(engine, create_parent=True)
-    values = prediction_values(
-        created_at=db_time("sqlite", time.time()),
-        source="api",
-        model_name="heart_disease_logistic_regression",
-        model_version="1",
-        threshold=0.5,
-        describer=build_contract(spec),
-        request_ids=ids,
-        rows=[0] * len(ids),
-        inputs=inputs.to_numpy(dtype=float).tolist(),
-        probabilities=[0.5] * len(ids),
-        predictions=[1] * len(ids),
-        site=None,
-    )
-    with engine.begin() as connection:
-        insert_rows(connection, values)
+    store_predictions(engine, spec, ids, inputs.to_numpy(dtype=float).tolist())
     outcomes = rows[TARGET].to_numpy()
     record_outcomes(engine, [Outcome(i, 0, int(y)) for i, y in zip(ids, outcomes, strict=True)])
     engine.dispose()

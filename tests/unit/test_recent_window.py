@@ -4,20 +4,17 @@ Each is "no labelled window" in the decision, and the decision itself is unchang
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from heartml.config import PromotionConfig
 from heartml.recent_window import window_evidence
-from heartml.serving.contract import build_contract
 from heartml.settings import Settings
 from heartml.spec import DatasetSpec
 from heartml.store.engine import create_engine, upgrade
 from heartml.store.outcomes import Outcome, record_outcomes
-from heartml.store.records import db_time, insert_rows, prediction_values
 from heartml.tracking.promotion import NO_WINDOW, WindowEvidence, decide
 from heartml.tracking.versions import ChampionInfo, RegisteredVersion
+from stored_predictions import store_predictions
 
 pytestmark = pytest.mark.task3
 
@@ -36,22 +33,7 @@ def store(
     engine = create_engine(url)
     upgrade(engine, create_parent=True)
     ids = [f"r{i}" for i in range(len(cleveland_rows))]
-    values = prediction_values(
-        created_at=db_time("sqlite", time.time() - age_days * 86400),
-        source="api",
-        model_name="heart_disease_logistic_regression",
-        model_version="1",
-        threshold=0.5,
-        describer=build_contract(spec),
-        request_ids=ids,
-        rows=[0] * len(ids),
-        inputs=cleveland_rows,
-        probabilities=[0.5] * len(ids),
-        predictions=[1] * len(ids),
-        site=None,
-    )
-    with engine.begin() as connection:
-        insert_rows(connection, values)
+    store_predictions(engine, spec, ids, cleveland_rows, age_days=age_days)
     record_outcomes(engine, [Outcome(i, 0, i.endswith(("1", "3"))) for i in ids[:4]])
     engine.dispose()
     return url

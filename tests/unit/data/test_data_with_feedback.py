@@ -5,7 +5,6 @@ outcomes, and which of them break a rule of the spec."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from heartml.serving.contract import build_contract
 from heartml.settings import Settings
 from heartml.spec import TARGET
 from heartml.stages import processed_data_sha256
 from heartml.store.engine import create_engine, upgrade
 from heartml.store.outcomes import Outcome, record_outcomes
-from heartml.store.records import db_time, insert_rows, prediction_values
 from serving_packages import heart_spec, read_source
+from stored_predictions import store_predictions
 
 pytestmark = pytest.mark.task1
 
@@ -47,22 +45,7 @@ def fed(project: Settings) -> tuple[Settings, Path, pd.DataFrame, np.ndarray]:
     store = project.root / "monitoring" / "predictions.db"
     engine = create_engine(f"sqlite:///{store}")
     upgrade(engine, create_parent=True)
-    values = prediction_values(
-        created_at=db_time("sqlite", time.time()),
-        source="api",
-        model_name="heart_disease_logistic_regression",
-        model_version="1",
-        threshold=0.5,
-        describer=build_contract(spec),
-        request_ids=ids,
-        rows=[0] * len(ids),
-        inputs=inputs.to_numpy(dtype=float).tolist(),
-        probabilities=[0.5] * len(ids),
-        predictions=[1] * len(ids),
-        site=None,
-    )
-    with engine.begin() as connection:
-        insert_rows(connection, values)
+    store_predictions(engine, spec, ids, inputs.to_numpy(dtype=float).tolist())
     outcomes = np.random.default_rng(0).integers(0, 2, GOOD + 2)
     record_outcomes(engine, [Outcome(ids[i], 0, int(o)) for i, o in enumerate(outcomes)])
     return project, store, rows, outcomes

@@ -6,7 +6,6 @@ roc_auc_score for the live AUC the message names; which columns were shifted for
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from heartml.serving.contract import build_contract
 from heartml.settings import Settings
 from heartml.spec import TARGET, DatasetSpec
 from heartml.store.engine import create_engine, upgrade
 from heartml.store.outcomes import Outcome, record_outcomes
-from heartml.store.records import db_time, insert_rows, prediction_values
 from serving_packages import fit, heart_spec, read_source, write_package
+from stored_predictions import store_predictions
 
 pytestmark = pytest.mark.monitoring
 
@@ -54,7 +52,6 @@ def setup(
     store = project.root / "monitoring" / "predictions.db"
     engine = create_engine(f"sqlite:///{store}")
     upgrade(engine, create_parent=True)
-    contract = build_contract(spec)
     names = list(spec.raw_names)
 
     def record(
@@ -62,22 +59,8 @@ def setup(
     ) -> np.ndarray:
         probabilities = pipeline.predict_proba(frame[names])[:, 1]
         ids = [f"{prefix}{i}" for i in range(len(frame))]
-        rows = prediction_values(
-            created_at=db_time("sqlite", time.time() - age_days * 86400.0),
-            source="api",
-            model_name=f"{spec.model_name_prefix}_logistic_regression",
-            model_version="1",
-            threshold=0.5,
-            describer=contract,
-            request_ids=ids,
-            rows=[0] * len(ids),
-            inputs=frame[names].to_numpy(dtype=float).tolist(),
-            probabilities=probabilities.tolist(),
-            predictions=(probabilities >= 0.5).astype(int).tolist(),
-            site=None,
-        )
-        with engine.begin() as connection:
-            insert_rows(connection, rows)
+        inputs = frame[names].to_numpy(dtype=float).tolist()
+        store_predictions(engine, spec, ids, inputs, probabilities=probabilities, age_days=age_days)
         record_outcomes(engine, [Outcome(i, 0, int(y)) for i, y in zip(ids, outcomes, strict=True)])
         return probabilities
 

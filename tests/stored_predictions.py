@@ -1,0 +1,44 @@
+"""Predictions written straight into a prediction store, through the store's own insert path
+(what `heartml serve` records), for the tests that need a store with history in it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Engine
+
+from heartml.serving.contract import build_contract
+from heartml.spec import DatasetSpec
+from heartml.store.records import db_time, insert_rows, prediction_values
+
+
+def store_predictions(
+    engine: Engine,
+    spec: DatasetSpec,
+    request_ids: Sequence[str],
+    inputs: Sequence[Sequence[float]],
+    *,
+    probabilities: Sequence[float] | None = None,
+    age_days: float = 0.0,
+    threshold: float = 0.5,
+) -> None:
+    """One /predict answer per row (row 0 of its request), by the spec's logistic regression
+    version 1; probabilities 0.5 unless given, labels from the threshold."""
+    shown = [0.5] * len(request_ids) if probabilities is None else list(probabilities)
+    values = prediction_values(
+        created_at=db_time("sqlite", time.time() - age_days * 86400.0),
+        source="api",
+        model_name=f"{spec.model_name_prefix}_logistic_regression",
+        model_version="1",
+        threshold=threshold,
+        describer=build_contract(spec),
+        request_ids=list(request_ids),
+        rows=[0] * len(request_ids),
+        inputs=[list(row) for row in inputs],
+        probabilities=shown,
+        predictions=[int(p >= threshold) for p in shown],
+        site=None,
+    )
+    with engine.begin() as connection:
+        insert_rows(connection, values)
