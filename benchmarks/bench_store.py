@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -49,6 +48,8 @@ from bench_serving import (  # noqa: E402
     running,
     wrk,
 )
+
+from stored_predictions import stored_count  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -91,20 +92,6 @@ def postgres_server(url: str | None) -> Iterator[Any]:
         yield server
 
 
-def stored_rows(url: str) -> int:
-    if url.startswith("sqlite"):
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
-            return int(db.execute("SELECT count(*) FROM predictions").fetchone()[0])
-    import psycopg2
-
-    with (
-        contextlib.closing(psycopg2.connect(url.replace("+psycopg2", ""))) as db,
-        db.cursor() as cursor,
-    ):
-        cursor.execute("SELECT count(*) FROM predictions")
-        return int(cursor.fetchone()[0])
-
-
 def serve_env(store_url: str | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEARTML_")}
     env["HEARTML_SERVE_RELOAD_INTERVAL_S"] = "0"
@@ -137,7 +124,7 @@ def predict_runs(
                 wrk(server.url("/predict"), 8, 1.0, script)  # warm-up
                 if url:
                     time.sleep(1.0)  # the warm-up's rows written
-                    before = stored_rows(url)
+                    before = stored_count(url)
                 started = cpu_seconds(server.process.pid)
                 load = wrk(server.url("/predict"), 8, args.duration, script)
                 time.sleep(1.0)  # the writer's last rows of the run are part of its cost
@@ -146,7 +133,7 @@ def predict_runs(
             loads[name].append(load)
             cpu[name].append(used / load.requests * 1e6)
             kept = (
-                f"; rows stored {stored_rows(url) - before:,} of {load.requests:,}" if url else ""
+                f"; rows stored {stored_count(url) - before:,} of {load.requests:,}" if url else ""
             )
             print(
                 f"  run {repeat + 1} {name:>10}: {load.row()}  {cpu[name][-1]:6.1f} µs CPU/req{kept}",

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -42,3 +44,19 @@ def store_predictions(
     )
     with engine.begin() as connection:
         insert_rows(connection, values)
+
+
+def stored_count(url: str) -> int:
+    """Rows in a store's predictions table, read with the database's own driver (not through
+    heartml.store), on SQLite or PostgreSQL."""
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            return int(db.execute("SELECT count(*) FROM predictions").fetchone()[0])
+    import psycopg2
+
+    with (
+        contextlib.closing(psycopg2.connect(url.replace("+psycopg2", ""))) as db,
+        db.cursor() as cursor,
+    ):
+        cursor.execute("SELECT count(*) FROM predictions")
+        return int(cursor.fetchone()[0])

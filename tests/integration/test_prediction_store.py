@@ -35,6 +35,7 @@ from sklearn.metrics import roc_auc_score
 
 from heartml.spec import TARGET
 from serving_packages import fit, heart_spec, read_source, records_of, write_package
+from stored_predictions import stored_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.monitoring]
 
@@ -95,20 +96,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
-
-
-def stored_count(url: str) -> int:
-    if url.startswith("sqlite"):
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
-            return int(db.execute("SELECT count(*) FROM predictions").fetchone()[0])
-    import psycopg2
-
-    with (
-        contextlib.closing(psycopg2.connect(url.replace("+psycopg2", ""))) as db,
-        db.cursor() as cursor,
-    ):
-        cursor.execute("SELECT count(*) FROM predictions")
-        return int(cursor.fetchone()[0])
 
 
 # ------------------------------------------------------------------------------------------
