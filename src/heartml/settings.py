@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from heartml.catalog import DEFAULT_DATASET, PREDICTION_STORE_FILE, Catalog
 from heartml.errors import ConfigError
 from heartml.monitoring.thresholds import KS_SIGNIFICANT, PSI_SIGNIFICANT
+from heartml.sites import SITE_MAX, SITE_PATTERN
 
 
 def _default_root() -> Path:
@@ -121,6 +122,19 @@ class Settings(BaseSettings):
     serve_log_level: str = "INFO"
     serve_access_log: bool = Field(default=True, description="One JSON log line per request")
     serve_onnx_threads: int = Field(default=1, ge=1, le=64, description="onnxruntime intra-op")
+    serve_site: str | None = Field(
+        default=None,
+        max_length=SITE_MAX,
+        pattern=f"^{SITE_PATTERN.pattern}$",
+        description="The site a request without its own `site` field comes from (one hospital's "
+        "deployment); unset = no site",
+    )
+
+    # Per-site recalibration (heartml.calibration): `heartml recalibrate` writes here, the
+    # server applies what it finds here for the model version it serves.
+    calibrations_dir: Path | None = Field(
+        default=None, description="Site calibrations (default: <root>/calibrations)"
+    )
 
     # Prediction store (heartml.store): every prediction, recorded off the request path, and the
     # outcomes sent back for them. SQLite under the project by default; PostgreSQL by URL.
@@ -217,6 +231,10 @@ class Settings(BaseSettings):
     @property
     def packages_dir(self) -> Path:
         return self.resolved_root / "packages"
+
+    @property
+    def resolved_calibrations_dir(self) -> Path:
+        return self.calibrations_dir or self.resolved_root / "calibrations"
 
     @property
     def mlflow_experiment(self) -> str:

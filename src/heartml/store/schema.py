@@ -12,14 +12,11 @@ is the key an outcome is sent back with.
 
 from __future__ import annotations
 
-import re
-
 import sqlalchemy as sa
 
+from heartml.sites import SITE_MAX
+
 REQUEST_ID_MAX = 64  # what the service accepts in X-Request-ID (heartml.serving.middleware)
-SITE_MAX = 64
-SITE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-SITE_RULE = f"1 to {SITE_MAX} characters of A-Z, a-z, 0-9, '_', '.' and '-'"
 OUTCOMES = (0, 1)
 ROW_MAX = 2**31 - 1  # the `row` column is an INTEGER: 32-bit on PostgreSQL
 SOURCES = ("api", "batch")  # which door a prediction came through

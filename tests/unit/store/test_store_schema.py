@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from heartml.sites import SITE_PATTERN
 from heartml.store.engine import (
     VERSION_TABLE,
     create_engine,
@@ -19,7 +20,7 @@ from heartml.store.engine import (
     head_revision,
     upgrade,
 )
-from heartml.store.schema import SITE_PATTERN, metadata
+from heartml.store.schema import metadata
 
 pytestmark = pytest.mark.monitoring
 
@@ -59,7 +60,8 @@ def test_concurrent_upgrades_of_one_database(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("site", "allowed"),
     [("st-marys.cardiology_2", True), ("a" * 64, True), ("a" * 65, False), ("", False),
-     ("site/1", False), ("café", False), ("a b", False)],
+     ("site/1", False), ("café", False), ("a b", False), ("..", False), (".hidden", False),
+     ("-x", False), ("9th-street", True)],
 )  # fmt: skip
 def test_site_names(site: str, allowed: bool) -> None:
     assert bool(SITE_PATTERN.fullmatch(site)) is allowed

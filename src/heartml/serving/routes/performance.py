@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from heartml.monitoring.live import VersionPerformance
 from heartml.serving.schemas import ErrorResponse, ValidationErrorResponse
 from heartml.serving.service import Service
-from heartml.store.schema import SITE_MAX, SITE_PATTERN, SITE_RULE
+from heartml.sites import SITE_MAX, SITE_PATTERN, SITE_RULE
 
 router = APIRouter(tags=["monitoring"])
 log = logging.getLogger("heartml.serving")

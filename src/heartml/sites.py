@@ -1,0 +1,14 @@
+"""What a site name may be: one rule for the API, the CLI, the store and the calibration folders.
+
+Light (no SQLAlchemy): the settings and the server import it at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+
+SITE_MAX = 64
+# A site also names a folder of calibrations (heartml.calibration.files): it starts with a
+# letter or a digit, so that "." and ".." are never site names.
+SITE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+SITE_RULE = f"1 to {SITE_MAX} characters of A-Z, a-z, 0-9, '_', '.' and '-', starting with a letter or digit"
