@@ -22,6 +22,9 @@ IMPUTED_COLUMN = "imputed"
 PROBABILITY_COLUMN = "probability"
 PREDICTION_COLUMN = "prediction"
 RISK_COLUMN = "risk_level"
+# With a site calibration applied (`heartml score --site`): the model's own probability, beside
+# the calibrated `probability`.
+RAW_PROBABILITY_COLUMN = "model_probability"
 SCORE_COLUMNS = (
     IMPUTED_COLUMN,
     PROBABILITY_COLUMN,

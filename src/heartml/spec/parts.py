@@ -29,6 +29,8 @@ RESERVED_NAMES = frozenset(
         "risk_level",
         "model_version",
         "site",
+        "model_probability",
+        "calibration",
     }
 )
 SKLEARN_LOADERS = ("breast_cancer",)  # sklearn.datasets loaders whose data ships with sklearn

@@ -21,6 +21,7 @@ from heartml.batch.contract import (
     IMPUTED_SEPARATOR,
     PREDICTION_COLUMN,
     PROBABILITY_COLUMN,
+    RAW_PROBABILITY_COLUMN,
     RISK_COLUMN,
     ROW_COLUMN,
 )
@@ -40,6 +41,7 @@ class BatchRecorder:
     threshold: float
     names: tuple[str, ...]  # the spec's input columns
     site: str | None = None
+    calibration_version: int | None = None  # the site calibration applied, if any
     request_id: str = field(default_factory=batch_request_id)
     recorded: int = 0
 
@@ -47,10 +49,12 @@ class BatchRecorder:
         columns = table.to_pydict()
         created_at = db_time(self.engine.dialect.name, time.time())
         inputs = [columns[name] for name in self.names]
+        raw_probabilities = columns.get(RAW_PROBABILITY_COLUMN)  # a site calibration applied
         rows = []
         for i, row in enumerate(columns[ROW_COLUMN]):
             imputed = columns[IMPUTED_COLUMN][i]
             probability = columns[PROBABILITY_COLUMN][i]
+            raw = raw_probabilities[i] if raw_probabilities is not None else None
             rows.append(
                 (
                     self.request_id, row, created_at, "batch", self.model_name,
@@ -58,7 +62,7 @@ class BatchRecorder:
                     json_text(dict(zip(self.names, [c[i] for c in inputs], strict=True))),
                     json_text(imputed.split(IMPUTED_SEPARATOR)) if imputed else NO_FIELDS,
                     probability, columns[PREDICTION_COLUMN][i], columns[RISK_COLUMN][i],
-                    self.threshold,
+                    self.threshold, raw, self.calibration_version,
                 )
             )  # fmt: skip
         with self.engine.begin() as connection:

@@ -67,6 +67,11 @@ class Predictions:
     prediction: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
     threshold: np.ndarray = field(default_factory=lambda: np.empty(0))
     outcome: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    # The model's own probability: `probability` where no site calibration was applied.
+    raw_probability: np.ndarray = field(default_factory=lambda: np.empty(0))
+    calibration_version: np.ndarray = field(
+        default_factory=lambda: np.empty(0, np.int64)
+    )  # -1: none
     inputs: list[dict[str, float | None]] | None = None  # with_inputs=True only
     imputed: list[list[str]] | None = None  # with_inputs=True only
 
@@ -82,7 +87,8 @@ def _columns(with_inputs: bool) -> list[Any]:
     c = predictions.c
     columns = [
         c.request_id, c.row, c.created_at, c.model_name, c.model_version, c.site,
-        c.probability, c.prediction, c.threshold, c.outcome,
+        c.probability, c.prediction, c.threshold, c.outcome, c.raw_probability,
+        c.calibration_version,
     ]  # fmt: skip
     if with_inputs:
         columns += [c.inputs, c.imputed]
@@ -119,8 +125,13 @@ def _as_columns(rows: Sequence[Any], with_inputs: bool) -> Predictions:
         prediction=np.asarray(columns[7], dtype=np.int8),
         threshold=np.asarray(columns[8], dtype=np.float64),
         outcome=np.array([-1 if v is None else v for v in columns[9]], dtype=np.int8),
-        inputs=list(columns[10]) if with_inputs else None,
-        imputed=list(columns[11]) if with_inputs else None,
+        raw_probability=np.array(
+            [p if raw is None else raw for p, raw in zip(columns[6], columns[10], strict=True)],
+            dtype=np.float64,
+        ),
+        calibration_version=np.array([-1 if v is None else v for v in columns[11]], np.int64),
+        inputs=list(columns[12]) if with_inputs else None,
+        imputed=list(columns[13]) if with_inputs else None,
     )
 
 

@@ -29,6 +29,7 @@ from heartml.store.schema import predictions
 INSERT_COLUMNS = (
     "request_id", "row", "created_at", "source", "model_name", "model_version", "spec_hash",
     "site", "inputs", "imputed", "probability", "prediction", "risk_level", "threshold",
+    "raw_probability", "calibration_version",
 )  # fmt: skip
 SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite's DATETIME
 PAGE_ROWS = 1000  # rows per multi-row INSERT on PostgreSQL
@@ -81,13 +82,19 @@ def prediction_values(
     probabilities: Sequence[float],
     predictions: Sequence[int],
     site: str | None,
+    raw_probabilities: Sequence[float] | None = None,
+    calibration_version: int | None = None,
 ) -> list[Row]:
-    """One row tuple per scored record (INSERT_COLUMNS order)."""
+    """One row tuple per scored record (INSERT_COLUMNS order). `raw_probabilities`: the model's
+    own, when a site calibration turned them into `probabilities` (else None)."""
     names, spec_hash = describer.names, describer.spec_hash
     risk_level, imputed, dumps = describer.risk_level, describer.imputed, orjson.dumps
     values = []
-    for request_id, row, raw, probability, prediction in zip(
-        request_ids, rows, inputs, probabilities, predictions, strict=True
+    raws: Sequence[float | None] = (
+        [None] * len(probabilities) if raw_probabilities is None else raw_probabilities
+    )
+    for request_id, row, raw, probability, prediction, model_probability in zip(
+        request_ids, rows, inputs, probabilities, predictions, raws, strict=True
     ):
         total = sum(raw)  # NaN when a value is unknown: the names are looked for only then
         values.append(
@@ -96,6 +103,7 @@ def prediction_values(
                 dumps(dict(zip(names, raw, strict=True))).decode(),
                 dumps(imputed(raw)).decode() if total != total else NO_FIELDS,
                 probability, prediction, risk_level(probability), threshold,
+                model_probability, calibration_version,
             )
         )  # fmt: skip
     return values

@@ -47,6 +47,10 @@ predictions = sa.Table(
     sa.Column("outcome", sa.SmallInteger, nullable=True),
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("outcome_received_at", sa.DateTime(timezone=True), nullable=True),
+    # A site calibration (heartml.calibration) applied: the model's own probability and the
+    # calibration's version. Null: none applied, `probability` is the model's own (0002).
+    sa.Column("raw_probability", sa.Double, nullable=True),
+    sa.Column("calibration_version", sa.Integer, nullable=True),
     sa.UniqueConstraint("request_id", "row", name="uq_predictions_request_row"),
     sa.Index("ix_predictions_created_at", "created_at"),
     sa.Index("ix_predictions_model_created", "model_name", "model_version", "created_at"),

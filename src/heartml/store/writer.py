@@ -41,11 +41,11 @@ MAX_BACKOFF_S = 10.0
 CLOSE_TIMEOUT_S = 10.0
 DROP_REASONS = ("queue_full", "rejected", "shutdown")
 # (created, source, model name, version, threshold, describer, request ids, rows, inputs,
-#  probabilities, predictions, site)
+#  probabilities, predictions, site, raw probabilities or None, calibration version or None)
 # inputs, probabilities, predictions: lists, or numpy arrays (turned into lists by the writer)
 Pending = tuple[
     float, str, str, str, float, Describer, Sequence[str], Sequence[int], Any, Any, Any,
-    "str | None",
+    "str | None", Any, "int | None",
 ]  # fmt: skip
 
 
@@ -100,6 +100,8 @@ class PredictionWriter:
         probabilities: Any,
         predictions: Any,
         site: str | None = None,
+        raw_probabilities: Any = None,
+        calibration_version: int | None = None,
     ) -> None:
         count = len(probabilities)
         if self.queued_rows - self.done_rows + count > self.max_rows:
@@ -109,7 +111,8 @@ class PredictionWriter:
         self._items.append(
             (
                 created, source, model_name, model_version, threshold, describer,
-                request_ids, rows, inputs, probabilities, predictions, site,
+                request_ids, rows, inputs, probabilities, predictions, site, raw_probabilities,
+                calibration_version,
             )
         )  # fmt: skip
         self.enqueued += 1
@@ -208,7 +211,7 @@ class PredictionWriter:
         built = 0
         while items:
             (created, source, name, version, threshold, describer, request_ids, rows, inputs,
-             probabilities, predictions, site) = items.popleft()  # fmt: skip
+             probabilities, predictions, site, raws, calibration) = items.popleft()  # fmt: skip
             try:
                 # The request path hands over what it has (numpy arrays from /predict/batch).
                 values = prediction_values(
@@ -224,6 +227,8 @@ class PredictionWriter:
                     probabilities=_listed(probabilities),
                     predictions=_listed(predictions),
                     site=site,
+                    raw_probabilities=None if raws is None else _listed(raws),
+                    calibration_version=calibration,
                 )
             except Exception:
                 log.exception("prediction rows could not be built; dropped")

@@ -27,14 +27,14 @@ pytestmark = pytest.mark.monitoring
 
 def test_migrations_create_the_schema_module_tables(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'a' / 'p.db'}")
-    assert upgrade(engine, create_parent=True) == head_revision() == "0001"
+    assert upgrade(engine, create_parent=True) == head_revision() == "0002"
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         differences = compare_metadata(context, metadata)
         tables = set(sa.inspect(connection).get_table_names())
     assert differences == [], differences
     assert tables == {"predictions", VERSION_TABLE}  # not alembic_version: MLflow's may be there
-    assert upgrade(engine) == "0001"  # again: nothing to do
+    assert upgrade(engine) == "0002"  # again: nothing to do
 
 
 def test_concurrent_upgrades_of_one_database(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_concurrent_upgrades_of_one_database(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert current_revision(create_engine(url)) == "0001"
+    assert current_revision(create_engine(url)) == "0002"
 
 
 @pytest.mark.parametrize(
