@@ -7,6 +7,7 @@ band by heartml.monitoring.performance, the estimated (CBPE) ROC-AUC by
 heartml.monitoring.estimation, subgroups by the spec (heartml.train.subgroup_masks). Time is cut
 into equal bins (hours for windows up to two days, else days). The report's bootstrap and CBPE
 use fewer resamples than the live window (REPORT_RESAMPLES): one figure per bin, many bins.
+Each site gets its own page (heartml.reports.site_calibration), linked from the index.
 """
 
 from __future__ import annotations
@@ -233,7 +234,7 @@ def build_report(
     )
     model = package.model_config.model
     sites, unnamed = build_site_pages(
-        engine, calibrations, model.name, str(model.version), since, out_dir
+        engine, calibrations, model.name, str(model.version), since, out_dir, REPORT_RESAMPLES
     )
     page = render(
         "reports/monitoring.html",

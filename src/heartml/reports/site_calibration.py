@@ -12,7 +12,7 @@ ACTIVE calibration applied to it by heartml.calibration.document.apply, the serv
 Outcomes of predictions made in the calibration's fitting window were (or may have been) used
 to fit it: those figures are in-sample, and the page shows them apart from the rest.
 Intervals are heartml.evaluate.bootstrap_ci (the evaluation's percentile bootstrap; one seed,
-so before and after are computed on the same resamples).
+so before and after are computed on the same resamples), with the report's resample count.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from heartml.calibration import files
 from heartml.calibration.document import SiteCalibration, apply
 from heartml.calibration.files import ActiveCalibrations
 from heartml.evaluate import bootstrap_ci, fast_metrics
-from heartml.monitoring.performance import BOOTSTRAP_RESAMPLES, roc_auc
+from heartml.monitoring.performance import roc_auc
 from heartml.reports.evaluation_results import MISSING, fmt
 from heartml.reports.monitoring_figures import calibration_curves
 from heartml.reports.render import render
@@ -97,7 +97,7 @@ def read_sites(
 
 
 def metrics(
-    y: np.ndarray, p: np.ndarray
+    y: np.ndarray, p: np.ndarray, resamples: int
 ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """The page's figures of probabilities p against outcomes y, and their 95% intervals (none
     when the rows hold one class: no ROC-AUC, and a bootstrap of one class says nothing)."""
@@ -108,16 +108,18 @@ def metrics(
     values["roc_auc"] = roc_auc(y, p)  # NaN of one class
     if y.min() == y.max():
         return {k: values[k] for k in METRICS}, {}
-    intervals = bootstrap_ci(y, p, 0.5, SEED, n_boot=BOOTSTRAP_RESAMPLES)
+    intervals = bootstrap_ci(y, p, 0.5, SEED, n_boot=resamples)
     return (
         {k: values[k] for k in METRICS},
         {k: (intervals[k].ci_low, intervals[k].ci_high) for k in METRICS},
     )
 
 
-def scores(group: str, y: np.ndarray, raw: np.ndarray, after: np.ndarray | None) -> Scores:
-    before, before_ci = metrics(y, raw)
-    calibrated, after_ci = metrics(y, after) if after is not None else (None, {})
+def scores(
+    group: str, y: np.ndarray, raw: np.ndarray, after: np.ndarray | None, resamples: int
+) -> Scores:
+    before, before_ci = metrics(y, raw, resamples)
+    calibrated, after_ci = metrics(y, after, resamples) if after is not None else (None, {})
     return Scores(group, len(y), int(y.sum()), before, before_ci, calibrated, after_ci)
 
 
@@ -127,10 +129,12 @@ def seconds(text: str) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def score_groups(rows: SiteRows, calibration: SiteCalibration | None) -> list[Scores]:
+def score_groups(
+    rows: SiteRows, calibration: SiteCalibration | None, resamples: int
+) -> list[Scores]:
     y, raw = rows.outcome.astype(np.float64), rows.raw
     after = apply(calibration, raw) if calibration else None
-    groups = [scores("All outcomes in the report window", y, raw, after)]
+    groups = [scores("All outcomes in the report window", y, raw, after, resamples)]
     if calibration is None or after is None:
         return groups
     window = calibration.window
@@ -142,7 +146,7 @@ def score_groups(rows: SiteRows, calibration: SiteCalibration | None) -> list[Sc
         ("Outside the fitting window (not used to fit)", ~inside),
     ):
         if mask.any():
-            groups.append(scores(group, y[mask], raw[mask], after[mask]))
+            groups.append(scores(group, y[mask], raw[mask], after[mask], resamples))
     return groups
 
 
@@ -203,12 +207,12 @@ def site_record(
 
 
 def site_page(
-    out: Path, site: str, model: str, rows: SiteRows, record: SiteRecord
+    out: Path, site: str, model: str, rows: SiteRows, record: SiteRecord, resamples: int
 ) -> dict[str, str]:
     """Write out/index.html (with calibration.png and scores.csv); returns its index row."""
     calibration, problem = record.calibration, record.problem
     out.mkdir(parents=True, exist_ok=True)
-    groups = score_groups(rows, calibration)
+    groups = score_groups(rows, calibration, resamples)
     write_scores(out / SCORES_FILE, groups)
     curves = {"model (before)": rows.raw}
     if calibration is not None:
@@ -227,6 +231,7 @@ def site_page(
         calibration=calibration,
         problem=problem,
         scores=score_rows(groups),
+        resamples=f"{resamples:,}",
         figure=figure,
         history=record.history,
         history_problem=record.history_problem,
@@ -252,6 +257,7 @@ def build_site_pages(
     model_version: str,
     since: float,
     out_dir: Path,
+    resamples: int,
 ) -> tuple[list[dict[str, str]], int]:
     """Every site's page under out_dir/sites/; returns the index's rows and the count of
     labelled rows whose site name is not allowed. No calibrations folder: every site raw."""
@@ -273,6 +279,7 @@ def build_site_pages(
             model,
             by_site.get(site, empty),
             records.get(site, SiteRecord()),
+            resamples,
         )
         for site in sorted(set(by_site) | set(records))
     ]

@@ -31,6 +31,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from heartml.calibration import files
 from heartml.calibration.document import CandidateFigures, OutcomeWindow, SiteCalibration, apply
+from heartml.reports.site_calibration import build_site_pages
 from heartml.settings import Settings
 from heartml.spec import TARGET
 from heartml.store.engine import create_engine, upgrade
@@ -266,3 +267,20 @@ def test_an_altered_calibration_is_not_applied_and_the_page_says_why(
     in_use = visible_text(section(html, "calibration-in-use"))
     assert "the active one cannot be used" in in_use and "does not match" in in_use
     assert_scores(page, html, ALL, data["y"][: data["half"]], data["p"][: data["half"]], None)
+
+
+def test_a_stored_site_that_is_not_a_site_name_gets_no_page(tmp_path: Path) -> None:
+    spec = heart_spec()
+    engine = create_engine(f"sqlite:///{tmp_path / 'predictions.db'}")
+    upgrade(engine, create_parent=True)
+    row = [63.0, 1, 1, 145, 233, 1, 2, 150, 0, 2.3, 3, 0, 6]
+    for site, count in (("../escape", 3), ("ok", 2)):
+        ids = [f"{site}-{i}" for i in range(count)]
+        store_predictions(engine, spec, ids, [row] * count, probabilities=[0.3] * count, site=site)
+        record_outcomes(engine, [Outcome(i, 0, n % 2) for n, i in enumerate(ids)])
+    out = tmp_path / "report"
+    made, refused = build_site_pages(engine, None, MODEL, "1", time.time() - 86400, out, 10)
+    assert [r["site"] for r in made] == ["ok"] and refused == 3
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("index.html")) == [
+        "report/sites/ok/index.html"
+    ]
