@@ -24,9 +24,14 @@ def store_predictions(
     probabilities: Sequence[float] | None = None,
     age_days: float = 0.0,
     threshold: float = 0.5,
+    site: str | None = None,
+    raw_probabilities: Sequence[float] | None = None,
+    calibration_version: int | None = None,
 ) -> None:
     """One /predict answer per row (row 0 of its request), by the spec's logistic regression
-    version 1; probabilities 0.5 unless given, labels from the threshold."""
+    version 1, for `site`; probabilities 0.5 unless given, labels from the threshold.
+    `raw_probabilities`: the model's own, when the site's calibration `calibration_version`
+    turned them into `probabilities` (None: served raw)."""
     shown = [0.5] * len(request_ids) if probabilities is None else list(probabilities)
     values = prediction_values(
         created_at=db_time("sqlite", time.time() - age_days * 86400.0),
@@ -40,7 +45,9 @@ def store_predictions(
         inputs=[list(row) for row in inputs],
         probabilities=shown,
         predictions=[int(p >= threshold) for p in shown],
-        site=None,
+        site=site,
+        raw_probabilities=raw_probabilities,
+        calibration_version=calibration_version,
     )
     with engine.begin() as connection:
         insert_rows(connection, values)

@@ -92,7 +92,8 @@ def monitor_check(ctx: typer.Context, since: Since = "7d", package: Package = No
 @app.command("report")
 def monitor_report(ctx: typer.Context, since: Since = "7d", package: Package = None) -> None:
     """reports/monitoring/index.html: volume, drift, realised and estimated performance,
-    calibration, breakdowns by model version and subgroup."""
+    calibration, breakdowns by model version and subgroup, and a page per site (before and
+    after its calibration)."""
     from heartml.reports.monitoring import build_report
     from heartml.spec import SpecError, spec_from_text
     from heartml.store.engine import error_text, shown, sqlite_path
@@ -112,7 +113,10 @@ def monitor_report(ctx: typer.Context, since: Since = "7d", package: Package = N
     out_dir = settings.resolved_root / "reports" / "monitoring"
     with console.status("reading the store and drawing the report"):
         try:
-            page = build_report(engine, verified, spec, seconds, limits, out_dir)
+            page = build_report(
+                engine, verified, spec, seconds, limits, out_dir,
+                calibrations=settings.resolved_calibrations_dir,
+            )  # fmt: skip
         except Exception as exc:
             fail(f"prediction store {shown(engine.url)}: {error_text(exc)}")
     console.print(f"monitoring report: {page}", highlight=False)

@@ -7,6 +7,7 @@ band by heartml.monitoring.performance, the estimated (CBPE) ROC-AUC by
 heartml.monitoring.estimation, subgroups by the spec (heartml.train.subgroup_masks). Time is cut
 into equal bins (hours for windows up to two days, else days). The report's bootstrap and CBPE
 use fewer resamples than the live window (REPORT_RESAMPLES): one figure per bin, many bins.
+Each site gets its own page (heartml.reports.site_calibration), linked from the index.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from heartml.monitoring.performance import bootstrap_auc_interval, brier, roc_au
 from heartml.package.manifest import VerifiedPackage
 from heartml.reports import monitoring_figures as figures
 from heartml.reports.render import render
+from heartml.reports.site_calibration import build_site_pages
 from heartml.reports.style import ReportFigure
 from heartml.serving.drift import feature_drift, window_proportions
 from heartml.serving.schemas import FeatureDrift
@@ -207,8 +209,11 @@ def build_report(
     limits: Limits,
     out_dir: Path,
     now: float | None = None,
+    calibrations: Path | None = None,
 ) -> Path:
-    """Write out_dir/index.html (and each figure as a PNG beside it); returns the page."""
+    """Write out_dir/index.html (and each figure as a PNG beside it) and a page per site
+    (heartml.reports.site_calibration; `calibrations`: the site calibrations folder, None or
+    absent: every site raw); returns the index."""
     now = time.time() if now is None else now
     since = now - since_s
     names = list(package.reference.features)
@@ -228,6 +233,9 @@ def build_report(
         distributions(window, package, drift),
     )
     model = package.model_config.model
+    sites, unnamed = build_site_pages(
+        engine, calibrations, model.name, str(model.version), since, out_dir, REPORT_RESAMPLES
+    )
     page = render(
         "reports/monitoring.html",
         model=f"{model.name} v{model.version}",
@@ -248,6 +256,8 @@ def build_report(
         ],
         tables=breakdowns(window, spec),
         figures=made,
+        sites=sites,
+        unnamed_site_rows=f"{unnamed:,}" if unnamed else "",
     )
     target = out_dir / "index.html"
     target.write_bytes(page.encode("utf-8"))

@@ -129,24 +129,50 @@ def performance(out: Path, edges: np.ndarray, series: dict[str, Any]) -> ReportF
     )  # fmt: skip
 
 
-def calibration(out: Path, outcomes: np.ndarray, probabilities: np.ndarray) -> ReportFigure:
+def calibration_points(
+    outcomes: np.ndarray, probabilities: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean predicted probability and observed rate in each non-empty one of CALIBRATION_BINS
+    equal-width bins of predicted probability."""
+    which = np.minimum((probabilities * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    counts = np.bincount(which, minlength=CALIBRATION_BINS)
+    used = counts > 0
+    predicted = np.bincount(which, probabilities, CALIBRATION_BINS)[used] / counts[used]
+    observed = np.bincount(which, outcomes.astype(float), CALIBRATION_BINS)[used] / counts[used]
+    return predicted, observed
+
+
+def calibration_curves(
+    out: Path,
+    outcomes: np.ndarray,
+    curves: dict[str, np.ndarray],
+    slug: str = "calibration",
+    title: str = "Calibration",
+    caption: str = "",
+) -> ReportFigure:
+    """One reliability curve per named set of probabilities of the same outcomes (one curve:
+    grey, no legend; several: the palette's colours and a legend)."""
     figure = Figure(figsize=(4.8, 4.8), layout="constrained")
     ax = figure.subplots()
     ax.plot([0, 1], [0, 1], color=REFERENCE_COLOUR, lw=0.8, ls=":")
-    if len(outcomes):
-        which = np.minimum((probabilities * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
-        counts = np.bincount(which, minlength=CALIBRATION_BINS)
-        used = counts > 0
-        predicted = np.bincount(which, probabilities, CALIBRATION_BINS)[used] / counts[used]
-        observed = np.bincount(which, outcomes.astype(float), CALIBRATION_BINS)[used] / counts[used]
-        ax.plot(predicted, observed, marker="o", color=NEUTRAL_COLOUR)
+    for index, (label, probabilities) in enumerate(curves.items()):
+        if len(outcomes):
+            colour = NEUTRAL_COLOUR if len(curves) == 1 else PALETTE[index % len(PALETTE)]
+            predicted, observed = calibration_points(outcomes, probabilities)
+            ax.plot(predicted, observed, marker="o", color=colour, label=label)
+    if len(curves) > 1 and len(outcomes):
+        legend(ax, loc="upper left")
     unit_square(ax)
     ax.set_xlabel("mean predicted probability")
     ax.set_ylabel("observed rate")
-    return save_figure(
-        out, "calibration", "Calibration",
-        f"Predictions with an outcome in {CALIBRATION_BINS} bins of predicted probability: "
-        "on the diagonal, the probabilities mean what they say.", figure,
+    binned = f"Predictions with an outcome in {CALIBRATION_BINS} bins of predicted probability"
+    return save_figure(out, slug, title, f"{binned}{caption}", figure)
+
+
+def calibration(out: Path, outcomes: np.ndarray, probabilities: np.ndarray) -> ReportFigure:
+    return calibration_curves(
+        out, outcomes, {"served": probabilities},
+        caption=": on the diagonal, the probabilities mean what they say.",
     )  # fmt: skip
 
 

@@ -119,7 +119,7 @@ def test_the_report_shows_every_figure_and_the_right_figures(
         html,
         ["Summary", "Drift by feature", "Volume over time", "Reference and current distributions",
          "Input drift over time", "Realised and estimated performance", "Calibration",
-         "By model version", "By subgroup"],
+         "By model version", "By subgroup", "By site"],
     )  # fmt: skip
     for slug in FIGURES:
         assert_figure_embedded_and_written(page, html, slug)
