@@ -32,6 +32,7 @@ from heartml.documents.evaluation import (
     RocCurve,
     SubgroupMetrics,
 )
+from heartml.monitoring.performance import LOG_LOSS_EPS
 
 METRICS: tuple[str, ...] = (
     "roc_auc",
@@ -56,7 +57,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> di
         "recall": float(recall_score(y, predicted, zero_division=0)),
         "f1": float(f1_score(y, predicted, zero_division=0)),
         "brier": float(brier_score_loss(y, p)),
-        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "log_loss": float(log_loss(y, np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS), labels=[0, 1])),
     }
 
 
@@ -167,7 +168,7 @@ def fast_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, fl
     precision_curve = true_pos / (last_of_tie + 1)
     recall_curve = true_pos / positives
     pr_auc = float(np.sum(np.diff(np.r_[0.0, recall_curve]) * precision_curve))
-    clipped = np.clip(p, 1e-15, 1 - 1e-15)
+    clipped = np.clip(p, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / positives if positives else 0.0
     return {

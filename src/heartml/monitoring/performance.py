@@ -20,6 +20,7 @@ with one class, or separable scores) or does not converge.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
 _EPS = 1e-12  # probabilities are clipped to [eps, 1 - eps] before the logit
+LOG_LOSS_EPS = 1e-15  # log-loss clips probabilities to [eps, 1 - eps] (evaluation too)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,26 @@ def roc_auc(outcomes: np.ndarray, scores: np.ndarray) -> float:
     return float(auc_from_groups(groups.sums(y), groups.sums(1.0 - y)))
 
 
+def resample_counts(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Blocks of bootstrap resamples of n rows as row counts ([resamples in block, n] float64):
+    a resample drawn with replacement is a multinomial count per row, so a weighted statistic
+    of the same rows is that resample's statistic. Memory stays bounded for big windows."""
+    rng = np.random.default_rng(seed)
+    block = max(1, 2_000_000 // n)
+    for start in range(0, resamples, block):
+        size = min(block, resamples - start)
+        # By bincount: numpy's multinomial is ~10x slower with a thousand categories.
+        drawn = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n)
+        yield counts.astype(np.float64)
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(values[~np.isnan(values)], [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_auc_interval(
     outcomes: np.ndarray,
     scores: np.ndarray,
@@ -74,27 +96,41 @@ def bootstrap_auc_interval(
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the ROC-AUC (rows resampled with replacement; resamples
     with one class only are left out). None when the window has one class."""
+    found = bootstrap_intervals(outcomes, scores, resamples, confidence, seed)
+    return found["roc_auc"] if found else None
+
+
+def bootstrap_intervals(
+    outcomes: np.ndarray,
+    probabilities: np.ndarray,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of ROC-AUC, Brier score and log-loss from the same
+    resamples (resamples with one class only are left out of all three, as
+    heartml.evaluate.bootstrap_ci does). Empty when the window has one class."""
     y = np.asarray(outcomes, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)
     n = len(y)
     if n == 0 or y.min() == y.max():
-        return None
-    groups = TieGroups.of(np.asarray(scores, dtype=np.float64))
-    rng = np.random.default_rng(seed)
-    values = []
-    block = max(1, 2_000_000 // n)  # resamples per block: memory stays bounded for big windows
-    for start in range(0, resamples, block):
-        size = min(block, resamples - start)
-        # Row counts of `size` resamples of n rows drawn with replacement (a multinomial draw,
-        # by bincount: numpy's multinomial is ~10x slower with a thousand categories).
-        drawn = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n)
-        counts = counts.astype(np.float64)
-        values.append(auc_from_groups(groups.sums(counts * y), groups.sums(counts * (1.0 - y))))
-    aucs = np.concatenate(values)
-    aucs = aucs[~np.isnan(aucs)]
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = np.percentile(aucs, [tail, 100 - tail])
-    return float(low), float(high)
+        return {}
+    groups = TieGroups.of(p)
+    squared = (p - y) ** 2
+    clipped = np.clip(p, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
+    losses = -(y * np.log(clipped) + (1.0 - y) * np.log(1.0 - clipped))
+    aucs, briers, log_losses = [], [], []
+    for counts in resample_counts(n, resamples, seed):
+        auc = auc_from_groups(groups.sums(counts * y), groups.sums(counts * (1.0 - y)))
+        two_classes = ~np.isnan(auc)
+        aucs.append(auc[two_classes])
+        briers.append(counts[two_classes] @ squared / n)
+        log_losses.append(counts[two_classes] @ losses / n)
+    return {
+        "roc_auc": _percentile_interval(np.concatenate(aucs), confidence),
+        "brier": _percentile_interval(np.concatenate(briers), confidence),
+        "log_loss": _percentile_interval(np.concatenate(log_losses), confidence),
+    }
 
 
 def brier(outcomes: np.ndarray, probabilities: np.ndarray) -> float:

@@ -7,12 +7,19 @@ import pytest
 from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (
+    brier_score_loss,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 from heartml.monitoring.performance import (
     TieGroups,
     auc_from_groups,
     bootstrap_auc_interval,
+    bootstrap_intervals,
     calibration,
     logit,
     realised,
@@ -71,6 +78,29 @@ def test_bootstrap_interval_is_a_percentile_bootstrap() -> None:
     assert low == pytest.approx(oracle_low, abs=0.008)
     assert high == pytest.approx(oracle_high, abs=0.008)
     assert bootstrap_auc_interval(np.ones(10), p[:10]) is None
+
+
+@pytest.mark.parametrize("n", [12, 150])
+def test_bootstrap_intervals_are_sklearn_on_the_same_resamples(n: int) -> None:
+    """The same draws written out row by row (the resamples are rng.integers(0, n, (R, n)) of
+    the seed's generator), scored with scikit-learn: equal ends, one-class resamples left out."""
+    y, p = sample(n, 5)
+    p[:3] = [0.0, 1.0, 0.5]  # log-loss clips, AUC ties
+    resamples = 300
+    found = bootstrap_intervals(y, p, resamples, seed=4)
+    draws = np.random.default_rng(4).integers(0, n, size=(resamples, n))
+    oracle: dict[str, list[float]] = {"roc_auc": [], "brier": [], "log_loss": []}
+    for index in draws:
+        if y[index].min() == y[index].max():
+            continue
+        oracle["roc_auc"].append(roc_auc_score(y[index], p[index]))
+        oracle["brier"].append(brier_score_loss(y[index], p[index]))
+        clipped = np.clip(p[index], 1e-15, 1 - 1e-15)
+        oracle["log_loss"].append(log_loss(y[index], clipped, labels=[0, 1]))
+    assert set(found) == set(oracle)
+    for name, values in oracle.items():
+        assert found[name] == pytest.approx(tuple(np.percentile(values, [2.5, 97.5])), abs=1e-12)
+    assert bootstrap_intervals(np.zeros(8), p[:8]) == {}
 
 
 def test_brier_precision_recall_accuracy_equal_sklearn() -> None:
