@@ -24,15 +24,18 @@ def store_predictions(
     probabilities: Sequence[float] | None = None,
     age_days: float = 0.0,
     threshold: float = 0.5,
+    site: str | None = None,
+    model_version: str = "1",
 ) -> None:
     """One /predict answer per row (row 0 of its request), by the spec's logistic regression
-    version 1; probabilities 0.5 unless given, labels from the threshold."""
+    (version 1 unless given) at `site`; probabilities 0.5 unless given, labels from the
+    threshold."""
     shown = [0.5] * len(request_ids) if probabilities is None else list(probabilities)
     values = prediction_values(
         created_at=db_time("sqlite", time.time() - age_days * 86400.0),
         source="api",
         model_name=f"{spec.model_name_prefix}_logistic_regression",
-        model_version="1",
+        model_version=model_version,
         threshold=threshold,
         describer=build_contract(spec),
         request_ids=list(request_ids),
@@ -40,7 +43,7 @@ def store_predictions(
         inputs=[list(row) for row in inputs],
         probabilities=shown,
         predictions=[int(p >= threshold) for p in shown],
-        site=None,
+        site=site,
     )
     with engine.begin() as connection:
         insert_rows(connection, values)
