@@ -8,7 +8,6 @@ measurement read differently (a constant added). Its probabilities are the model
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +105,3 @@ def isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(tracking_uri, "_tracking_uri", tracking_uri._tracking_uri)
     monkeypatch.setattr(registry_uri, "_registry_uri", registry_uri._registry_uri)
     yield
-
-
-def copy_mlflow_db(template: Path, root: Path) -> None:
-    shutil.copyfile(template, root / "mlflow.db")
