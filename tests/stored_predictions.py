@@ -26,10 +26,13 @@ def store_predictions(
     threshold: float = 0.5,
     site: str | None = None,
     model_version: str = "1",
+    raw_probabilities: Sequence[float] | None = None,
+    calibration_version: int | None = None,
 ) -> None:
     """One /predict answer per row (row 0 of its request), by the spec's logistic regression
     (version 1 unless given) at `site`; probabilities 0.5 unless given, labels from the
-    threshold."""
+    threshold. `raw_probabilities`: the model's own, when a site calibration (version
+    `calibration_version`) turned them into `probabilities`."""
     shown = [0.5] * len(request_ids) if probabilities is None else list(probabilities)
     values = prediction_values(
         created_at=db_time("sqlite", time.time() - age_days * 86400.0),
@@ -44,6 +47,8 @@ def store_predictions(
         probabilities=shown,
         predictions=[int(p >= threshold) for p in shown],
         site=site,
+        raw_probabilities=raw_probabilities,
+        calibration_version=calibration_version,
     )
     with engine.begin() as connection:
         insert_rows(connection, values)

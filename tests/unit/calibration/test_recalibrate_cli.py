@@ -9,9 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import statsmodels.api as sm
 from typer.testing import CliRunner
 
+from heartml.calibration.document import SiteCalibration, apply, clipped_logit
 from heartml.calibration.files import (
     active_version,
     decisions,
@@ -60,14 +63,24 @@ def recal(
         root = project.root
         calibrations = settings.resolved_calibrations_dir
 
-        def record(self, site: str, drawn: Any, prefix: str) -> None:
+        def record(
+            self, site: str, drawn: Any, prefix: str, served: SiteCalibration | None = None
+        ) -> None:
+            """The site's predictions as served (calibrated by `served`), with their outcomes."""
             ids = [f"{prefix}-{i}" for i in range(len(drawn.outcome))]
             inputs = drawn.frame[list(settings.catalog.spec.raw_names)].to_numpy(float).tolist()
+            shown = drawn.probability if served is None else apply(served, drawn.probability)
             store_predictions(
-                engine, settings.catalog.spec, ids, inputs,
-                probabilities=drawn.probability.tolist(), site=site,
+                engine,
+                settings.catalog.spec,
+                ids,
+                inputs,
+                probabilities=shown.tolist(),
+                site=site,
                 model_version=self.model_version,
-            )  # fmt: skip
+                raw_probabilities=None if served is None else drawn.probability.tolist(),
+                calibration_version=None if served is None else served.version,
+            )
             record_outcomes(
                 engine, [Outcome(i, 0, int(y)) for i, y in zip(ids, drawn.outcome, strict=True)]
             )
@@ -120,10 +133,25 @@ def test_decline_accept_accept_reject_and_roll_back_to_the_raw_model(
     assert len(recal.mlflow.search_model_versions(f"name='{recal.model_name}'")) == 1
 
     # The site's case mix changes: v1 (fitted at 0.8) over-predicts; a refit is accepted.
-    recal.record("north", make_site(0.2, n=400, seed=3), "c")
+    # These were served calibrated by v1; v2 is fitted on the model's own probabilities.
+    sites = [make_site(0.8, n=60, seed=1), make_site(0.8, n=100, seed=2)]
+    sites.append(make_site(0.1, n=400, seed=3))
+    recal.record("north", sites[-1], "c", served=v1)
     second = recal.run("--site", "north")
     assert second.exit_code == 0, second.output
     assert versions(north) == [1, 2] and active_version(north) == 2
+    v2 = read_calibration(version_dir(north, 2))
+    raw = np.concatenate([s.probability for s in sites])
+    outcomes = np.concatenate([s.outcome for s in sites])
+    logit, binomial = clipped_logit(raw), sm.families.Binomial()
+    if v2.method == "logistic":
+        expected = tuple(sm.GLM(outcomes, sm.add_constant(logit), family=binomial).fit().params)
+    else:
+        assert v2.method == "in_the_large", v2
+        ones = np.ones((len(raw), 1))
+        glm = sm.GLM(outcomes, ones, family=binomial, offset=logit).fit()
+        expected = (float(glm.params[0]), 1.0)
+    assert (v2.intercept, v2.slope) == pytest.approx(expected, abs=1e-5)
 
     # Nothing new: the refit is no better than v2 (served), the gate keeps v2.
     rejected = recal.run("--site", "north")
@@ -134,8 +162,8 @@ def test_decline_accept_accept_reject_and_roll_back_to_the_raw_model(
     back = recal.run("--site", "north", "--rollback")
     assert back.exit_code == 0, back.output
     assert active_version(north) == 1 and "served: north v1" in back.output
-    raw = recal.run("--site", "north", "--rollback")
-    assert raw.exit_code == 0 and active_version(north) is None, raw.output
+    to_raw = recal.run("--site", "north", "--rollback")
+    assert to_raw.exit_code == 0 and active_version(north) is None, to_raw.output
     tags = recal.mlflow.get_model_version(recal.model_name, recal.model_version).tags
     assert tags["heartml.calibration.north"] == "raw model"
     nothing = recal.run("--site", "north", "--rollback")
