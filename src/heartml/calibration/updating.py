@@ -14,7 +14,7 @@ accepts, down to the raw model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -96,7 +96,7 @@ def site_outcomes(engine: Engine, site: str, model: ModelVersion) -> SiteOutcome
     total = count(engine, selection)
     if total == 0:
         raise RecalibrationError(f"the prediction store has no predictions of {model} at {site!r}")
-    rows = read(engine, Selection(**{**selection.__dict__, "labelled": True}))
+    rows = read(engine, replace(selection, labelled=True))
     return SiteOutcomes(
         rows.raw_probability, rows.outcome.astype(np.float64), rows.created_at, total
     )
