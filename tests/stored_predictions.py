@@ -25,19 +25,20 @@ def store_predictions(
     age_days: float = 0.0,
     threshold: float = 0.5,
     site: str | None = None,
+    model_version: str = "1",
     raw_probabilities: Sequence[float] | None = None,
     calibration_version: int | None = None,
 ) -> None:
     """One /predict answer per row (row 0 of its request), by the spec's logistic regression
-    version 1, for `site`; probabilities 0.5 unless given, labels from the threshold.
-    `raw_probabilities`: the model's own, when the site's calibration `calibration_version`
-    turned them into `probabilities` (None: served raw)."""
+    (version 1 unless given) at `site`; probabilities 0.5 unless given, labels from the
+    threshold. `raw_probabilities`: the model's own, when a site calibration (version
+    `calibration_version`) turned them into `probabilities`."""
     shown = [0.5] * len(request_ids) if probabilities is None else list(probabilities)
     values = prediction_values(
         created_at=db_time("sqlite", time.time() - age_days * 86400.0),
         source="api",
         model_name=f"{spec.model_name_prefix}_logistic_regression",
-        model_version="1",
+        model_version=model_version,
         threshold=threshold,
         describer=build_contract(spec),
         request_ids=list(request_ids),

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from heartml.cli import data, monitor, package, registry, serving, store, training
+from heartml.cli import calibration, data, monitor, package, registry, serving, store, training
 from heartml.cli.context import CliState, clear_errors, say_error, state_of
 from heartml.settings import load_settings
 
@@ -44,7 +44,14 @@ app = OneLineErrors(
 )
 # The areas' commands sit at the top level (`heartml train`, not `heartml training train`):
 # the seed's users already know these names.
-for area in (data.app, training.app, registry.app, serving.app, store.feedback_app):
+for area in (
+    data.app,
+    training.app,
+    registry.app,
+    serving.app,
+    store.feedback_app,
+    calibration.app,
+):
     app.add_typer(area)
 app.add_typer(package.app, name="package")
 app.add_typer(store.app, name="store")

@@ -70,8 +70,9 @@ class Registry:
     def model_names(self) -> list[str]:
         return [self.settings.registered_model_name(a) for a in ALGORITHMS]
 
-    def ensure_experiment(self) -> str:
-        name = self.settings.mlflow_experiment
+    def ensure_experiment(self, name: str | None = None) -> str:
+        """The id of the experiment `name` (default: the spec's), created when missing."""
+        name = name or self.settings.mlflow_experiment
         with self.errors("creating the experiment"):
             experiment = self.client.get_experiment_by_name(name)
             if experiment is not None:

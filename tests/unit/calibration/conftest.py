@@ -1,0 +1,107 @@
+"""Simulated sites built from the shipped Cleveland file, and a real embedded MLflow store.
+
+A site is a model's new hospital: the model (a logistic regression in the project's pipeline)
+is fitted on half of the Cleveland rows; a site's patients are drawn with replacement from the
+other half, as many with the disease as the site's prevalence asks, and may have one
+measurement read differently (a constant added). Its probabilities are the model's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+
+from heartml.spec import TARGET, DatasetSpec
+from serving_packages import fit, heart_spec, read_source
+
+MLFLOW_ENV = (
+    "HEARTML_MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+)
+
+
+@dataclass(frozen=True)
+class SiteModel:
+    spec: DatasetSpec
+    pipeline: Pipeline
+    pool: pd.DataFrame  # rows the model never saw
+
+
+@dataclass(frozen=True)
+class Site:
+    frame: pd.DataFrame
+    probability: np.ndarray  # the model's own
+    outcome: np.ndarray  # 0/1 as float
+
+
+@pytest.fixture(scope="session")
+def site_model() -> SiteModel:
+    spec = heart_spec()
+    frame = read_source(spec)
+    train, pool = train_test_split(frame, test_size=0.5, stratify=frame[TARGET], random_state=0)
+    return SiteModel(spec, fit(spec, train, LogisticRegression(max_iter=2000)), pool)
+
+
+def draw_site(
+    model: SiteModel, prevalence: float, n: int, seed: int, shift: dict[str, float] | None = None
+) -> Site:
+    positives = model.pool[model.pool[TARGET] == 1]
+    negatives = model.pool[model.pool[TARGET] == 0]
+    k = round(prevalence * n)
+    rows = pd.concat(
+        [
+            positives.sample(k, replace=True, random_state=seed),
+            negatives.sample(n - k, replace=True, random_state=seed + 1),
+        ]
+    )
+    rows = rows.sample(frac=1.0, random_state=seed + 2).reset_index(drop=True)
+    for column, delta in (shift or {}).items():
+        rows[column] = rows[column] + delta
+    names = list(model.spec.raw_names)
+    probability = model.pipeline.predict_proba(rows[names])[:, 1]
+    return Site(rows, probability, rows[TARGET].to_numpy(dtype=np.float64))
+
+
+@pytest.fixture(scope="session")
+def make_site(site_model: SiteModel) -> Callable[..., Site]:
+    def make(
+        prevalence: float, n: int = 600, seed: int = 10, shift: dict[str, float] | None = None
+    ) -> Site:
+        return draw_site(site_model, prevalence, n, seed, shift)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database with its migrations run (~6 s), copied per test."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What a test does to MLflow's process-wide URIs is undone after it."""
+    import mlflow.tracking._model_registry.utils as registry_uri
+    import mlflow.tracking._tracking_service.utils as tracking_uri
+
+    for name in MLFLOW_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tracking_uri, "_tracking_uri", tracking_uri._tracking_uri)
+    monkeypatch.setattr(registry_uri, "_registry_uri", registry_uri._registry_uri)
+    yield
