@@ -1,4 +1,4 @@
-"""Simulated sites built from the shipped Cleveland file, and a real embedded MLflow store.
+"""Simulated sites built from the shipped Cleveland file.
 
 A site is a model's new hospital: the model (a logistic regression in the project's pipeline)
 is fitted on half of the Cleveland rows; a site's patients are drawn with replacement from the
@@ -8,9 +8,8 @@ measurement read differently (a constant added). Its probabilities are the model
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,15 +20,6 @@ from sklearn.pipeline import Pipeline
 
 from heartml.spec import TARGET, DatasetSpec
 from serving_packages import fit, heart_spec, read_source
-
-MLFLOW_ENV = (
-    "HEARTML_MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-)
 
 
 @dataclass(frozen=True)
@@ -82,26 +72,3 @@ def make_site(site_model: SiteModel) -> Callable[..., Site]:
         return draw_site(site_model, prevalence, n, seed, shift)
 
     return make
-
-
-@pytest.fixture(scope="session")
-def empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite database with its migrations run (~6 s), copied per test."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
-
-
-@pytest.fixture
-def isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """What a test does to MLflow's process-wide URIs is undone after it."""
-    import mlflow.tracking._model_registry.utils as registry_uri
-    import mlflow.tracking._tracking_service.utils as tracking_uri
-
-    for name in MLFLOW_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(tracking_uri, "_tracking_uri", tracking_uri._tracking_uri)
-    monkeypatch.setattr(registry_uri, "_registry_uri", registry_uri._registry_uri)
-    yield

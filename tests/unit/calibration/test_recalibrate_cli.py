@@ -37,7 +37,7 @@ ALGORITHM = "logistic_regression"
 @pytest.fixture
 def recal(
     project: Settings,
-    empty_mlflow_db: Path,
+    empty_store: Path,
     isolated_mlflow: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Any:
@@ -45,7 +45,7 @@ def recal(
         monkeypatch.delenv(name)
     monkeypatch.setenv("HEARTML_OFFLINE", "1")
     monkeypatch.chdir(project.root)
-    shutil.copyfile(empty_mlflow_db, project.root / "mlflow.db")
+    shutil.copyfile(empty_store, project.root / "mlflow.db")
     settings = Settings(root=project.root)
     from mlflow import MlflowClient
 

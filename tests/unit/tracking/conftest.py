@@ -1,7 +1,7 @@
 """A real, embedded MLflow store per test: SQLite in the test's tmp folder, artifacts beside it.
 
-Creating an MLflow SQLite database runs its migrations (~6 s), so one empty database is made
-per session and copied for each test. Registry.connect points MLflow's process-wide URIs (and
+One empty database is made per session and copied for each test (tests/unit/conftest.py).
+Registry.connect points MLflow's process-wide URIs (and
 MLFLOW_TRACKING_URI) at the test's store; they are put back afterwards, so no other test can
 write into a deleted folder.
 """
@@ -9,7 +9,7 @@ write into a deleted folder.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +17,6 @@ import pytest
 
 from heartml.settings import Settings
 from oracles import REPO_ROOT
-
-CONNECT_ENV = (
-    "HEARTML_MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
-)
-
-
-@pytest.fixture(scope="session")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
-
-
-@pytest.fixture
-def isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Whatever a test does to MLflow's process-wide state is undone after it."""
-    import mlflow.tracking._model_registry.utils as registry_uri
-    import mlflow.tracking._tracking_service.utils as tracking_uri
-
-    for name in CONNECT_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(tracking_uri, "_tracking_uri", tracking_uri._tracking_uri)
-    monkeypatch.setattr(registry_uri, "_registry_uri", registry_uri._registry_uri)
-    yield
 
 
 @pytest.fixture
