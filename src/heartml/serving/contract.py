@@ -134,7 +134,7 @@ def _judge(column: Column) -> Any:
 
 def _judge_site(value: Any) -> str | None:
     if value is None or is_site(value):
-        return value  # type: ignore[no-any-return]
+        return value
     raise PydanticCustomError(SITE_ERROR, "{message}", {"message": site_message(_shown(value))})
 
 
@@ -412,7 +412,7 @@ class _GenericRequest(BaseModel):
     """A record's fields as extras (each a JSON number or null), beside an optional site."""
 
     model_config = ConfigDict(extra="allow")
-    __pydantic_extra__: dict[str, _GenericValue]  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, _GenericValue]
     site: SiteField = Field(default=None, description=SITE_DESCRIPTION)
 
 
@@ -421,7 +421,6 @@ def generic_models() -> tuple[type[BaseModel], type[BaseModel], type[BaseModel]]
     """(record, request, batch) for when no spec is known (no model loaded, no project spec): an
     object of JSON numbers or nulls. Bad input is still refused with a 422 before the 503 that
     says a model is missing, and /docs describes what it can."""
-    value = _GenericValue
     request = create_model(
         REQUEST_MODEL,
         __base__=_GenericRequest,
@@ -430,7 +429,7 @@ def generic_models() -> tuple[type[BaseModel], type[BaseModel], type[BaseModel]]
     )
     record = create_model(
         RECORD_MODEL,
-        __base__=RootModel[dict[str, value]],
+        __base__=RootModel[dict[str, _GenericValue]],
         __doc__="One record: the served model's input fields, each a JSON number (null where "
         "unknown and allowed). No model is loaded yet: /model/info names the fields once one is.",
     )
