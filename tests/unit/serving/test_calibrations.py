@@ -34,6 +34,7 @@ from site_calibrations import MODEL_NAME, make_calibration, offline, tamper
 pytestmark = pytest.mark.serving
 
 RAW_FEATURES = list(heart_spec().raw_names)
+SEED_BODY = heart_spec().example_record()  # the seed's patient
 PackageFactory = Callable[..., Path]
 A = {"intercept": -3.0, "slope": 0.8}  # strong enough to flip decisions at 0.5
 C = {"intercept": 1.5}  # recalibration in the large
@@ -164,7 +165,7 @@ def test_the_models_poll_picks_up_a_new_version_and_a_rollback(
     make_package(tmp_path / "packages")
     calibrations = tmp_path / "calibrations"
     client = client_for(settings_for(serve_reload_interval_s=0.1, store_enabled=False))
-    body = {**dict(zip(RAW_FEATURES, [63, 1, 1, 145, 233, 1, 2, 150, 0, 2.3, 3, 0, 6])), "site": "A"}
+    body = {**SEED_BODY, "site": "A"}
 
     def served() -> dict[str, Any]:
         answer = client.post("/predict", json=body)
@@ -181,11 +182,29 @@ def test_the_models_poll_picks_up_a_new_version_and_a_rollback(
     wait_for(lambda: served()["calibration"]["version"] == 2, "version 2 served")
     assert abs(served()["probability"] - offline(raw, **C)) <= 1e-12
     info = client.get("/model/info").json()["calibrations"]
-    assert [(s["site"], s["version"], s["method"]) for s in info["sites"]] == [
-        ("A", 2, "logistic")
-    ]
+    assert [(s["site"], s["version"], s["method"]) for s in info["sites"]] == [("A", 2, "logistic")]
     set_active(site_dir(calibrations, MODEL_NAME, "1", "A"), 1)  # rolled back
     wait_for(lambda: served()["calibration"]["version"] == 1, "the rollback to version 1")
     set_active(site_dir(calibrations, MODEL_NAME, "1", "A"), None)  # the raw model again
     wait_for(lambda: served()["calibration"]["version"] is None, "the raw model")
     assert served()["probability"] == raw
+
+
+def test_a_request_without_a_site_takes_the_deployments(
+    tmp_path: Path,
+    make_package: PackageFactory,
+    settings_for: Callable[..., Settings],
+    client_for: Callable[..., Any],
+) -> None:
+    make_package(tmp_path / "packages")
+    make_calibration(tmp_path / "calibrations", "A", 1, **A)
+    client = client_for(settings_for(serve_site="A", store_enabled=False))
+    body = dict(SEED_BODY)
+    default = client.post("/predict", json=body).json()
+    own = client.post("/predict", json={**body, "site": "B"}).json()
+    assert default["site"] == "A" and default["calibration"]["version"] == 1
+    assert abs(default["probability"] - offline(own["probability"], **A)) <= 1e-12
+    assert own["site"] == "B" and own["calibration"]["version"] is None
+    batch = client.post("/predict/batch", json={"records": [body]}).json()
+    assert batch["site"] == "A" and batch["results"][0]["probability"] == default["probability"]
+    assert client.get("/model/info").json()["calibrations"]["default_site"] == "A"
