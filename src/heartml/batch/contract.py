@@ -32,7 +32,7 @@ SCORE_COLUMNS = (
     RISK_COLUMN,
     "model_version",
 )
-OUTPUT_COLUMNS = frozenset({ROW_COLUMN, *SCORE_COLUMNS})
+OUTPUT_COLUMNS = frozenset({ROW_COLUMN, *SCORE_COLUMNS, RAW_PROBABILITY_COLUMN})
 IMPUTED_SEPARATOR = ","  # "slope,oldpeak": the imputed fields of a row, in the spec's order
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from heartml import parity
 from heartml.batch.contract import Contract, contract_from_text
+from heartml.calibration.document import SiteCalibration
 from heartml.errors import PackagingError
 from heartml.onnx_runtime import OnnxModel
 from heartml.package.manifest import ONNX_FILE, VerifiedPackage
@@ -27,6 +28,9 @@ class ScoringModel:
     threshold: float
     version: str  # written into every output row, e.g. heart_disease_logistic_regression/3
     spec_text: str = field(repr=False)  # the package's dataset_spec.yaml
+    # `heartml score --site`: the site's active calibration, applied after the graph (the
+    # output's probability, decision and risk level are the calibrated ones)
+    calibration: SiteCalibration | None = None
 
     def load(self) -> OnnxModel:
         return _loaded(self)[0]

@@ -12,10 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from heartml.batch.contract import IMPUTED_SEPARATOR, REASONS_COLUMN, SCORE_COLUMNS, Contract
+from heartml.batch.contract import (
+    IMPUTED_SEPARATOR,
+    RAW_PROBABILITY_COLUMN,
+    REASONS_COLUMN,
+    SCORE_COLUMNS,
+    Contract,
+)
 from heartml.batch.model import ScoringModel
 from heartml.batch.parse import to_arrow
 from heartml.batch.validate import Chunk, ChunkValidation, column, names, validate_frame
+from heartml.calibration.document import apply
 
 LABEL_INDEX = pa.int32()
 
@@ -81,6 +88,9 @@ def score_frame(frame: Chunk, model: ScoringModel) -> ScoredChunk:
     # cannot fail the graph); dropping the few invalid rows from the finished table is cheaper
     # than gathering the valid ones out of every input array.
     probability = model.load().predict_proba(check.matrix) if n else np.empty(0)
+    raw = probability
+    if model.calibration is not None:
+        probability = apply(model.calibration, raw)
     position = {name: j for j, name in enumerate(contract.names)}
     arrays: list[pa.Array | pa.ChunkedArray] = []
     fields: list[pa.Field] = []
@@ -108,6 +118,10 @@ def score_frame(frame: Chunk, model: ScoringModel) -> ScoredChunk:
         pa.field(name, array.type, nullable=False)
         for name, array in zip(SCORE_COLUMNS, arrays[-5:], strict=True)
     ]
+    if model.calibration is not None:  # the model's own, beside the calibrated probability
+        at = len(arrays) - 3
+        arrays.insert(at, pa.array(raw))
+        fields.insert(at, pa.field(RAW_PROBABILITY_COLUMN, pa.float64(), nullable=False))
     scored = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
     if len(bad):
         scored = scored.filter(pa.array(valid))

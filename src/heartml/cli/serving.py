@@ -12,6 +12,7 @@ from heartml.choices import Engine, HttpParser, Loop
 from heartml.cli.context import clear_errors, console, errors, fail, state_of
 from heartml.serving.server import DEFAULT_WORKERS
 from heartml.settings import Settings
+from heartml.sites import is_site, site_message
 
 if TYPE_CHECKING:
     from heartml.documents.package import Manifest
@@ -93,6 +94,13 @@ def score(
             help="Also record the scored rows in the prediction store (HEARTML_STORE_URL)"
         ),
     ] = False,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            help="The rows' site: its active calibration (HEARTML_CALIBRATIONS_DIR) is applied, "
+            "the model's own probability written beside it as model_probability"
+        ),
+    ] = None,
 ) -> None:
     """Score a file with a verified package's ONNX model; invalid rows go to a rejects file."""
     from heartml.batch import score_file, scoring_model
@@ -101,6 +109,8 @@ def score(
 
     if scheduler is not None and engine != "dask":
         fail("--scheduler needs --engine dask")
+    if site is not None and not is_site(site):
+        fail(f"--site: {site_message(site)}")
     settings = state_of(ctx).settings
     recorder = None
     try:
@@ -111,7 +121,9 @@ def score(
         verified = read_package(directory)
         model = scoring_model(verified)
         console.print(f"model: {model.version} from {directory} (checksums verified)")
-        recorder = _batch_recorder(settings, verified.manifest, model) if record else None
+        if site is not None:
+            model = _calibrated(settings, verified.manifest, model, site)
+        recorder = _batch_recorder(settings, verified.manifest, model, site) if record else None
         with Progress(
             TextColumn("[bold]scoring"),
             BarColumn(),
@@ -160,7 +172,31 @@ def score(
         )
 
 
-def _batch_recorder(settings: Settings, manifest: Manifest, model: Any) -> Any:
+def _calibrated(settings: Settings, manifest: Manifest, model: Any, site: str) -> Any:
+    """The scoring model with the site's active calibration for this model version, if any
+    (a refused calibration file: a warning, and the model's own probabilities)."""
+    import dataclasses
+
+    from heartml.calibration.files import load_active
+
+    name, version = manifest.model_name or "?", manifest.version or "?"
+    active = load_active(settings.resolved_calibrations_dir, name, version)
+    calibration = active.by_site.get(site)
+    if calibration is not None:
+        console.print(f"calibration: site {calibration.label} applied")
+        return dataclasses.replace(model, calibration=calibration)
+    if site in active.problems:
+        errors.print(
+            f"[yellow]warning:[/] the calibration of site {site} is refused "
+            f"({active.problems[site]}): the model's own probabilities",
+            highlight=False,
+        )
+    else:
+        console.print(f"calibration: none for site {site} ({name} v{version}): the model's own")
+    return model
+
+
+def _batch_recorder(settings: Settings, manifest: Manifest, model: Any, site: str | None) -> Any:
     """A prediction-store recorder for `score --record` (its schema migrated first)."""
     from heartml.store.batch import BatchRecorder
     from heartml.store.engine import create_engine, error_text, shown, upgrade
@@ -178,4 +214,6 @@ def _batch_recorder(settings: Settings, manifest: Manifest, model: Any) -> Any:
         spec_hash=spec.spec_hash(),
         threshold=model.threshold,
         names=tuple(spec.raw_names),
+        site=site,
+        calibration_version=model.calibration.version if model.calibration else None,
     )

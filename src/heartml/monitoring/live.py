@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from heartml.monitoring.estimation import Estimated, estimate
 from heartml.monitoring.performance import Realised, realised
+from heartml.monitoring.sites import SiteFigures, site_figures
 from heartml.store.query import Predictions, Selection, read, versions
 from heartml.store.records import utc
 
@@ -85,6 +86,12 @@ class VersionPerformance(BaseModel):
     reference_cv_roc_auc: float | None = None
     reference_cv_roc_auc_low: float | None = Field(
         default=None, description="The package's CV ROC-AUC interval, lower end (the alert's)"
+    )
+    by_site: list[SiteFigures] = Field(
+        default_factory=list,
+        description="Per site among the window's labelled predictions (only the site asked "
+        "for, with ?site=): Brier, log-loss and ROC-AUC before (the model's own probability) "
+        "and after (the served one) the site's calibration",
     )
 
 
@@ -169,6 +176,7 @@ def version_performance(
                 reference_probabilities=labelled.probability,
             )
         ),
+        by_site=site_figures(labelled),
     )
 
 

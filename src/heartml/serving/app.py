@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from heartml import __version__
+from heartml.serving.calibrations import ServedCalibrations
 from heartml.serving.contract import Contract, generic_models
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
@@ -87,6 +88,10 @@ dataset spec inside the package; a reload to a package with another spec changes
 * `POST /predict`: one record → `prediction` (0/1 at the package threshold), `probability`,
   `risk_level` ({bands}), `imputed_fields` and `note` (fields the model imputed because they
   were null), model name and version.
+* A `site` (optional; `{{"records": [...], "site": ...}}` in a batch; default HEARTML_SERVE_SITE):
+  the site's calibration, if it has one, turns the model's probability into the site's own,
+  and the decision and risk level are taken on it; the answer's `calibration` says which
+  version was applied (`model_probability`: the model's own), or that the site has none.
 * `POST /predict/batch`: `{{"records": [...]}}` → one result each.
 * `POST /predict/explain`: the prediction plus each feature's contribution (occlusion against
   the training median / most frequent code).
@@ -135,6 +140,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         drift=DriftMonitor(settings.serve_drift_window),
         shadow=shadow,
         challenger_store=challenger,
+        calibrations=ServedCalibrations(settings.resolved_calibrations_dir, settings.serve_site),
     )
 
     def model_changed(loaded: LoadedModel) -> None:
@@ -148,6 +154,9 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
 
         metrics.registry.register(StoreCollector(service))
     service.store.on_change = model_changed
+    if service.calibrations is not None:  # read with each model, then on the model's poll
+        service.store.before_swap = service.calibrations.prepare
+        service.store.after_refresh = service.calibrations.check
     service.store.on_failure = lambda _reason: metrics.load_failed()
 
     @contextlib.asynccontextmanager
@@ -356,7 +365,11 @@ def _document_bodies(app: FastAPI, service: Service) -> None:
             app.description = describe(contract)
             schema = generate()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            bodies = generic_models() if contract is None else (contract.record, contract.batch)
+            bodies = (
+                generic_models()
+                if contract is None
+                else (contract.record, contract.request, contract.batch)
+            )
             for body_model in bodies:
                 definition = body_model.model_json_schema(
                     ref_template="#/components/schemas/{model}"
@@ -385,7 +398,8 @@ def _describe_results(components: dict[str, Any], contract: Contract) -> None:
             properties["risk_level"]["description"] = f"Probability band ({spec.risk_bands_text})"
         if "probability" in properties:
             properties["probability"]["description"] = (
-                f"P({spec.target.positive_label}), from the ONNX model"
+                f"P({spec.target.positive_label}), from the ONNX model, then the site's "
+                "calibration if it has one (the decision and risk level are taken on it)"
             )
         if "prediction" in properties:
             properties["prediction"]["description"] = (

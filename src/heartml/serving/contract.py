@@ -41,11 +41,13 @@ from pydantic_core import PydanticCustomError
 from heartml.catalog import spec_path
 from heartml.documents.base import JsonObject
 from heartml.settings import Settings
+from heartml.sites import SITE_ERROR, SITE_MAX, SITE_PATTERN, SITE_RULE, is_site, site_message
 from heartml.spec import Column, DatasetSpec, SpecError, load_spec, rules
 
 log = logging.getLogger("heartml.serving")
 
 RECORD_MODEL = "PatientRecord"  # the OpenAPI component of one record, whatever the dataset
+REQUEST_MODEL = "PredictRequest"  # the body of /predict and /predict/explain: a record + site
 BATCH_MODEL = "BatchRequest"
 # (name, minimum, maximum, codes or None, may be unknown, values meaning "not measured")
 RowRule = tuple[str, float, float, frozenset[int] | None, bool, tuple[float, ...]]
@@ -130,6 +132,36 @@ def _judge(column: Column) -> Any:
     return judge
 
 
+def _judge_site(value: Any) -> str | None:
+    if value is None or is_site(value):
+        return value
+    raise PydanticCustomError(SITE_ERROR, "{message}", {"message": site_message(_shown(value))})
+
+
+SITE_DESCRIPTION = (
+    "Where the prediction is made (a hospital, a ward): not a model input. The site's active "
+    "calibration, if it has one, turns the model's probability into the site's own (see "
+    f"`calibration` in the answer); {SITE_RULE}. Absent or null: HEARTML_SERVE_SITE, if set."
+)
+# The `site` of a request body: optional, checked by SITE_PATTERN (one rule for every door).
+SiteField = Annotated[
+    Any,
+    PlainValidator(_judge_site),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": SITE_MAX, "pattern": f"^{SITE_PATTERN.pattern}$"},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
+
+
+def site_field() -> Any:
+    return (SiteField, Field(default=None, description=SITE_DESCRIPTION, examples=["A"]))
+
+
 def field_schema(column: Column) -> JsonObject:
     """The JSON schema of a field's value: its range or codes, the values that mean "not
     measured" and null where the column may be unknown."""
@@ -187,6 +219,20 @@ def _record_model(spec: DatasetSpec) -> type[BaseModel]:
     return model
 
 
+def _request_model(spec: DatasetSpec, record: type[BaseModel]) -> type[BaseModel]:
+    """The record plus its optional `site` ("site" is a reserved name: no column has it)."""
+    example: JsonObject = {**spec.example_record(), "site": "A"}
+    model: type[BaseModel] = create_model(
+        REQUEST_MODEL,
+        __base__=record,
+        __doc__=f"One {spec.record_title} record, as `{RECORD_MODEL}`, and optionally its site.",
+        site=site_field(),
+    )
+    model.model_config["json_schema_extra"] = {"examples": [example]}
+    model.model_rebuild(force=True)
+    return model
+
+
 def _batch_model(spec: DatasetSpec, record: type[BaseModel]) -> type[BaseModel]:
     example: JsonObject = {"records": [{**spec.example_record()}]}
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
@@ -199,6 +245,7 @@ def _batch_model(spec: DatasetSpec, record: type[BaseModel]) -> type[BaseModel]:
         BATCH_MODEL,
         __config__=config,
         records=(list[record], records),  # type: ignore[valid-type]
+        site=site_field(),
     )
     return model
 
@@ -225,7 +272,8 @@ class Contract:
     columns: dict[str, Column]
     key: str  # inputs_hash: equal keys, equal request contracts
     spec_hash: str
-    record: type[BaseModel]
+    record: type[BaseModel]  # one record's fields (a batch's records, the other protocols')
+    request: type[BaseModel]  # /predict's body: `record` and an optional `site`
     batch: type[BaseModel]
     row_rules: tuple[RowRule, ...]
     # The fast check tests "not measured" values only where a value is refused: right when no
@@ -350,21 +398,38 @@ def build_contract(spec: DatasetSpec) -> Contract:
         key=inputs_hash(spec),
         spec_hash=spec.spec_hash(),
         record=record,
+        request=_request_model(spec, record),
         batch=_batch_model(spec, record),
         row_rules=tuple(row_rules),
         fast_path=fast_path,
     )
 
 
+_GenericValue = Annotated[float | None, Strict(), AllowInfNan(False)]
+
+
+class _GenericRequest(BaseModel):
+    """A record's fields as extras (each a JSON number or null), beside an optional site."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, _GenericValue]
+    site: SiteField = Field(default=None, description=SITE_DESCRIPTION)
+
+
 @functools.cache
-def generic_models() -> tuple[type[BaseModel], type[BaseModel]]:
-    """(record, batch) for when no spec is known (no model loaded, no project spec): an object
-    of JSON numbers or nulls. Bad input is still refused with a 422 before the 503 that says a
-    model is missing, and /docs describes what it can."""
-    value = Annotated[float | None, Strict(), AllowInfNan(False)]
+def generic_models() -> tuple[type[BaseModel], type[BaseModel], type[BaseModel]]:
+    """(record, request, batch) for when no spec is known (no model loaded, no project spec): an
+    object of JSON numbers or nulls. Bad input is still refused with a 422 before the 503 that
+    says a model is missing, and /docs describes what it can."""
+    request = create_model(
+        REQUEST_MODEL,
+        __base__=_GenericRequest,
+        __doc__="One record (the served model's input fields, each a JSON number or null) and "
+        "optionally its site. No model is loaded yet: /model/info names the fields once one is.",
+    )
     record = create_model(
         RECORD_MODEL,
-        __base__=RootModel[dict[str, value]],
+        __base__=RootModel[dict[str, _GenericValue]],
         __doc__="One record: the served model's input fields, each a JSON number (null where "
         "unknown and allowed). No model is loaded yet: /model/info names the fields once one is.",
     )
@@ -372,8 +437,9 @@ def generic_models() -> tuple[type[BaseModel], type[BaseModel]]:
         BATCH_MODEL,
         __config__=ConfigDict(extra="forbid"),
         records=(list[record], Field(min_length=1)),
+        site=site_field(),
     )
-    return record, batch
+    return record, request, batch
 
 
 def configured_spec(settings: Settings) -> DatasetSpec | None:

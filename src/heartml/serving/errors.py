@@ -21,6 +21,7 @@ from heartml.serving.contract import Contract, allowed_text
 from heartml.serving.envelopes import error_body
 from heartml.serving.middleware import REQUEST_ID_KEY
 from heartml.serving.model_store import ModelNotReady
+from heartml.sites import SITE_ERROR
 
 BATCH_PATH = "/predict/batch"
 # The rules' problems (heartml.spec.rules): their message is the API's message, as it is.
@@ -138,7 +139,7 @@ def describe_error(
     elif kind == "extra_forbidden":
         accepted = record_fields if in_record else "records"
         message = f"{path} is not an accepted field; the accepted fields are: {accepted}"
-    elif column is not None and kind in RULE_PROBLEMS:
+    elif (column is not None and kind in RULE_PROBLEMS) or kind == SITE_ERROR:
         message = str((error.get("ctx") or {}).get("message") or error.get("msg"))
     elif column is not None:
         message = f"{path} must be {allowed_text(column)}; got {_as_text(value)}"

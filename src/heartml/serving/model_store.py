@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +79,11 @@ class ModelStore:
         self.on_change = on_change
         self.on_failure: Callable[[str], None] | None = None
         self.on_clear: Callable[[], None] | None = None  # the source names no model any more
+        # Awaited with a loaded model before it is swapped in (its site calibrations are read
+        # then: its first answer is already calibrated), and after every refresh with the
+        # current model and `force` (the calibrations' own poll: heartml.serving.calibrations).
+        self.before_swap: Callable[[LoadedModel], Awaitable[None]] | None = None
+        self.after_refresh: Callable[[LoadedModel | None, bool], Awaitable[None]] | None = None
         self.current: LoadedModel | None = None
         self.problem = "loading"
         self._lock = asyncio.Lock()
@@ -137,6 +142,15 @@ class ModelStore:
 
     async def refresh(self, force: bool = False) -> RefreshOutcome:
         """Load the source's model if it changed (or always, with force); keep the last good."""
+        outcome = await self._refresh(force)
+        if self.after_refresh is not None:
+            try:
+                await self.after_refresh(self.current, force)
+            except Exception:  # the model's own refresh stands; the next poll tries again
+                log.exception(f"{self._role_prefix}refresh of the site calibrations failed")
+        return outcome
+
+    async def _refresh(self, force: bool) -> RefreshOutcome:
         async with self._lock:
             source = self.source
             if source is None:
@@ -204,6 +218,11 @@ class ModelStore:
             if self.on_failure is not None:
                 self.on_failure(reason)
             return RefreshOutcome("failed", public, current)
+        if self.before_swap is not None:
+            try:
+                await self.before_swap(model)
+            except Exception:  # served raw until the next poll reads them
+                log.exception(f"{self._role_prefix}site calibrations not read")
         self.current = model  # the swap: one reference, atomic for every reader
         self._rejected = None
         self._last_logged = None

@@ -14,6 +14,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from heartml.serving.contract import Contract, RowRule
+from heartml.sites import is_site
 
 _ABSENT = object()
 NAN = math.nan
@@ -52,15 +53,26 @@ def _record_row(data: Any, rules: tuple[RowRule, ...], unknown: list[str]) -> li
     return row
 
 
-def checked_record(body: bytes, contract: Contract) -> tuple[list[float], list[str]] | None:
-    """The inputs of a valid single-record JSON body in model order (NaN = unknown) and the
-    names of its unknown fields, else None.
+def _site_of(data: Any) -> Any:
+    """A body's `site` (taken out of it: it is not a model input), None when it has none, or
+    _ABSENT when it breaks the site rule (the pydantic model words that error)."""
+    if type(data) is not dict or "site" not in data:  # one lookup: no site, no cost
+        return None
+    site = data.pop("site")
+    return site if site is None or is_site(site) else _ABSENT
+
+
+def checked_record(
+    body: bytes, contract: Contract
+) -> tuple[list[float], list[str], str | None] | None:
+    """The inputs of a valid single-record JSON body in model order (NaN = unknown), the
+    names of its unknown fields and its site (None: none given), else None.
 
     The request path's fast check: orjson plus one comparison per field, about a tenth of
     validating with the contract's pydantic model. It accepts only what `contract.record`
     accepts (JSON numbers, not booleans; the same ranges, codes and "not measured" values; null
-    only where allowed; no missing or extra field; orjson refuses NaN and Infinity) and gives
-    the same row as `contract.record_row`. On None the caller validates the body with the
+    only where allowed; no missing or extra field; orjson refuses NaN and Infinity; a `site`
+    by heartml.sites' rule) and gives the same row as `contract.record_row`. On None the caller validates the body with the
     pydantic model, whose errors are the API's messages, so no error is ever worded twice.
     """
     if not contract.fast_path:
@@ -69,9 +81,12 @@ def checked_record(body: bytes, contract: Contract) -> tuple[list[float], list[s
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
+    site = _site_of(data)
+    if site is _ABSENT:
+        return None
     unknown: list[str] = []
     row = _record_row(data, contract.row_rules, unknown)
-    return None if row is None else (row, unknown)
+    return None if row is None else (row, unknown, site)
 
 
 def checked_row(data: Any, contract: Contract) -> list[float] | None:
@@ -88,16 +103,18 @@ def patient_row(body: bytes, contract: Contract) -> list[float] | None:
     return None if checked is None else checked[0]
 
 
-def batch_rows(body: bytes, contract: Contract) -> list[list[float]] | None:
-    """`patient_row` for a `{"records": [...]}` body: every record's row, or None as soon as
-    one record (or the shape) is not what `contract.batch` accepts."""
+def batch_rows(body: bytes, contract: Contract) -> tuple[list[list[float]], str | None] | None:
+    """`patient_row` for a `{"records": [...], "site": ...}` body: every record's row and the
+    site (None: none given), or None as soon as one record (or the shape) is not what
+    `contract.batch` accepts."""
     if not contract.fast_path:
         return None
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if type(data) is not dict or len(data) != 1:
+    site = _site_of(data)
+    if site is _ABSENT or type(data) is not dict or len(data) != 1:
         return None
     records = data.get("records")
     if type(records) is not list or not records:
@@ -110,7 +127,7 @@ def batch_rows(body: bytes, contract: Contract) -> list[list[float]] | None:
         if row is None:
             return None
         rows.append(row)
-    return rows
+    return rows, site
 
 
 IMPUTED_DESCRIPTION = (
@@ -123,21 +140,47 @@ NOTE_DESCRIPTION = (
 )
 
 
+class CalibrationApplied(BaseModel):
+    site: str
+    version: int | None = Field(
+        description="The site calibration applied (null: none, the model's own probability)"
+    )
+    method: str | None = Field(
+        description="none, in_the_large, logistic or isotonic (heartml.calibration); null: none"
+    )
+    model_probability: float = Field(
+        ge=0, le=1, description="The model's own probability, before the site's calibration"
+    )
+    detail: str = Field(description="What was done, in words")
+
+
+SITE_ANSWER = "The site the prediction was made for (the request's, else HEARTML_SERVE_SITE)"
+
+
 class PredictionResult(BaseModel):
     prediction: Literal[0, 1] = Field(
         description="1 = the positive class predicted (probability at or above the package "
         "threshold)"
     )
-    probability: float = Field(ge=0, le=1, description="P(positive class), from the ONNX model")
+    probability: float = Field(
+        ge=0,
+        le=1,
+        description="P(positive class), from the ONNX model, then the site's calibration if it "
+        "has one; the decision and the risk level are taken on it",
+    )
     risk_level: str = Field(description="Probability band (see /model/info `risk_levels`)")
     imputed_fields: list[str] = Field(description=IMPUTED_DESCRIPTION)
     note: str | None = Field(description=NOTE_DESCRIPTION)
+    calibration: CalibrationApplied | None = Field(
+        default=None, description="With a site: its calibration, or that it has none; else null"
+    )
 
 
 class PredictionResponse(PredictionResult):
     model_name: str
     model_version: str
     request_id: str
+    site: str | None = Field(default=None, description=SITE_ANSWER)
 
 
 class BatchPredictionResponse(BaseModel):
@@ -146,6 +189,7 @@ class BatchPredictionResponse(BaseModel):
     model_name: str
     model_version: str
     request_id: str
+    site: str | None = Field(default=None, description=SITE_ANSWER)
 
 
 class FeatureContribution(BaseModel):
@@ -239,6 +283,27 @@ class ShadowInfo(BaseModel):
     queue_limit_rows: int
 
 
+class SiteCalibrationInfo(BaseModel):
+    site: str
+    version: int = Field(description="The active calibration's version (from 1)")
+    method: str
+    intercept: float
+    slope: float
+    outcomes: int = Field(description="Labelled predictions it was fitted on")
+    created_at: str
+
+
+class CalibrationsInfo(BaseModel):
+    directory: str = Field(description="HEARTML_CALIBRATIONS_DIR")
+    default_site: str | None = Field(description="HEARTML_SERVE_SITE: a request's site if unsent")
+    sites: list[SiteCalibrationInfo] = Field(
+        description="Each site served with a calibration for this model version"
+    )
+    problems: dict[str, str] = Field(
+        description="Per site, why its active calibration was refused (served the raw model)"
+    )
+
+
 class ModelInfo(BaseModel):
     name: str
     algorithm: str
@@ -262,6 +327,9 @@ class ModelInfo(BaseModel):
     )
     shadow: ShadowInfo | None = Field(
         default=None, description="The challenger scored in shadow and the comparison so far"
+    )
+    calibrations: CalibrationsInfo | None = Field(
+        default=None, description="The site calibrations served with this model version"
     )
 
 

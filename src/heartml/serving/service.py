@@ -14,6 +14,11 @@ queue, after the champion's answers: one append per batch, scored by another thr
 
 The prediction store's writer (heartml.store.writer) gets one append per scored group, with the
 rows as they are: building the stored rows and inserting them happen in its own thread.
+
+A request may name a site (heartml.serving.calibrations): its calibration is applied to its own
+row after the ONNX call, with one Python function of one float (a micro-batch may mix sites); the
+decision and everything recorded use the calibrated probability, the store also keeps the
+model's own. A micro-batch without any site pays one list scan for this.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 from fastapi import Depends, Request
 
+from heartml.serving.calibrations import ServedCalibrations, SiteEntry
 from heartml.serving.contract import Contract
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.loaded_model import LoadedModel
@@ -43,8 +49,10 @@ if TYPE_CHECKING:  # imported by the app only when the store is enabled (SQLAlch
 log = logging.getLogger("heartml.serving")
 
 FULL_BATCH = 8  # rows from which waiting one more loop turn for company gains little
-# (model, row, request id, future of (probability, prediction) or None when the batch failed)
-_Pending = tuple[LoadedModel, list[float], str, "asyncio.Future[tuple[float, int] | None]"]
+# (served probability, 0/1 decision, the model's own probability, the site's entry or None)
+Scored = tuple[float, int, float, SiteEntry | None]
+# (model, row, request id, future of Scored or None when the batch failed, site or None)
+_Pending = tuple[LoadedModel, list[float], str, "asyncio.Future[Scored | None]", str | None]
 
 
 @dataclass
@@ -58,22 +66,42 @@ class Service:
     challenger_store: ModelStore | None = None
     recorder: PredictionWriter | None = None  # the prediction store's writer, when enabled
     live: LiveMonitor | None = None  # its live-performance window
+    calibrations: ServedCalibrations | None = None  # the served model's site calibrations
     _pending: list[_Pending] = field(default_factory=list, init=False, repr=False)
     _last_batch: int = field(default=1, init=False, repr=False)
     _deferred: bool = field(default=False, init=False, repr=False)
     _contract: Contract | None = field(default=None, init=False, repr=False)
 
+    def site_entry(self, model: LoadedModel, site: str | None) -> SiteEntry | None:
+        """How `site`'s predictions are served by `model` (None: no site). Take it once per
+        request: the answer names the calibration that was applied."""
+        if site is None or self.calibrations is None:
+            return None if site is None else SiteEntry(site, "site calibrations are off")
+        return self.calibrations.entry(model, site)
+
     def predict(
-        self, model: LoadedModel, rows: np.ndarray, request_id: str
+        self,
+        model: LoadedModel,
+        rows: np.ndarray,
+        request_id: str,
+        entry: SiteEntry | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """P(positive) and the 0/1 decision for raw rows, recorded in metrics, drift and log."""
-        return self.record(model, rows, model.probabilities(rows), request_id)
+        return self.record(model, rows, model.probabilities(rows), request_id, entry)
 
     def record(
-        self, model: LoadedModel, rows: np.ndarray, probabilities: np.ndarray, request_id: str
+        self,
+        model: LoadedModel,
+        rows: np.ndarray,
+        raw: np.ndarray,
+        request_id: str,
+        entry: SiteEntry | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Decide at the model's threshold and record; call it on the event loop (not thread-safe
-        by design: the metrics, the drift window and the log queue see one writer)."""
+        """Calibrate for the site (entry), decide at the model's threshold and record; call it on
+        the event loop (not thread-safe by design: the metrics, the drift window and the log
+        queue see one writer). Returns the served probabilities and the decisions."""
+        probabilities = raw if entry is None else entry.apply(raw)
+        calibrated = entry is not None and entry.calibration is not None
         predictions = (probabilities >= model.threshold).astype(np.int64)
         self.metrics.observe_predictions(predictions.tolist(), probabilities.tolist())
         self.drift.observe(rows)
@@ -101,29 +129,41 @@ class Service:
                 rows,
                 probabilities,
                 predictions,
+                site=None if entry is None else entry.site,
+                raw_probabilities=raw if calibrated else None,
+                calibration_version=entry.version if entry is not None else None,
             )
         shadow = self.shadow
         if shadow is not None and shadow.challenger is not None:
-            shadow.submit(model, rows, probabilities)
+            shadow.submit(model, rows, raw)  # model against model: the champion's own
         return probabilities, predictions
 
     async def predict_one(
         self, model: LoadedModel, row: list[float], request_id: str
     ) -> tuple[float, int]:
         """P(positive) and the 0/1 decision for one record's raw row, micro-batched (see above)."""
+        probability, prediction, _, _ = await self.score_one(model, row, request_id)
+        return probability, prediction
+
+    async def score_one(
+        self, model: LoadedModel, row: list[float], request_id: str, site: str | None = None
+    ) -> Scored:
+        """`predict_one` for a record from `site`: also the model's own probability and the
+        site's entry (which calibration was applied), or None without a site."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[float, int] | None] = loop.create_future()
+        future: asyncio.Future[Scored | None] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._score_pending)
-        self._pending.append((model, row, request_id, future))
+        self._pending.append((model, row, request_id, future, site))
         result = await future
         if result is None:
             # The batch's ONNX call failed: score this row alone, so that its own error (and
             # only its own) reaches this request, and a good row still gets its answer.
-            probabilities, predictions = self.predict(
-                model, np.array([row], dtype=np.float64), request_id
-            )
-            return float(probabilities[0]), int(predictions[0])
+            entry = self.site_entry(model, site)
+            rows = np.array([row], dtype=np.float64)
+            raw = model.probabilities(rows)
+            probabilities, predictions = self.record(model, rows, raw, request_id, entry)
+            return float(probabilities[0]), int(predictions[0]), float(raw[0]), entry
         return result
 
     def _score_pending(self) -> None:
@@ -158,7 +198,17 @@ class Service:
             except Exception:
                 return  # each request scores its own row alone (finally, below)
             # A few rows: Python floats are cheaper than numpy operations from here on.
-            probabilities = scored.tolist()
+            raws = scored.tolist()
+            sites = [item[4] for item in group]
+            if sites.count(None) == len(sites):
+                entries: list[SiteEntry | None] = [None] * len(group)
+                probabilities = raws
+            else:  # per row: a micro-batch may mix sites (and rows without one)
+                entries = [self.site_entry(model, site) for site in sites]
+                probabilities = [
+                    p if e is None or e.function is None else e.function(p)
+                    for p, e in zip(raws, entries, strict=True)
+                ]
             threshold = model.threshold
             predictions = [1 if p >= threshold else 0 for p in probabilities]
             self.metrics.observe_predictions(predictions, probabilities)
@@ -174,25 +224,13 @@ class Service:
                         model.version,
                         model.columns,
                         rows[index : index + 1],
-                        scored[index : index + 1],
+                        np.array([probability], dtype=np.float64),
                         np.array([prediction], dtype=np.int64),
                     )
                 if not item[3].done():  # a cancelled request (client gone) needs no answer
-                    item[3].set_result((probability, prediction))
+                    item[3].set_result((probability, prediction, raws[index], entries[index]))
             if self.recorder is not None:
-                self.recorder.record(
-                    time.time(),
-                    "api",
-                    model.name,
-                    model.version,
-                    threshold,
-                    model.contract,
-                    [item[2] for item in group],
-                    [0] * len(group),
-                    row_list,
-                    probabilities,
-                    predictions,
-                )
+                self._store(model, group, row_list, probabilities, predictions, raws, entries)
             shadow = self.shadow
             if shadow is not None and shadow.challenger is not None:
                 # After the answers are set; `submit` only appends to the shadow's queue (its
@@ -203,6 +241,47 @@ class Service:
             for item in group:
                 if not item[3].done():
                     item[3].set_result(None)
+
+    def _store(
+        self,
+        model: LoadedModel,
+        group: list[_Pending],
+        row_list: list[list[float]],
+        probabilities: list[float],
+        predictions: list[int],
+        raws: list[float],
+        entries: list[SiteEntry | None],
+    ) -> None:
+        """One append to the store's writer per site of the group (one, nearly always)."""
+        assert self.recorder is not None
+        first = entries[0]
+        if all(e is first for e in entries):
+            parts = [list(range(len(group)))]
+        else:
+            by_site: dict[str | None, list[int]] = {}
+            for index, entry in enumerate(entries):
+                by_site.setdefault(None if entry is None else entry.site, []).append(index)
+            parts = list(by_site.values())
+        for part in parts:
+            entry = entries[part[0]]
+            calibrated = entry is not None and entry.calibration is not None
+            whole = len(part) == len(group)
+            self.recorder.record(
+                time.time(),
+                "api",
+                model.name,
+                model.version,
+                model.threshold,
+                model.contract,
+                [group[i][2] for i in part],
+                [0] * len(part),
+                row_list if whole else [row_list[i] for i in part],
+                probabilities if whole else [probabilities[i] for i in part],
+                predictions if whole else [predictions[i] for i in part],
+                site=None if entry is None else entry.site,
+                raw_probabilities=[raws[i] for i in part] if calibrated else None,
+                calibration_version=entry.version if entry is not None else None,
+            )
 
     def model_changed(self, model: LoadedModel) -> bool:
         """A new model is being served; True when its input contract differs from the last."""

@@ -62,7 +62,10 @@ def test_seed_body_gives_a_prediction(packaged: TestClient) -> None:
         "model_name",
         "model_version",
         "request_id",
+        "site",
+        "calibration",
     }
+    assert body["site"] is None and body["calibration"] is None  # no site: no calibration
     assert body["imputed_fields"] == [] and body["note"] is None
     assert body["prediction"] == int(body["probability"] >= 0.5)
     assert 0 <= body["probability"] <= 1
@@ -470,8 +473,9 @@ def test_docs_openapi_and_web_page(packaged: TestClient) -> None:
     assert "swagger-ui" in docs.text and "/openapi.json" in docs.text  # the UI, on our schema
     spec = packaged.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["schema"]["$ref"] == "#/components/schemas/PatientRecord"
+    assert body["schema"]["$ref"] == "#/components/schemas/PredictRequest"
     schemas = spec["components"]["schemas"]
+    assert schemas["PredictRequest"]["properties"]["site"]["anyOf"][0]["maxLength"] == 64
     assert schemas["PatientRecord"]["examples"] == [
         {k: float(v) if k == "oldpeak" else v for k, v in SEED_BODY.items()}
     ]

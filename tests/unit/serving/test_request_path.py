@@ -43,7 +43,7 @@ def same_row(left: list[float], right: list[float]) -> bool:
 
 
 def slow_row(body: bytes) -> list[float]:
-    return CONTRACT.record_row(CONTRACT.record.model_validate_json(body))
+    return CONTRACT.record_row(CONTRACT.request.model_validate_json(body))
 
 
 def test_fast_check_gives_the_record_row_for_every_dataset_row(cleveland: pd.DataFrame) -> None:
@@ -53,14 +53,18 @@ def test_fast_check_gives_the_record_row_for_every_dataset_row(cleveland: pd.Dat
         row = patient_row(body, CONTRACT)
         assert row is not None, body
         assert same_row(row, slow_row(body)), body
-    rows = batch_rows(b'{"records": [' + b",".join(bodies) + b"]}", CONTRACT)
-    assert rows is not None and len(rows) == len(bodies)
+    checked = batch_rows(b'{"records": [' + b",".join(bodies) + b'], "site": "A"}', CONTRACT)
+    assert checked is not None and checked[1] == "A"
+    rows = checked[0]
+    assert len(rows) == len(bodies)
     assert all(same_row(a, slow_row(b)) for a, b in zip(rows, bodies, strict=True))
 
 
 EXERCISE_TEST = ("slope", "oldpeak", "thalach", "exang")
 ACCEPTED = [
     orjson.dumps(SEED),
+    orjson.dumps({**SEED, "site": "A"}),
+    orjson.dumps({**SEED, "site": None}),
     orjson.dumps({**SEED, "cp": 1.0, "age": 63.5}),  # codes as pandas writes them
     orjson.dumps({**SEED, "ca": None, "thal": None, "chol": None, "trestbps": None}),
     orjson.dumps({**SEED, **dict.fromkeys(EXERCISE_TEST)}),  # no exercise test
@@ -71,6 +75,7 @@ ACCEPTED = [
     b' "thalach": 150, "exang": 0, "oldpeak": 2.3, "slope": 3, "ca": 0, "thal": 6}\n',
 ]
 REFUSED = [
+    *(orjson.dumps({**SEED, "site": site}) for site in ("bad/site", "café", "-x", "x" * 65, 7)),
     orjson.dumps({**SEED, "age": "63"}),
     orjson.dumps({**SEED, "sex": True}),
     orjson.dumps({**SEED, "age": 150}),
@@ -109,7 +114,7 @@ def test_fast_check_accepts_what_the_record_accepts(body: bytes) -> None:
 def test_fast_check_leaves_every_refusal_to_the_record(body: bytes) -> None:
     assert patient_row(body, CONTRACT) is None
     with pytest.raises(ValidationError):
-        CONTRACT.record.model_validate_json(body)
+        CONTRACT.request.model_validate_json(body)
 
 
 def _values(name: str, junk: bool = True) -> st.SearchStrategy[Any]:
@@ -144,6 +149,12 @@ def _values(name: str, junk: bool = True) -> st.SearchStrategy[Any]:
 
 
 VALUES = {name: _values(name) for name in RAW_FEATURES}
+SITES = st.one_of(
+    st.sampled_from(["A", "st-marys_2.b", "x" * 64, None, "bad/site", "café", "-x", "x" * 65, ""]),
+    st.text(max_size=5),
+    st.integers(),
+    st.booleans(),
+)
 NEAR_VALID = {name: _values(name, junk=False) for name in RAW_FEATURES}
 
 
@@ -162,6 +173,8 @@ def bodies(draw: st.DrawFn) -> bytes:
         del record[draw(st.sampled_from(RAW_FEATURES))]
     if draw(st.integers(0, 19)) == 0:
         record["smoker"] = 1
+    if draw(st.integers(0, 4)) == 0:  # a site: valid, null, or one the rule refuses
+        record["site"] = draw(SITES)
     # The standard library writes integers beyond 64 bits (orjson refuses them).
     return json.dumps(record).encode()
 
@@ -181,8 +194,11 @@ def test_fast_check_and_the_contract_model_agree_on_random_bodies(body: bytes) -
         assert same_row(fast, slow), body
         checked = checked_record(body, CONTRACT)
         assert checked is not None and checked[1] == CONTRACT.imputed(slow), body
-        batch = batch_rows(b'{"records": [' + body + b"]}", CONTRACT)
-        assert batch is not None and same_row(batch[0], fast)
+        assert checked[2] == CONTRACT.request.model_validate_json(body).site  # type: ignore[attr-defined]
+        request = orjson.loads(body)
+        site = request.pop("site", None)
+        batch = batch_rows(orjson.dumps({"records": [request], "site": site}), CONTRACT)
+        assert batch is not None and same_row(batch[0][0], fast) and batch[1] == site
 
 
 class CountingScorer:

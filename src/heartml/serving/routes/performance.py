@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from heartml.monitoring.live import VersionPerformance
 from heartml.serving.schemas import ErrorResponse, ValidationErrorResponse
 from heartml.serving.service import Service
-from heartml.sites import SITE_MAX, SITE_PATTERN, SITE_RULE
+from heartml.sites import SITE_ERROR, SITE_MAX, SITE_PATTERN, SITE_RULE, site_message
 
 router = APIRouter(tags=["monitoring"])
 log = logging.getLogger("heartml.serving")
@@ -67,8 +67,8 @@ async def performance(
                 {
                     "field": "site",
                     "value": site,
-                    "message": f"site {site!r} is not allowed; expected {SITE_RULE}",
-                    "type": "site",
+                    "message": site_message(site),
+                    "type": SITE_ERROR,
                 }
             ],
         )

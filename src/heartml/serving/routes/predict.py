@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from heartml.documents.base import JsonObject
-from heartml.serving.contract import BATCH_MODEL, RECORD_MODEL, Contract, generic_models
+from heartml.serving.contract import BATCH_MODEL, REQUEST_MODEL, Contract, generic_models
 from heartml.serving.errors import (
     JSONBytesResponse,
     RecordValidationError,
@@ -142,14 +142,20 @@ def validated(body: bytes, model: type[BaseModel], contract: Contract | None) ->
         raise RecordValidationError(errors, body, contract) from None
 
 
-def record_row(body: bytes, contract: Contract) -> tuple[list[float], list[str]]:
-    """One record's row and its unknown fields: the fast check, else the contract's model
-    (which words any error)."""
+def record_row(body: bytes, contract: Contract) -> tuple[list[float], list[str], str | None]:
+    """One record's row, its unknown fields and its site: the fast check, else the contract's
+    model (which words any error)."""
     checked = checked_record(body, contract)
     if checked is None:
-        row = contract.record_row(validated(body, contract.record, contract))
-        return row, contract.imputed(row)
+        request = validated(body, contract.request, contract)
+        row = contract.record_row(request)
+        return row, contract.imputed(row), request.site
     return checked
+
+
+def site_or_default(service: Service, site: str | None) -> str | None:
+    """The request's site, else the deployment's (HEARTML_SERVE_SITE), else None."""
+    return service.settings.serve_site if site is None else site
 
 
 def service_of(request: Request) -> Service:
@@ -166,10 +172,10 @@ def served_model(service: Service, body: bytes, batch: bool = False) -> LoadedMo
     if model is None:
         contract = service.store.configured_contract()
         if contract is not None:
-            validated(body, contract.batch if batch else contract.record, contract)
+            validated(body, contract.batch if batch else contract.request, contract)
         else:
-            record, batch_model = generic_models()
-            validated(body, batch_model if batch else record, None)
+            _, request_model, batch_model = generic_models()
+            validated(body, batch_model if batch else request_model, None)
         model = service.store.require()  # ModelNotReady: the 503 with the reason
     return model
 
@@ -178,18 +184,20 @@ def served_model(service: Service, body: bytes, batch: bool = False) -> LoadedMo
     "/predict",
     response_model=PredictionResponse,
     responses=ERRORS,
-    openapi_extra=openapi_body(RECORD_MODEL),
+    openapi_extra=openapi_body(REQUEST_MODEL),
 )
 async def predict(request: Request) -> Response:
-    """Score one record (the served model's input fields; see /model/info)."""
+    """Score one record (the served model's input fields; see /model/info), optionally for a
+    site: its calibration, if any, is applied (see `calibration` in the answer)."""
     body = await json_body(request)
     service = service_of(request)
     model = served_model(service, body)
     contract = model.contract
     # The fast check accepts only valid records; anything else gets the contract model's verdict.
-    row, imputed = record_row(body, contract)
+    row, imputed, site = record_row(body, contract)
+    site = site_or_default(service, site)
     rid = request_id(request)
-    probability, prediction = await service.predict_one(model, row, rid)
+    probability, prediction, raw, entry = await service.score_one(model, row, rid, site)
     request.scope[MODEL_VERSION_KEY] = model.version
     return JSONBytesResponse(
         orjson.dumps(
@@ -202,6 +210,8 @@ async def predict(request: Request) -> Response:
                 "model_name": model.name,
                 "model_version": model.version,
                 "request_id": rid,
+                "site": site,
+                "calibration": None if entry is None else entry.body(raw),
             }
         )
     )
@@ -214,28 +224,34 @@ async def predict(request: Request) -> Response:
     openapi_extra=openapi_body(BATCH_MODEL),
 )
 async def predict_batch(request: Request) -> Response:
-    """Score many records at once: one result per record, in order."""
+    """Score many records at once: one result per record, in order; a top-level `site`
+    applies that site's calibration to every record."""
     body = await json_body(request, batch=True)
     service = service_of(request)
     model = served_model(service, body, batch=True)
     contract = model.contract
-    row_list = batch_rows(body, contract)
-    if row_list is None:
+    checked = batch_rows(body, contract)
+    if checked is None:
         batch = validated(body, contract.batch, contract)
-        row_list = [contract.record_row(record) for record in batch.records]
+        row_list, site = [contract.record_row(record) for record in batch.records], batch.site
+    else:
+        row_list, site = checked
     check_batch_limit(service, len(row_list))
+    site = site_or_default(service, site)
+    entry = service.site_entry(model, site)
     rid = request_id(request)
     rows = np.array(row_list, dtype=np.float64)
     if len(rows) > THREADPOOL_ROWS:
-        probabilities, predictions = service.record(
-            model, rows, await run_in_threadpool(model.probabilities, rows), rid
-        )
+        raw = await run_in_threadpool(model.probabilities, rows)
     else:
-        probabilities, predictions = service.predict(model, rows, rid)
+        raw = model.probabilities(rows)
+    probabilities, predictions = service.record(model, rows, raw, rid, entry)
     service.metrics.batch_size.observe(len(rows))
     request.scope[MODEL_VERSION_KEY] = model.version
     results = []
-    for row, p, label in zip(row_list, probabilities.tolist(), predictions.tolist(), strict=True):
+    for row, p, label, own in zip(
+        row_list, probabilities.tolist(), predictions.tolist(), raw.tolist(), strict=True
+    ):
         imputed = contract.imputed(row)
         results.append(
             {
@@ -244,6 +260,7 @@ async def predict_batch(request: Request) -> Response:
                 "risk_level": contract.risk_level(p),
                 "imputed_fields": imputed,
                 "note": contract.note(imputed),
+                "calibration": None if entry is None else entry.body(own),
             }
         )
     return json_response(
@@ -253,6 +270,7 @@ async def predict_batch(request: Request) -> Response:
             "model_name": model.name,
             "model_version": model.version,
             "request_id": rid,
+            "site": site,
         }
     )
 
@@ -261,22 +279,27 @@ async def predict_batch(request: Request) -> Response:
     "/predict/explain",
     response_model=ExplanationResponse,
     responses=ERRORS,
-    openapi_extra=openapi_body(RECORD_MODEL),
+    openapi_extra=openapi_body(REQUEST_MODEL),
 )
 async def explain(request: Request) -> Response:
-    """Score one record and say which features pushed the probability up or down."""
+    """Score one record and say which features pushed the probability up or down (with a site,
+    on the site's calibrated probabilities)."""
     body = await json_body(request)
     service = service_of(request)
     model = served_model(service, body)
     contract = model.contract
-    listed, imputed = record_row(body, contract)
+    listed, imputed, site = record_row(body, contract)
+    site = site_or_default(service, site)
+    entry = service.site_entry(model, site)
     rid = request_id(request)
     row = np.array(listed, dtype=np.float64)
     count = len(row)
     rows = np.repeat(row[None, :], count + 1, axis=0)
     rows[np.arange(count) + 1, np.arange(count)] = model.baseline
-    probabilities = model.probabilities(rows)
-    _, decided = service.record(model, rows[:1], probabilities[:1], rid)
+    raw = model.probabilities(rows)
+    # Contributions in the probability the answer gives (the calibration is monotone).
+    probabilities = raw if entry is None else entry.apply(raw)
+    _, decided = service.record(model, rows[:1], raw[:1], rid, entry)
     probability, prediction = float(probabilities[0]), int(decided[0])
     request.scope[MODEL_VERSION_KEY] = model.version
     deltas = probability - probabilities[1:]
@@ -301,6 +324,8 @@ async def explain(request: Request) -> Response:
             "model_name": model.name,
             "model_version": model.version,
             "request_id": rid,
+            "site": site,
+            "calibration": None if entry is None else entry.body(float(raw[0])),
             "method": EXPLANATION_METHOD,
             "contributions": contributions,
         }
