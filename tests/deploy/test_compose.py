@@ -54,6 +54,8 @@ def test_api_uses_the_serving_image_on_loopback(config: dict) -> None:
     assert len(ports) == 1 and str(ports[0]).startswith("127.0.0.1:") and "8000" in str(ports[0])
     assert api["read_only"] is True and api["user"] == "10001:10001"
     assert any(v.endswith(":/app/packages:ro") for v in api["volumes"])
+    # the site calibrations of `heartml recalibrate`, where the image's HEARTML_ROOT looks
+    assert any(v.endswith(":/app/calibrations:ro") for v in api["volumes"])
     from heartml.settings import Settings
 
     fields = {f"HEARTML_{name.upper()}" for name in Settings.model_fields}
@@ -160,7 +162,8 @@ def test_registry_variant_follows_the_stacks_mlflow_without_packages(
     services = registry_config["services"]
     api = services["api-registry"]
     assert api["build"]["target"] == "serving" and api["image"] == services["api"]["image"]
-    assert "volumes" not in api, "the registry variant mounts no package folder"
+    mounted = [volume.split(":")[1] for volume in api.get("volumes", [])]
+    assert mounted == ["/app/calibrations"], "the registry variant mounts no package folder"
     assert api["read_only"] is True and api["user"] == "10001:10001"
     (port,) = api["ports"]
     assert str(port).startswith("127.0.0.1:") and str(port) != str(services["api"]["ports"][0])
