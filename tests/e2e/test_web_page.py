@@ -38,6 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from headless_browser import headless_chrome
 from heartml.serving.app import STATIC_DIR
 from serving_packages import fit, heart_spec, read_source, with_extra_column, write_package
+from site_calibrations import make_calibration, offline
 
 pytestmark = pytest.mark.serving
 
@@ -413,7 +414,8 @@ def _form_order(groups_and_names: list[tuple[str, str]]) -> list[str]:
 def _form_fields(driver: Any) -> list[str]:
     # One script call: element handles go stale while the page rebuilds its form.
     fields: list[str] = driver.execute_script(
-        "return [...document.querySelectorAll('.field')].map((node) => node.dataset.field)"
+        "return [...document.querySelectorAll('#form-fields .field')]"
+        ".map((node) => node.dataset.field)"
     )
     return fields
 
@@ -562,6 +564,61 @@ def test_page_shows_the_services_validation_error_next_to_the_field(
     _set_number(browser, "chol", "233")
     _submit_and_wait_for_result(browser)
     assert not browser.find_element("id", "f-chol-error").is_displayed()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_page_sends_the_site_and_shows_its_calibration(
+    browser: Any, heart_package: Path, tmp_path: Path, screenshots: Path
+) -> None:
+    """A site with a calibration: the page sends `site`, shows the calibrated probability the
+    API gives that site and the answer's calibration detail; a bad site name gets the
+    service's 422 next to the site field."""
+    manifest = json.loads((heart_package / "MANIFEST.json").read_text())
+    make_calibration(
+        tmp_path / "calibrations",
+        "north-1",
+        1,
+        intercept=1.1,
+        slope=0.8,
+        model_name=manifest["model_name"],
+        model_version=str(manifest["version"]),
+    )
+    with _serving(tmp_path, heart_package) as base:
+        _open_page(browser, base)
+        site = browser.find_element("id", "f-site")
+        site.send_keys("north-1")
+        _submit_and_wait_for_result(browser)
+        (sent,) = _sent_bodies(browser, "/predict/explain")
+        assert sent == {**SEED, "site": "north-1"}
+        status, direct = _get_json(f"{base}/predict", sent)
+        assert status == 200 and direct["calibration"]["version"] == 1, direct
+        _, raw = _get_json(f"{base}/predict", SEED)
+        assert direct["probability"] == pytest.approx(
+            float(offline(raw["probability"], 1.1, 0.8)), abs=1e-12
+        )
+        assert browser.find_element("id", "probability").text == f"{direct['probability']:.1%}"
+        note = browser.find_element("id", "calibration-note")
+        assert note.is_displayed() and note.text == direct["calibration"]["detail"]
+        _screenshot(browser, screenshots / "web-page-site.png")
+
+        site.clear()
+        site.send_keys("north/1")
+        browser.find_element("id", "submit").click()
+        error = _wait(
+            browser,
+            lambda d: (box := d.find_element("id", "f-site-error")).is_displayed() and box,
+            "the site field's error",
+        )
+        status, refused = _get_json(f"{base}/predict", {**SEED, "site": "north/1"})
+        assert status == 422 and error.text == refused["detail"][0]["message"]
+        assert site.get_attribute("aria-invalid") == "true"
+        assert not _console_errors(browser)
+
+        site.clear()  # no site: the model's own estimate, no calibration line
+        _submit_and_wait_for_result(browser)
+        assert browser.find_element("id", "probability").text == f"{raw['probability']:.1%}"
+        assert not browser.find_element("id", "calibration-note").is_displayed()
 
 
 @pytest.mark.e2e

@@ -26,6 +26,7 @@
   const resultBox = document.getElementById("result");
   const emptyBox = document.getElementById("result-empty");
   const staleNote = document.getElementById("stale-note");
+  const SITE_FIELD = "site"; // the request's optional site (not a model input)
 
   let modelInfo = null; // the last GET model/info
   let FIELDS = []; // modelInfo.fields: the form's fields, in model order
@@ -216,6 +217,9 @@
         body[field.name] = Number(control.value);
       }
     }
+    // Not a model input: the site whose calibration applies (the server checks its name).
+    const site = form.elements[SITE_FIELD].value.trim();
+    if (site) body[SITE_FIELD] = site;
     return { body, problems };
   }
 
@@ -298,23 +302,32 @@
     return text.replace(/, or null when unknown/g, ", or unknown");
   }
 
+  function markInvalid(name, message) {
+    const control = form.elements[name];
+    const box = document.getElementById(`f-${name}-error`);
+    box.textContent = message;
+    box.hidden = false;
+    control.setAttribute("aria-invalid", "true");
+    control.closest(".field").classList.add("invalid");
+  }
+
   function showFieldErrors(errors) {
     const general = [];
     let first = null;
     for (const error of errors) {
       const name = String(error.field || "");
       const field = BY_NAME[name];
+      if (name === SITE_FIELD) {
+        markInvalid(name, error.message || String(error));
+        first = first || form.elements[name];
+        continue;
+      }
       if (!field) {
         general.push(error.message || String(error));
         continue;
       }
-      const control = form.elements[name];
-      const box = document.getElementById(`f-${name}-error`);
-      box.textContent = plainMessage(name, error.message);
-      box.hidden = false;
-      control.setAttribute("aria-invalid", "true");
-      control.closest(".field").classList.add("invalid");
-      first = first || control;
+      markInvalid(name, plainMessage(name, error.message));
+      first = first || form.elements[name];
     }
     const count = errors.length - general.length;
     const summary = [];
@@ -384,6 +397,8 @@
         submitButton.disabled = false;
       }
       showModel(info.name, info.version);
+      const defaultSite = info.calibrations && info.calibrations.default_site;
+      form.elements[SITE_FIELD].placeholder = defaultSite ? `${defaultSite} (this service's default)` : "none";
       retry = setTimeout(loadModelInfo, POLL_MS);
       return rebuilt;
     } catch (_error) {
@@ -488,6 +503,11 @@
       ),
       element("strong", { text: verdict }),
     );
+
+    // Which site calibration shaped the estimate, or that the site has none.
+    const calibration = document.getElementById("calibration-note");
+    calibration.textContent = data.calibration ? data.calibration.detail : "";
+    calibration.hidden = !data.calibration;
 
     showContributions(data.contributions, imputed);
     showModel(data.model_name, data.model_version);
