@@ -10,7 +10,11 @@
 2. /predict at concurrency 8 (wrk, loopback, the seed's body), `heartml serve` with the store
    OFF (HEARTML_STORE_ENABLED=false), ON with SQLite (the default) and ON with PostgreSQL,
    alternating, `--repeats` runs of each: req/s (median and best), p50 and p99, and after each
-   ON run the rows in the database against the requests wrk counted (nothing may be missing).
+   ON run the rows in the database against the requests wrk counted (nothing may be missing),
+   and the server's resident memory (VmRSS) at the start and end of each run, in MB/s (after
+   the warm-up, which computes the live-performance gauges once: a one-off ~5-20 MB): the
+   writer's SQLite statements once made it rise ~0.65-1.0 MB/s with the store on
+   (heartml.store.records); now ~0.0-0.1 MB/s, as with the store off.
 3. The writer alone (heartml.store.writer.PredictionWriter in this process): `--rows`
    predictions queued in groups of 8 (the service's micro-batches), then the time until every
    row is in the database, SQLite and PostgreSQL: rows/s, and how much of it is the database
@@ -42,9 +46,11 @@ from bench_serving import (  # noqa: E402
     SEED_ROW,
     Load,
     free_port,
+    http_status,
     lua_post,
     machine_line,
     process_tree,
+    rss_mb,
     running,
     wrk,
 )
@@ -125,8 +131,12 @@ def predict_runs(
                 if url:
                     time.sleep(1.0)  # the warm-up's rows written
                     before = stored_count(url)
+                    # The gauges' first computation (imports, caches): not read as growth.
+                    http_status(port, "/monitoring/performance")
                 started = cpu_seconds(server.process.pid)
+                rss_start = rss_mb(process_tree(server.process.pid))
                 load = wrk(server.url("/predict"), 8, args.duration, script)
+                rss_end = rss_mb(process_tree(server.process.pid))
                 time.sleep(1.0)  # the writer's last rows of the run are part of its cost
                 used = cpu_seconds(server.process.pid) - started
             # The server has stopped (graceful: its writer wrote what it held).
@@ -135,8 +145,13 @@ def predict_runs(
             kept = (
                 f"; rows stored {stored_count(url) - before:,} of {load.requests:,}" if url else ""
             )
+            rss = (
+                f"RSS {rss_start:.0f} -> {rss_end:.0f} MB "
+                f"({(rss_end - rss_start) / args.duration:+.2f} MB/s)"
+            )
             print(
-                f"  run {repeat + 1} {name:>10}: {load.row()}  {cpu[name][-1]:6.1f} µs CPU/req{kept}",
+                f"  run {repeat + 1} {name:>10}: {load.row()}  {cpu[name][-1]:6.1f} µs CPU/req  "
+                f"{rss}{kept}",
                 flush=True,
             )
     return loads, cpu
