@@ -135,8 +135,11 @@ def test_seed_body_over_http(client: httpx.Client, built: Built) -> None:
         "model_name",
         "model_version",
         "request_id",
+        "site",
+        "calibration",
     }
     assert body["imputed_fields"] == [] and body["note"] is None
+    assert body["site"] is None and body["calibration"] is None  # no site: the model's own
     assert (body["model_name"], body["model_version"]) == (
         manifest["model_name"],
         manifest["version"],
