@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from heartml import __version__
 from heartml.serving.calibrations import ServedCalibrations
-from heartml.serving.contract import Contract, generic_models
+from heartml.serving.contract import Contract
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
 from heartml.serving.loaded_model import LoadedModel
@@ -41,6 +41,7 @@ from heartml.serving.middleware import ServiceMiddleware
 from heartml.serving.model_store import ModelSourceError, ModelStore, check_source
 from heartml.serving.protocol_schemas import document_protocols
 from heartml.serving.registry_client import public_uri
+from heartml.serving.requests import generic_models
 from heartml.serving.routes import (
     admin,
     feedback,

@@ -1,7 +1,7 @@
 """The API's response and error models, and the fast check of a request body.
 
 The request models themselves (`PatientRecord`, `BatchRequest`) depend on the served model's
-dataset spec: heartml.serving.contract builds them. The fast check below applies the same
+dataset spec: heartml.serving.requests builds them. The fast check below applies the same
 contract's rules without pydantic.
 """
 

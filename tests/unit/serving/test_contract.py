@@ -10,7 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from heartml.serving.contract import Contract, build_contract, field_schema
+from heartml.serving.contract import Contract, build_contract
+from heartml.serving.requests import field_schema
 from heartml.spec import DatasetSpec, rules, spec_from_text
 from serving_packages import HEART_SPEC_FILE as heart_spec_file
 from serving_packages import heart_spec

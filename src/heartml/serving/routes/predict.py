@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from heartml.documents.base import JsonObject
-from heartml.serving.contract import BATCH_MODEL, REQUEST_MODEL, Contract, generic_models
+from heartml.serving.contract import Contract
 from heartml.serving.errors import (
     JSONBytesResponse,
     RecordValidationError,
@@ -41,6 +41,7 @@ from heartml.serving.errors import (
 )
 from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.middleware import MODEL_VERSION_KEY
+from heartml.serving.requests import BATCH_MODEL, REQUEST_MODEL, generic_models
 from heartml.serving.schemas import (
     BatchPredictionResponse,
     ErrorResponse,
