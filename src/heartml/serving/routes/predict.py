@@ -39,6 +39,7 @@ from heartml.serving.errors import (
     json_response,
     request_id,
 )
+from heartml.serving.fast_check import batch_rows, checked_record
 from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.middleware import MODEL_VERSION_KEY
 from heartml.serving.requests import BATCH_MODEL, REQUEST_MODEL, generic_models
@@ -48,8 +49,6 @@ from heartml.serving.schemas import (
     ExplanationResponse,
     PredictionResponse,
     ValidationErrorResponse,
-    batch_rows,
-    checked_record,
 )
 from heartml.serving.service import Service
 
