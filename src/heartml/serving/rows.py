@@ -25,7 +25,7 @@ from heartml.serving.contract import Contract
 from heartml.serving.errors import describe_error
 from heartml.serving.fast_check import checked_row
 from heartml.serving.loaded_model import LoadedModel
-from heartml.serving.routes.predict import THREADPOOL_ROWS
+from heartml.serving.routes.bodies import THREADPOOL_ROWS
 from heartml.serving.service import Service
 
 MAX_LISTED = 10  # problems spelled out in one answer; the rest are counted

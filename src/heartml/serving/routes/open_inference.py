@@ -44,7 +44,7 @@ from heartml.serving.protocol_schemas import (
     ServerMetadata,
     ServerReady,
 )
-from heartml.serving.routes.predict import check_batch_limit, content_type_of, service_of
+from heartml.serving.routes.bodies import check_batch_limit, content_type_of, service_of
 from heartml.serving.rows import InputError, record_rows, score_rows
 from heartml.serving.service import Service
 
