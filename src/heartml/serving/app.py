@@ -38,7 +38,7 @@ from heartml.serving.logging import (
 )
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.middleware import ServiceMiddleware
-from heartml.serving.model_store import ModelSourceError, ModelStore, check_source
+from heartml.serving.model_store import ModelStore
 from heartml.serving.protocol_schemas import document_protocols
 from heartml.serving.registry_client import public_uri
 from heartml.serving.requests import generic_models
@@ -55,7 +55,7 @@ from heartml.serving.routes import (
 )
 from heartml.serving.service import Service
 from heartml.serving.shadow import Shadow
-from heartml.serving.sources import CHALLENGER, registry_names
+from heartml.serving.sources import CHALLENGER, ModelSourceError, check_source, registry_names
 from heartml.settings import Settings
 
 if TYPE_CHECKING:
