@@ -27,12 +27,8 @@ from heartml.serving.errors import (
 )
 from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.middleware import MODEL_VERSION_KEY
-from heartml.serving.open_inference import (
-    EXTENSIONS,
-    encode_response,
-    header_length,
-    parse_request,
-)
+from heartml.serving.open_inference import EXTENSIONS, header_length, parse_request
+from heartml.serving.open_inference_response import encode_response
 from heartml.serving.protocol_schemas import (
     INFERENCE_REQUEST,
     OUTPUT_DATATYPES,
