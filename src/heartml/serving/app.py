@@ -53,7 +53,8 @@ from heartml.serving.routes import (
 )
 from heartml.serving.service import Service
 from heartml.serving.shadow import Shadow
-from heartml.serving.sources import CHALLENGER, ModelSourceError, check_source, registry_names
+from heartml.serving.source_choice import ModelSourceError, check_source, registry_names
+from heartml.serving.sources import CHALLENGER
 from heartml.settings import Settings
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 def create_app(settings: Settings | None = None, *, store: ModelStore | None = None) -> FastAPI:
     """The service for these settings; `store` lets tests put in a model of their own.
 
-    A model source that cannot work in this installation (heartml.serving.sources.check_source)
+    A model source that cannot work in this installation (heartml.serving.source_choice.check_source)
     raises ModelSourceError; called without settings, as `uvicorn --factory` does, it ends the
     process with that one line on stderr and exit code 2 instead of a traceback."""
     if settings is None:

@@ -28,13 +28,13 @@ from heartml.package.manifest import PackagingError, package_dirs
 from heartml.serving.contract import Contract, build_contract, configured_spec
 from heartml.serving.loaded_model import LoadedModel, ModelLoadError, load_package
 from heartml.serving.registry_client import RegistryError, RegistryUnavailable
+from heartml.serving.source_choice import make_source
 from heartml.serving.sources import (
     CHAMPION,
     Candidate,
     RegistrySource,
     Source,
     SourceStatusBody,
-    make_source,
     redact_credentials,
 )
 from heartml.settings import Settings

@@ -264,7 +264,7 @@ def test_a_registry_source_that_cannot_work_is_an_error_at_start(
     store, or no model names (no spec in the root, no setting) cannot work; the error names
     the missing piece, and the app does not start."""
     from heartml.serving.app import create_app
-    from heartml.serving.sources import ModelSourceError, check_source
+    from heartml.serving.source_choice import ModelSourceError, check_source
 
     settings = settings_for(model_source="registry", **overrides)
     with pytest.raises(ModelSourceError, match=re.escape(words)):
