@@ -39,7 +39,7 @@ from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.middleware import ServiceMiddleware
 from heartml.serving.model_store import ModelStore
 from heartml.serving.openapi import describe, document_bodies
-from heartml.serving.registry_client import public_uri
+from heartml.serving.registry_http import public_uri
 from heartml.serving.routes import (
     admin,
     feedback,

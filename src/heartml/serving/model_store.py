@@ -27,7 +27,7 @@ from heartml.errors import HeartmlError
 from heartml.package.manifest import PackagingError, package_dirs
 from heartml.serving.contract import Contract, build_contract, configured_spec
 from heartml.serving.loaded_model import LoadedModel, ModelLoadError, load_package
-from heartml.serving.registry_client import RegistryError, RegistryUnavailable
+from heartml.serving.registry_http import RegistryError, RegistryUnavailable
 from heartml.serving.source_choice import make_source
 from heartml.serving.sources import (
     CHAMPION,

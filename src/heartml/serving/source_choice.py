@@ -14,7 +14,8 @@ from typing import Any
 from heartml.choices import ALGORITHMS
 from heartml.errors import HeartmlError
 from heartml.serving.contract import configured_spec
-from heartml.serving.registry_client import RegistryClient, is_server_uri, public_uri
+from heartml.serving.registry_client import RegistryClient
+from heartml.serving.registry_http import is_server_uri, public_uri
 from heartml.serving.sources import CHAMPION, PackageSource, RegistrySource, Source
 from heartml.settings import Settings
 

@@ -32,7 +32,8 @@ from typing import Protocol, TypedDict
 
 from heartml.errors import HeartmlError
 from heartml.package.manifest import PACKAGE_ARTIFACT_DIR, PackagingError, read_manifest
-from heartml.serving.registry_client import RegistryClient, RegistryError, RegistryUnavailable
+from heartml.serving.registry_client import RegistryClient
+from heartml.serving.registry_http import RegistryError, RegistryUnavailable
 from heartml.settings import Settings
 
 log = logging.getLogger("heartml.serving.model_store")
