@@ -1,9 +1,9 @@
 """The input contract of a served model, derived from the dataset spec its package carries.
 
 Everything the API says about its inputs comes from here: the request models (built by
-heartml.serving.requests), the fast check's rules (used by heartml.serving.schemas), the fields
-of `/model/info` (which the web form is built from), the risk bands and the words for imputed
-values. A hot reload to a package with another spec brings another Contract; each request is
+heartml.serving.requests), the fast check's rules (used by heartml.serving.fast_check), the
+fields of `/model/info` (which the web form is built from), the risk bands and the words for
+imputed values. A hot reload to a package with another spec brings another Contract; each request is
 validated with the contract of the model that scores it.
 """
 
