@@ -1,10 +1,10 @@
 """The request bodies of the prediction routes: read, checked and validated (shared by
 /predict, /predict/batch, /predict/explain and the other protocols' routes).
 
-These routes read their JSON body themselves and validate it with pydantic's own JSON parser
-(`model_validate_json`): measured on this service, FastAPI's body parameter (stdlib json, then
-Python-object validation) and a dependency cost about 30 µs per request, as much as the ONNX
-call. The OpenAPI document still describes the bodies (see `openapi_body`), and validation
+The prediction routes read their JSON body themselves and validate it with pydantic's own JSON
+parser (`model_validate_json`): measured on this service, FastAPI's body parameter (stdlib json,
+then Python-object validation) and a dependency cost about 30 µs per request, as much as the
+ONNX call. The OpenAPI document still describes the bodies (see `openapi_body`), and validation
 errors go through the same handler as FastAPI's own.
 
 Each body is validated with the input contract of the model that scores it (its package's
