@@ -68,9 +68,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 def create_app(settings: Settings | None = None, *, store: ModelStore | None = None) -> FastAPI:
     """The service for these settings; `store` lets tests put in a model of their own.
 
-    A model source that cannot work in this installation (heartml.serving.source_choice.check_source)
-    raises ModelSourceError; called without settings, as `uvicorn --factory` does, it ends the
-    process with that one line on stderr and exit code 2 instead of a traceback."""
+    A model source that cannot work in this installation
+    (heartml.serving.source_choice.check_source) raises ModelSourceError; called without
+    settings, as `uvicorn --factory` does, it ends the process with that one line on stderr and
+    exit code 2 instead of a traceback."""
     if settings is None:
         settings = Settings()
         try:

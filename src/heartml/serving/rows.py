@@ -3,9 +3,10 @@ Protocol) checked by the served contract, and scored the way /predict and /predi
 
 A record is a dict of field name -> JSON value. It takes /predict's fast check
 (heartml.serving.fast_check.checked_row); one it refuses goes through the contract's pydantic
-model, whose errors are worded by heartml.serving.errors.describe_error: a value gets the same verdict
-and the same words through every door. Here a NaN means unknown, like null: MLflow's client and
-Triton's write a missing value as NaN (Python's json.dumps), and a binary tensor has no null.
+model, whose errors are worded by heartml.serving.errors.describe_error: a value gets the same
+verdict and the same words through every door. Here a NaN means unknown, like null: MLflow's
+client and Triton's write a missing value as NaN (Python's json.dumps), and a binary tensor has
+no null.
 """
 
 from __future__ import annotations
