@@ -84,7 +84,9 @@ def in_process(requests: int, repeats: int) -> None:
     from bench_request_path import load
 
     from heartml.serving.app import create_app
-    from heartml.serving.model_store import ModelStore, load_package, package_fingerprint
+    from heartml.serving.loaded_model import load_package
+    from heartml.serving.model_store import ModelStore
+    from heartml.serving.sources import package_fingerprint
     from heartml.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="heartml-bench-calibration-") as tmp:

@@ -109,8 +109,10 @@ def main() -> None:
     import gc
 
     from heartml.serving.app import create_app
+    from heartml.serving.loaded_model import load_package
     from heartml.serving.logging import configure_logging
-    from heartml.serving.model_store import ModelStore, load_package, package_fingerprint
+    from heartml.serving.model_store import ModelStore
+    from heartml.serving.sources import package_fingerprint
     from heartml.settings import Settings
 
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -534,7 +534,8 @@ def json_costs() -> None:
     import orjson
 
     from heartml.serving.contract import build_contract
-    from heartml.serving.schemas import PredictionResponse, patient_row
+    from heartml.serving.fast_check import patient_row
+    from heartml.serving.schemas import PredictionResponse
     from heartml.spec import load_spec
 
     contract = build_contract(load_spec(ROOT / "configs" / "datasets" / "uci_heart.yaml"))

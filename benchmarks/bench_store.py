@@ -167,8 +167,10 @@ def in_process(package: Path, url: str, requests: int, repeats: int) -> dict[str
     from bench_request_path import CONCURRENCY, call
 
     from heartml.serving.app import create_app
+    from heartml.serving.loaded_model import load_package
     from heartml.serving.logging import configure_logging
-    from heartml.serving.model_store import ModelStore, load_package, package_fingerprint
+    from heartml.serving.model_store import ModelStore
+    from heartml.serving.sources import package_fingerprint
     from heartml.settings import Settings
     from heartml.store.engine import create_engine, upgrade
     from heartml.store.writer import PredictionWriter

@@ -156,7 +156,7 @@ def test_registry_variant_follows_the_stacks_mlflow_without_packages(
 ) -> None:
     from heartml.catalog import Catalog
     from heartml.choices import ALGORITHMS
-    from heartml.serving.sources import check_source, registry_names
+    from heartml.serving.source_choice import check_source, registry_names
     from heartml.settings import Settings
 
     services = registry_config["services"]

@@ -264,7 +264,7 @@ def test_registry_component_validates_and_its_settings_work_in_the_image(
 ) -> None:
     from heartml.catalog import Catalog
     from heartml.choices import ALGORITHMS
-    from heartml.serving.sources import check_source, registry_names
+    from heartml.serving.source_choice import check_source, registry_names
     from heartml.settings import Settings
 
     component = K8S / "components" / "registry"

@@ -529,7 +529,9 @@ from pathlib import Path
 import uvicorn
 
 from heartml.serving.app import create_app
-from heartml.serving.model_store import ModelStore, load_package, package_fingerprint
+from heartml.serving.loaded_model import load_package
+from heartml.serving.model_store import ModelStore
+from heartml.serving.sources import package_fingerprint
 from heartml.settings import Settings
 
 parser = argparse.ArgumentParser()

@@ -46,7 +46,7 @@ def serve(
     if package is not None and not package.is_dir():
         fail(f"--package {package}: not a folder")
     if package is None:
-        from heartml.serving.sources import check_source
+        from heartml.serving.source_choice import check_source
 
         with clear_errors():  # a model source that cannot work here: one line, before uvicorn
             check_source(state_of(ctx).settings)

@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -26,7 +26,6 @@ from fastapi.staticfiles import StaticFiles
 
 from heartml import __version__
 from heartml.serving.calibrations import ServedCalibrations
-from heartml.serving.contract import Contract, generic_models
 from heartml.serving.drift import DriftMonitor
 from heartml.serving.errors import EXCEPTION_HANDLERS, error_response
 from heartml.serving.loaded_model import LoadedModel
@@ -38,9 +37,9 @@ from heartml.serving.logging import (
 )
 from heartml.serving.metrics import ServiceMetrics
 from heartml.serving.middleware import ServiceMiddleware
-from heartml.serving.model_store import ModelSourceError, ModelStore, check_source
-from heartml.serving.protocol_schemas import document_protocols
-from heartml.serving.registry_client import public_uri
+from heartml.serving.model_store import ModelStore
+from heartml.serving.openapi import describe, document_bodies
+from heartml.serving.registry_http import public_uri
 from heartml.serving.routes import (
     admin,
     feedback,
@@ -54,7 +53,8 @@ from heartml.serving.routes import (
 )
 from heartml.serving.service import Service
 from heartml.serving.shadow import Shadow
-from heartml.serving.sources import CHALLENGER, registry_names
+from heartml.serving.source_choice import ModelSourceError, check_source, registry_names
+from heartml.serving.sources import CHALLENGER
 from heartml.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,58 +65,13 @@ log = logging.getLogger("heartml.serving")
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-def describe(contract: Contract | None) -> str:
-    """The /docs page's introduction, for the contract being served."""
-    if contract is None:
-        what = (
-            "Risk scores from the input fields of the model's dataset spec (none loaded yet: "
-            "the request bodies are described once a model is served)"
-        )
-        bands = "see `/model/info`"
-    else:
-        spec = contract.spec
-        what = (
-            f"{spec.title}: P({spec.target.positive_label}) for one {spec.record_title} from "
-            f"{len(contract.names)} input fields ({contract.fields_text})"
-        )
-        bands = spec.risk_bands_text
-    return f"""
-{what}, scored by the served model's verified ONNX package (engineered features inside the
-graph; no pickle). The input fields, their allowed values and the risk bands come from the
-dataset spec inside the package; a reload to a package with another spec changes this page.
-
-* `POST /predict`: one record → `prediction` (0/1 at the package threshold), `probability`,
-  `risk_level` ({bands}), `imputed_fields` and `note` (fields the model imputed because they
-  were null), model name and version.
-* A `site` (optional; `{{"records": [...], "site": ...}}` in a batch; default HEARTML_SERVE_SITE):
-  the site's calibration, if it has one, turns the model's probability into the site's own,
-  and the decision and risk level are taken on it; the answer's `calibration` says which
-  version was applied (`model_probability`: the model's own), or that the site has none.
-* `POST /predict/batch`: `{{"records": [...]}}` → one result each.
-* `POST /predict/explain`: the prediction plus each feature's contribution (occlusion against
-  the training median / most frequent code).
-* `GET /health`, `GET /ready`, `GET /model/info` (also every input field, for building a form),
-  `GET /metrics`, `GET /monitoring/drift`.
-* MLflow's scoring protocol, as `mlflow models serve` answers it: `POST /invocations`
-  (`dataframe_split`, `dataframe_records`, `instances`, `inputs`, or CSV) →
-  `{{"predictions": [[P(0), P(1)], ...]}}`; `GET /ping`, `GET /version`. Errors in MLflow's
-  envelope (`error_code`, `message`).
-* The Open Inference Protocol (KServe v2): `GET /v2`, `/v2/health/live`, `/v2/health/ready`,
-  `/v2/models/{{name}}[/versions/{{version}}][/ready]`, `POST /v2/models/{{name}}/infer`
-  (a tensor `input` [n, k] or one tensor per column → `probabilities` [n, 2], `label` [n]).
-  Errors as `{{"error": ...}}`.
-
-A field left out is a 422 naming it; a bad value is a 422 naming the field, the value received
-and what is allowed. For research and education: not a medical device.
-"""
-
-
 def create_app(settings: Settings | None = None, *, store: ModelStore | None = None) -> FastAPI:
     """The service for these settings; `store` lets tests put in a model of their own.
 
-    A model source that cannot work in this installation (heartml.serving.sources.check_source)
-    raises ModelSourceError; called without settings, as `uvicorn --factory` does, it ends the
-    process with that one line on stderr and exit code 2 instead of a traceback."""
+    A model source that cannot work in this installation
+    (heartml.serving.source_choice.check_source) raises ModelSourceError; called without
+    settings, as `uvicorn --factory` does, it ends the process with that one line on stderr and
+    exit code 2 instead of a traceback."""
     if settings is None:
         settings = Settings()
         try:
@@ -246,7 +201,7 @@ def create_app(settings: Settings | None = None, *, store: ModelStore | None = N
         admin,
     ):
         _add_routes(app, module.router)
-    _document_bodies(app, service)
+    document_bodies(app, service)
     _mount_web_page(app)
     if settings.serve_cors_origins:
         app.add_middleware(
@@ -343,66 +298,3 @@ def _mount_web_page(app: FastAPI) -> None:
 
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-
-def served_contract(service: Service) -> Contract | None:
-    """The served model's contract; before any model, the project's configured spec's."""
-    model = service.store.current
-    if model is not None:
-        return model.contract
-    return service.store.configured_contract()
-
-
-def _document_bodies(app: FastAPI, service: Service) -> None:
-    """Add the request-body models of the routes that read their body themselves (the served
-    contract's, which FastAPI cannot know) to the OpenAPI components, and describe the
-    contract's risk bands. Regenerated after every model change (app.openapi_schema = None)."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            contract = served_contract(service)
-            app.description = describe(contract)
-            schema = generate()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            bodies = (
-                generic_models()
-                if contract is None
-                else (contract.record, contract.request, contract.batch)
-            )
-            for body_model in bodies:
-                definition = body_model.model_json_schema(
-                    ref_template="#/components/schemas/{model}"
-                )
-                components.update(definition.pop("$defs", {}))
-                components[body_model.__name__] = definition
-            if contract is not None:
-                _describe_results(components, contract)
-            current = service.store.current
-            document_protocols(
-                schema, contract, (current.name, current.version) if current else None
-            )
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _describe_results(components: dict[str, Any], contract: Contract) -> None:
-    """The contract's words in the response models: its risk bands and its positive class."""
-    spec = contract.spec
-    for name in ("PredictionResult", "PredictionResponse", "ExplanationResponse"):
-        properties = components.get(name, {}).get("properties", {})
-        if "risk_level" in properties:
-            properties["risk_level"]["enum"] = contract.risk_labels
-            properties["risk_level"]["description"] = f"Probability band ({spec.risk_bands_text})"
-        if "probability" in properties:
-            properties["probability"]["description"] = (
-                f"P({spec.target.positive_label}), from the ONNX model, then the site's "
-                "calibration if it has one (the decision and risk level are taken on it)"
-            )
-        if "prediction" in properties:
-            properties["prediction"]["description"] = (
-                f"1 = {spec.target.positive_label} predicted (probability at or above the "
-                "package threshold)"
-            )

@@ -17,10 +17,11 @@ from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException
 
 from heartml.errors import FieldProblem
-from heartml.serving.contract import Contract, allowed_text
+from heartml.serving.contract import Contract
 from heartml.serving.envelopes import error_body
 from heartml.serving.middleware import REQUEST_ID_KEY
 from heartml.serving.model_store import ModelNotReady
+from heartml.serving.requests import allowed_text
 from heartml.sites import SITE_ERROR
 
 BATCH_PATH = "/predict/batch"

@@ -26,22 +26,17 @@ from pathlib import Path
 from heartml.errors import HeartmlError
 from heartml.package.manifest import PackagingError, package_dirs
 from heartml.serving.contract import Contract, build_contract, configured_spec
-from heartml.serving.loaded_model import LoadedModel as LoadedModel
-from heartml.serving.loaded_model import ModelLoadError as ModelLoadError
-from heartml.serving.loaded_model import load_package as load_package
-from heartml.serving.registry_client import RegistryError, RegistryUnavailable
+from heartml.serving.loaded_model import LoadedModel, ModelLoadError, load_package
+from heartml.serving.registry_http import RegistryError, RegistryUnavailable
+from heartml.serving.source_choice import make_source
 from heartml.serving.sources import (
     CHAMPION,
     Candidate,
     RegistrySource,
     Source,
     SourceStatusBody,
-    make_source,
+    redact_credentials,
 )
-from heartml.serving.sources import ModelSourceError as ModelSourceError
-from heartml.serving.sources import check_source as check_source
-from heartml.serving.sources import package_fingerprint as package_fingerprint
-from heartml.serving.sources import redact_credentials as redact_credentials
 from heartml.settings import Settings
 from heartml.spec import DatasetSpec
 

@@ -1,5 +1,6 @@
-"""The Open Inference Protocol (KServe v2): an inference request -> records, scores -> the
-response, in JSON or with Triton's binary tensor data extension.
+"""The Open Inference Protocol (KServe v2): an inference request -> records, in JSON or with
+Triton's binary tensor data extension (heartml.serving.open_inference_response writes the
+response).
 
 Inputs, either form:
 - one tensor named `input` (the ONNX graph's input) of shape [n, k], the k raw columns in the
@@ -9,10 +10,8 @@ FP64 is the documented datatype; FP32, FP16 and the integer types are read too (
 tensor's JSON data must hold integers). In JSON, `null` or NaN is an unknown value; in a binary
 tensor, NaN. Every value is then judged by the served contract (heartml.serving.rows).
 
-Outputs: `probabilities` FP64 [n, 2] (P(class 0), P(class 1)) and `label` INT64 [n] (the 0/1
-decision at the package threshold, as /predict's `prediction`), all unless `outputs` names some.
-An output is sent as binary data when its `parameters.binary_data` is true, or when the request's
-`parameters.binary_data_output` is (what tritonclient asks for when it names no outputs).
+The request's `outputs` (default: all) name the outputs to answer with, each as binary data or
+JSON (heartml.serving.open_inference_response).
 """
 
 from __future__ import annotations
@@ -20,10 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 import numpy as np
-import orjson
 
 from heartml.documents.base import JsonObject
 from heartml.onnx_names import INPUT_NAME, LABEL_OUTPUT, PROBABILITIES_OUTPUT
@@ -48,25 +46,6 @@ DATATYPES = {
 OUTPUTS = (PROBABILITIES_OUTPUT, LABEL_OUTPUT)
 _ABSENT = object()  # an optional field left out (a JSON null is a value, and not an object)
 EXTENSIONS = ["binary_tensor_data"]
-
-
-class OutputTensorBody(TypedDict):
-    """An output tensor of the response (documented as protocol_schemas.OutputTensor)."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-    parameters: NotRequired[dict[str, int]]  # binary_data_size, when sent as binary data
-    data: NotRequired[Sequence[float]]  # row-major, when sent as JSON
-
-
-class InferResponseBody(TypedDict):
-    """The response's JSON part (documented as protocol_schemas.InferenceResponse)."""
-
-    model_name: str
-    model_version: str
-    id: NotRequired[str]
-    outputs: list[OutputTensorBody]
 
 
 @dataclass(frozen=True)
@@ -305,48 +284,3 @@ def _outputs(requested: Any, binary_default: bool) -> list[tuple[str, bool]]:
             raise InputError(f"outputs[{index}].parameters.binary_data must be true or false")
         chosen.setdefault(name, binary)
     return list(chosen.items())
-
-
-def encode_response(
-    model_name: str,
-    model_version: str,
-    request: InferRequest,
-    probabilities: list[float],
-    labels: list[int],
-) -> tuple[bytes, int | None]:
-    """The response body, and the length of its JSON part when binary outputs follow it."""
-    n = len(probabilities)
-    outputs: list[OutputTensorBody] = []
-    chunks: list[bytes] = []
-    for name, binary in request.outputs:
-        values: Sequence[float]
-        if name == PROBABILITIES_OUTPUT:
-            shape, datatype = [n, 2], "FP64"
-            flat: list[float] = []
-            for p in probabilities:
-                flat += (1.0 - p, p)
-            values = flat
-        else:
-            shape, datatype, values = [n], "INT64", labels
-        tensor: OutputTensorBody = {"name": name, "datatype": datatype, "shape": shape}
-        if binary:
-            raw = np.asarray(values, dtype=DATATYPES[datatype]).tobytes()
-            tensor["parameters"] = {"binary_data_size": len(raw)}
-            chunks.append(raw)
-        else:
-            tensor["data"] = values
-        outputs.append(tensor)
-    response: InferResponseBody = (  # the keys in this order: the id, when sent, before outputs
-        {"model_name": model_name, "model_version": model_version, "outputs": outputs}
-        if request.id is None
-        else {
-            "model_name": model_name,
-            "model_version": model_version,
-            "id": request.id,
-            "outputs": outputs,
-        }
-    )
-    header = orjson.dumps(response)
-    if not chunks:
-        return header, None
-    return b"".join([header, *chunks]), len(header)

@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field, JsonValue
 
 from heartml.documents.base import JsonObject
 from heartml.onnx_names import INPUT_NAME
-from heartml.serving.contract import RECORD_MODEL, Contract, field_schema
+from heartml.serving.contract import Contract
 from heartml.serving.mlflow_scoring import FORMATS, PARAMS
+from heartml.serving.requests import RECORD_MODEL, field_schema
 
 MLFLOW_REQUEST = "MlflowScoringRequest"
 INFERENCE_REQUEST = "InferenceRequest"

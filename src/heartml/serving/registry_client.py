@@ -11,12 +11,8 @@ them with httpx (a dependency of the serving image), so the server never imports
 - `GET /api/2.0/mlflow/artifacts/list`: the files under `package/`;
 - `GET /api/2.0/mlflow-artifacts/artifacts/<path>`: one file, proxied by a server started with
   `--serve-artifacts` (the run's artifact root is then `mlflow-artifacts:/...`).
-
 Every request has a timeout; a transport failure, a 429 or a 5xx is retried with exponential
-backoff; credentials are MLflow's own variables (MLFLOW_TRACKING_USERNAME/PASSWORD as basic
-auth, else MLFLOW_TRACKING_TOKEN as a bearer token; user and password in the URI also work).
-Failures are RegistryUnavailable (no answer: keep serving what we have) or RegistryError (an
-answer we cannot use); their messages never carry the URI's credentials.
+backoff. Credentials, and the failures in words: heartml.serving.registry_http.
 """
 
 from __future__ import annotations
@@ -32,8 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from heartml.errors import HeartmlError
 from heartml.package.manifest import MANIFEST, PACKAGE_ARTIFACT_DIR
+from heartml.serving.registry_http import (
+    HTTP_SCHEMES,
+    RegistryError,
+    RegistryUnavailable,
+    auth_headers,
+    is_server_uri,
+    public_uri,
+    refusal_text,
+    response_json,
+    transport_failure,
+)
 from heartml.settings import Settings
 from heartml.tracking.versions import VersionTag
 
@@ -42,15 +48,6 @@ ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_S = 0.25  # first pause between attempts; doubled each time
 NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
-HTTP_SCHEMES = ("http", "https")
-
-
-class RegistryUnavailable(HeartmlError):
-    """The registry did not answer (refused, timed out, kept failing with 5xx)."""
-
-
-class RegistryError(HeartmlError):
-    """The registry answered, but not with something we can use (auth, no package, bad data)."""
 
 
 @dataclass(frozen=True)
@@ -70,33 +67,6 @@ class VersionRef:
     @property
     def label(self) -> str:
         return f"{self.model_name} version {self.version}"
-
-
-def public_uri(uri: str) -> str:
-    """The URI without user and password (for logs and errors)."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.username is None and parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{netloc}"))
-
-
-def is_server_uri(uri: str) -> bool:
-    return urllib.parse.urlsplit(uri).scheme in HTTP_SCHEMES
-
-
-def auth_headers(settings: Settings) -> dict[str, str]:
-    """MLflow's credentials, as MLflow sends them: basic auth wins over a token."""
-    import base64
-
-    user, password = settings.mlflow_tracking_username, settings.mlflow_tracking_password
-    if user and password is not None:
-        pair = f"{user}:{password.get_secret_value()}".encode()
-        return {"Authorization": "Basic " + base64.standard_b64encode(pair).decode()}
-    if settings.mlflow_tracking_token is not None:
-        return {"Authorization": f"Bearer {settings.mlflow_tracking_token.get_secret_value()}"}
-    return {}
 
 
 class RegistryClient:
@@ -160,7 +130,7 @@ class RegistryClient:
             except httpx.TimeoutException:
                 failure = "no answer within the timeout (HEARTML_REGISTRY_TIMEOUT_S)"
             except httpx.TransportError as exc:
-                failure = _transport_failure(exc)
+                failure = transport_failure(exc)
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
@@ -173,12 +143,12 @@ class RegistryClient:
     def _api(self, endpoint: str, what: str, **params: str) -> dict[str, Any] | None:
         """One REST call's JSON; None for MLflow's RESOURCE_DOES_NOT_EXIST."""
         response = self._send(f"{self.uri}{API}/{endpoint}", what, params)
-        body = _json(response)
+        body = response_json(response)
         if response.status_code == 200 and isinstance(body, dict):
             return body
         if body.get("error_code") == NOT_FOUND:
             return None
-        raise RegistryError(f"{what} on {self.public_uri}: {_refusal(response, body)}")
+        raise RegistryError(f"{what} on {self.public_uri}: {refusal_text(response, body)}")
 
     # -- aliases and versions -------------------------------------------------------------------
 
@@ -266,7 +236,7 @@ class RegistryClient:
     def read_file(self, run_id: str, path: str) -> bytes:
         response = self._send(self._artifact_url(run_id, path), f"downloading {path}")
         if response.status_code != 200:
-            refusal = _refusal(response, _json(response))
+            refusal = refusal_text(response, response_json(response))
             raise RegistryError(f"downloading {path} of run {run_id}: {refusal}")
         return bytes(response.content)
 
@@ -317,41 +287,10 @@ class RegistryClient:
             with self._http.stream("GET", url) as response:
                 if response.status_code != 200:
                     response.read()
-                    raise RegistryError(
-                        f"downloading {path} of run {run_id}: {_refusal(response, _json(response))}"
-                    )
+                    refusal = refusal_text(response, response_json(response))
+                    raise RegistryError(f"downloading {path} of run {run_id}: {refusal}")
                 yield from response.iter_bytes(1 << 16)
         except httpx.TimeoutException as exc:
             raise RegistryUnavailable(f"downloading {path}: no answer within the timeout") from exc
         except httpx.TransportError as exc:
-            raise RegistryUnavailable(f"downloading {path}: {_transport_failure(exc)}") from exc
-
-
-def _json(response: Any) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _refusal(response: Any, body: dict[str, Any]) -> str:
-    status = response.status_code
-    if status in (401, 403):
-        return (
-            f"HTTP {status}: the server refused the credentials (MLFLOW_TRACKING_USERNAME and "
-            "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)"
-        )
-    message = str(body.get("message") or "").splitlines()[0:1]
-    code = body.get("error_code")
-    detail = f"{code}: {message[0]}" if code and message else (code or "")
-    return f"HTTP {status}" + (f" ({detail[:200]})" if detail else "")
-
-
-def _transport_failure(exc: BaseException) -> str:
-    text = f"{type(exc).__name__} {exc}"
-    if "refused" in text.lower():
-        return "no server answers (connection refused)"
-    if "name or service not known" in text.lower() or "name resolution" in text.lower():
-        return "unknown host"
-    return f"the connection failed ({type(exc).__name__})"
+            raise RegistryUnavailable(f"downloading {path}: {transport_failure(exc)}") from exc

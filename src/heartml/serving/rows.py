@@ -2,10 +2,11 @@
 Protocol) checked by the served contract, and scored the way /predict and /predict/batch score.
 
 A record is a dict of field name -> JSON value. It takes /predict's fast check
-(heartml.serving.schemas.checked_row); one it refuses goes through the contract's pydantic model,
-whose errors are worded by heartml.serving.errors.describe_error: a value gets the same verdict
-and the same words through every door. Here a NaN means unknown, like null: MLflow's client and
-Triton's write a missing value as NaN (Python's json.dumps), and a binary tensor has no null.
+(heartml.serving.fast_check.checked_row); one it refuses goes through the contract's pydantic
+model, whose errors are worded by heartml.serving.errors.describe_error: a value gets the same
+verdict and the same words through every door. Here a NaN means unknown, like null: MLflow's
+client and Triton's write a missing value as NaN (Python's json.dumps), and a binary tensor has
+no null.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from heartml.errors import FieldProblem, HeartmlError
 from heartml.serving.contract import Contract
 from heartml.serving.errors import describe_error
+from heartml.serving.fast_check import checked_row
 from heartml.serving.loaded_model import LoadedModel
-from heartml.serving.routes.predict import THREADPOOL_ROWS
-from heartml.serving.schemas import checked_row
+from heartml.serving.routes.bodies import THREADPOOL_ROWS
 from heartml.serving.service import Service
 
 MAX_LISTED = 10  # problems spelled out in one answer; the rest are counted

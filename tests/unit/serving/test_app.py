@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.logging import JsonFormatter
-from heartml.serving.model_store import LoadedModel, ModelStore
+from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
 from heartml.spec import rules
 from serving_packages import heart_spec
@@ -280,7 +281,7 @@ def test_unexpected_errors_give_500_without_internals(
 ) -> None:
     from dataclasses import replace
 
-    from heartml.serving.model_store import load_package
+    from heartml.serving.loaded_model import load_package
 
     good = load_package(make_package(tmp_path / "packages"), "test", "f", 1)
     settings = settings_for()

@@ -21,8 +21,9 @@ import pytest
 from heartml.calibration.files import set_active, site_dir
 from heartml.serving.calibrations import ServedCalibrations
 from heartml.serving.drift import DriftMonitor
+from heartml.serving.loaded_model import LoadedModel, load_package
 from heartml.serving.metrics import ServiceMetrics
-from heartml.serving.model_store import LoadedModel, ModelStore, load_package
+from heartml.serving.model_store import ModelStore
 from heartml.serving.service import Service
 from heartml.settings import Settings
 from heartml.store.engine import create_engine, upgrade

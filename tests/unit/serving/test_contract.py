@@ -10,7 +10,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from heartml.serving.contract import Contract, build_contract, field_schema
+from heartml.serving.contract import Contract, build_contract
+from heartml.serving.requests import field_schema
 from heartml.spec import DatasetSpec, rules, spec_from_text
 from serving_packages import HEART_SPEC_FILE as heart_spec_file
 from serving_packages import heart_spec
@@ -247,7 +248,7 @@ def test_a_not_measured_value_that_is_also_allowed_turns_the_fast_check_off(
     """The fast check tests "not measured" values only where a value is refused; a spec whose
     missing value is also an allowed value gets the model's check alone, with the rules' verdict
     (measured first: 0 is unknown)."""
-    from heartml.serving.schemas import checked_record, patient_row
+    from heartml.serving.fast_check import checked_record, patient_row
 
     assert build_contract(spec).fast_path
     data = yaml.safe_load(spec.to_yaml())
@@ -273,7 +274,7 @@ def test_the_request_paths_band_lookup_is_the_specs(contract: Contract, spec: Da
 def test_every_shipped_spec_gives_a_contract(path: Any) -> None:
     """Nothing heart-shaped: each spec under configs/datasets/ gets its request model, fast
     check and form fields, and its own example record passes both checks with the same row."""
-    from heartml.serving.schemas import checked_record
+    from heartml.serving.fast_check import checked_record
     from heartml.spec import load_spec
 
     spec = load_spec(path)

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from heartml.package.manifest import PackagingError, verify_checksums
-from heartml.serving.model_store import ModelNotReady, ModelStore, load_package
+from heartml.serving.loaded_model import load_package
+from heartml.serving.model_store import ModelNotReady, ModelStore
 from heartml.settings import Settings
 from heartml.spec import spec_from_text
 from serving_packages import heart_spec
@@ -263,7 +264,7 @@ def test_a_registry_source_that_cannot_work_is_an_error_at_start(
     store, or no model names (no spec in the root, no setting) cannot work; the error names
     the missing piece, and the app does not start."""
     from heartml.serving.app import create_app
-    from heartml.serving.model_store import ModelSourceError, check_source
+    from heartml.serving.source_choice import ModelSourceError, check_source
 
     settings = settings_for(model_source="registry", **overrides)
     with pytest.raises(ModelSourceError, match=re.escape(words)):
@@ -302,7 +303,7 @@ def test_the_uvicorn_factory_exits_with_one_line(tmp_path: Path) -> None:
 
 
 def test_credentials_in_urls_are_redacted_for_logs() -> None:
-    from heartml.serving.model_store import redact_credentials
+    from heartml.serving.sources import redact_credentials
 
     text = "failed on https://alice:pw123@mlflow.example:5000/api and http://host/x"
     assert redact_credentials(text) == (

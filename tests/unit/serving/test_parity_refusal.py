@@ -18,7 +18,8 @@ import pytest
 from heartml.package.manifest import MANIFEST, PARITY_FILE, verify_checksums
 from heartml.parity import ParityError
 from heartml.provenance import sha256_file
-from heartml.serving.model_store import ModelStore, load_package
+from heartml.serving.loaded_model import load_package
+from heartml.serving.model_store import ModelStore
 from heartml.settings import Settings
 from serving_packages import heart_spec
 

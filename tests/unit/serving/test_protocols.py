@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from heartml.serving.model_store import load_package
+from heartml.serving.loaded_model import load_package
 from heartml.settings import Settings
 from serving_packages import heart_spec, write_package
 

@@ -22,12 +22,8 @@ from typing import Any
 
 import pytest
 
-from heartml.serving.registry_client import (
-    BACKOFF_S,
-    RegistryClient,
-    RegistryError,
-    RegistryUnavailable,
-)
+from heartml.serving.registry_client import BACKOFF_S, RegistryClient
+from heartml.serving.registry_http import RegistryError, RegistryUnavailable
 from heartml.settings import Settings
 
 pytestmark = pytest.mark.serving

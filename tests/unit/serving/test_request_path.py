@@ -21,9 +21,10 @@ from pydantic import ValidationError
 
 from heartml.serving.contract import build_contract
 from heartml.serving.drift import DriftMonitor
+from heartml.serving.fast_check import batch_rows, checked_record, patient_row
+from heartml.serving.loaded_model import LoadedModel, load_package
 from heartml.serving.metrics import LATENCY_BUCKETS, LoopHistogram, ServiceMetrics
-from heartml.serving.model_store import LoadedModel, ModelStore, load_package
-from heartml.serving.schemas import batch_rows, checked_record, patient_row
+from heartml.serving.model_store import ModelStore
 from heartml.serving.service import Service
 from heartml.settings import Settings
 from serving_packages import heart_spec, records_of

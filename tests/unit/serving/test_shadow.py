@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from heartml.serving.model_store import load_package
+from heartml.serving.loaded_model import load_package
 from serving_packages import heart_spec, records_of
 
 pytestmark = pytest.mark.serving

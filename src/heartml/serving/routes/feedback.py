@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from heartml.documents.base import JsonObject
 from heartml.serving.auth import check_admin_key
 from heartml.serving.errors import error_response, json_response, request_id
-from heartml.serving.routes.predict import content_type_of, is_json
+from heartml.serving.routes.bodies import content_type_of, is_json
 from heartml.serving.schemas import ErrorResponse, ValidationErrorResponse
 from heartml.serving.service import Service
 from heartml.store.outcomes import MAX_ITEMS

@@ -1,12 +1,12 @@
 """MLflow's scoring protocol, as `mlflow models serve` has it: POST /invocations, GET /ping,
 GET /version (heartml.serving.mlflow_scoring reads the payloads).
 
-Lean like /predict (routes/predict.py): the body is read here, parsed with orjson, checked with
-the fast check, and a single record joins /predict's micro-batch. Errors answer in MLflow's
-envelope (`{"error_code", "message"}`, heartml.serving.envelopes) with this project's words:
-400 BAD_REQUEST for the payload's shape, 400 INVALID_PARAMETER_VALUE for a refused column or
-value, 413 over the limits, 415 for another Content-Type (MLflow answers text/plain there), 503
-TEMPORARILY_UNAVAILABLE before a model is loaded.
+Lean like /predict (routes/predict.py, routes/bodies.py): the body is read here, parsed with
+orjson, checked with the fast check, and a single record joins /predict's micro-batch. Errors
+answer in MLflow's envelope (`{"error_code", "message"}`, heartml.serving.envelopes) with this
+project's words: 400 BAD_REQUEST for the payload's shape, 400 INVALID_PARAMETER_VALUE for a
+refused column or value, 413 over the limits, 415 for another Content-Type (MLflow answers
+text/plain there), 503 TEMPORARILY_UNAVAILABLE before a model is loaded.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from heartml.serving.mlflow_scoring import (
     media_type,
 )
 from heartml.serving.protocol_schemas import MLFLOW_REQUEST, MlflowError, MlflowPredictions
-from heartml.serving.routes.predict import check_batch_limit, content_type_of, service_of
+from heartml.serving.routes.bodies import check_batch_limit, content_type_of, service_of
 from heartml.serving.rows import InputError, record_rows, score_rows
 
 router = APIRouter(tags=["MLflow scoring protocol"])

@@ -27,12 +27,8 @@ from heartml.serving.errors import (
 )
 from heartml.serving.loaded_model import LoadedModel
 from heartml.serving.middleware import MODEL_VERSION_KEY
-from heartml.serving.open_inference import (
-    EXTENSIONS,
-    encode_response,
-    header_length,
-    parse_request,
-)
+from heartml.serving.open_inference import EXTENSIONS, header_length, parse_request
+from heartml.serving.open_inference_response import encode_response
 from heartml.serving.protocol_schemas import (
     INFERENCE_REQUEST,
     OUTPUT_DATATYPES,
@@ -44,7 +40,7 @@ from heartml.serving.protocol_schemas import (
     ServerMetadata,
     ServerReady,
 )
-from heartml.serving.routes.predict import check_batch_limit, content_type_of, service_of
+from heartml.serving.routes.bodies import check_batch_limit, content_type_of, service_of
 from heartml.serving.rows import InputError, record_rows, score_rows
 from heartml.serving.service import Service
 
