@@ -55,6 +55,11 @@ class TooManyOutcomes(FeedbackError):
     pass
 
 
+class OutcomesContradict(FeedbackError):
+    """One call sends both outcomes for one prediction: a conflict (409) within the call, not
+    an invalid item (each item alone is valid)."""
+
+
 class UnknownPredictions(FeedbackError):
     def __init__(self, keys: list[tuple[str, int]]) -> None:
         super().__init__(f"no stored prediction has {_keys_text(keys)}")
@@ -243,9 +248,9 @@ def _datetime(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date; or one whose UTC is before year 1
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_outcomes(data: Any, max_items: int | None = MAX_ITEMS) -> list[Outcome]:
@@ -266,6 +271,7 @@ def parse_outcomes(data: Any, max_items: int | None = MAX_ITEMS) -> list[Outcome
 
 def _checked(items: Iterable[tuple[str, Any]]) -> list[Outcome]:
     problems: list[FieldProblem] = []
+    contradictions: list[str] = []
     seen: dict[tuple[str, int], tuple[str, Outcome]] = {}
     outcomes: list[Outcome] = []
     for where, item in items:
@@ -278,18 +284,16 @@ def _checked(items: Iterable[tuple[str, Any]]) -> list[Outcome]:
             seen[parsed.key] = (where, parsed)
             outcomes.append(parsed)
         elif first[1].outcome != parsed.outcome:
-            problems.append(
-                _problem(
-                    f"{where}.outcome" if where.startswith("[") else "outcome",
-                    parsed.outcome,
-                    f"{where}: request_id {parsed.request_id!r} row {parsed.row} is sent twice "
-                    f"with different outcomes ({first[0]}: {first[1].outcome}, {where}: "
-                    f"{parsed.outcome})",
-                    "contradiction",
-                )
+            contradictions.append(
+                f"{where}: request_id {parsed.request_id!r} row {parsed.row} is sent twice "
+                f"with different outcomes ({first[0]}: {first[1].outcome}, {where}: "
+                f"{parsed.outcome})"
             )
     if problems:
         raise OutcomesInvalid(problems)
+    if contradictions:
+        more = f" (and {len(contradictions) - _SHOWN} more)" if len(contradictions) > _SHOWN else ""
+        raise OutcomesContradict("; ".join(contradictions[:_SHOWN]) + more)
     return outcomes
 
 

@@ -76,7 +76,7 @@ def test_bad_feedback_table(tmp_path: Path, store_client: Callable[..., TestClie
         ("10,001 items", json.dumps([{"request_id": ids[0], "outcome": 1}] * 10_001).encode(), 413,
          "the call has 10,001 outcomes; the limit is 10,000 per call"),
         ("same id twice, different outcomes",
-         json.dumps([{"request_id": ids[0], "outcome": 1}, {"request_id": ids[0], "outcome": 0}]).encode(), 422,
+         json.dumps([{"request_id": ids[0], "outcome": 1}, {"request_id": ids[0], "outcome": 0}]).encode(), 409,
          f"[1]: request_id '{ids[0]}' row 0 is sent twice with different outcomes ([0]: 1, [1]: 0)"),
         ("the other outcome", json.dumps({"request_id": ids[2], "outcome": 0}).encode(), 409,
          f"request_id '{ids[2]}' row 0 (stored 1, sent 0) (send ?overwrite=true to replace them)"),
@@ -89,6 +89,9 @@ def test_bad_feedback_table(tmp_path: Path, store_client: Callable[..., TestClie
          422, "observed_at must be an ISO 8601 date and time"),
         ("a lone surrogate", b'{"request_id": "a\\ud8ae", "outcome": 1}', 422,
          "request_id must be a prediction's request_id"),
+        ("a time before year 1 in UTC",
+         json.dumps({"request_id": ids[0], "outcome": 1, "observed_at": "0001-01-01T00:30:00+01:00"}).encode(),
+         422, "observed_at must be an ISO 8601 date and time"),
     ]  # fmt: skip
     for name, body, status, message in cases:
         response = client.post("/feedback", content=body, headers=JSON)

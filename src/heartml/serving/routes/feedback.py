@@ -89,7 +89,11 @@ def _store_off(request: Request) -> Response:
         400: {"model": ErrorResponse, "description": "The body is not valid JSON"},
         401: {"model": ErrorResponse, "description": "Missing or wrong X-API-Key (key set)"},
         404: {"model": ErrorResponse, "description": "No stored prediction has this request_id"},
-        409: {"model": ErrorResponse, "description": "The other outcome is stored already"},
+        409: {
+            "model": ErrorResponse,
+            "description": "The other outcome is stored already, or the call sends both outcomes "
+            "for one prediction",
+        },
         413: {"model": ErrorResponse, "description": "More than 10,000 outcomes, or body too big"},
         415: {"model": ErrorResponse, "description": "The body is not sent as application/json"},
         422: {"model": ValidationErrorResponse, "description": "An item is not a valid outcome"},
@@ -106,6 +110,7 @@ async def feedback(
     """Record what happened to the patients of earlier predictions (one outcome or many)."""
     from heartml.store.outcomes import (
         OutcomeConflict,
+        OutcomesContradict,
         OutcomesInvalid,
         TooManyOutcomes,
         UnknownPredictions,
@@ -133,6 +138,8 @@ async def feedback(
         return error_response(request, 413, str(exc))
     except OutcomesInvalid as exc:
         return error_response(request, 422, exc.problems)
+    except OutcomesContradict as exc:
+        return error_response(request, 409, str(exc))
     await asyncio.to_thread(live.writer.wait_written, FLUSH_WAIT_S)
     try:
         result = await run_in_threadpool(record_outcomes, live.engine, outcomes, overwrite)
