@@ -21,6 +21,11 @@ pytestmark = [pytest.mark.task2, pytest.mark.slow]
 OLD = Path(__file__).parent / "data" / "small_run"
 # Differ from run to run, whatever the code: when, where, how long, from which checkout.
 VOLATILE = frozenset({"created_at", "acquired_at", "location", "seconds", "git_commit"})
+# With the same libraries a float may still differ in its last bits from one CPU to another
+# (BLAS kernels): numbers are compared to 12 significant digits, and the fitted model's pickle
+# hash (those bits, serialised) by its form only.
+SIGNIFICANT = 12
+MACHINE_BITS = frozenset({"model_sha256"})
 
 
 def comparable(value: Any, numbers: bool) -> Any:
@@ -28,13 +33,20 @@ def comparable(value: Any, numbers: bool) -> Any:
     numbers=False every number is replaced by its type."""
     if isinstance(value, dict):
         return [
-            (key, "*" if key in VOLATILE else comparable(inner, numbers))
+            (
+                key,
+                "*" if key in VOLATILE else comparable(inner, numbers and key not in MACHINE_BITS),
+            )
             for key, inner in value.items()
         ]
     if isinstance(value, list):
         return [comparable(inner, numbers) for inner in value]
     if not numbers and isinstance(value, int | float) and not isinstance(value, bool):
         return type(value).__name__
+    if not numbers and isinstance(value, str) and len(value) == 64:
+        return "sha256" if all(c in "0123456789abcdef" for c in value) else value
+    if isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT}g}")
     return value
 
 
