@@ -55,7 +55,9 @@ def test_a_recalibrated_site_is_served_its_calibration_and_another_site_is_not(
     package = write_package(tmp_path / "built", spec, model.pipeline, model.pool)
     root = new_project(tmp_path / "project")
     # The champion, registered as `heartml track` would have (this test is about what follows).
-    registry = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    # Both URIs: a registry URI set process-wide by an earlier test must not be used here.
+    store_uri = f"sqlite:///{root / 'mlflow.db'}"
+    registry = MlflowClient(tracking_uri=store_uri, registry_uri=store_uri)
     model_name = f"{spec.model_name_prefix}_logistic_regression"
     registry.create_registered_model(model_name)
     version = str(registry.create_model_version(model_name, source=package.as_uri()).version)

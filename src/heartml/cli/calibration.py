@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from heartml.calibration.fitting import MIN_OUTCOMES
+from heartml.calibration.limits import MIN_OUTCOMES
 from heartml.cli.context import clear_errors, console, fail, state_of
 from heartml.cli.store import store_engine
 from heartml.sites import SITE_PATTERN, SITE_RULE

@@ -110,3 +110,21 @@ def test_registry_mode_runs_where_mlflow_cannot_be_imported(tmp_path: Path) -> N
         "registry": "unreachable",
         "mlflow": False,
     }, answer
+
+
+def test_the_command_line_loads_no_training_stack_before_a_command_runs() -> None:
+    """`heartml serve` goes through the CLI: importing it (every command's module, as Typer
+    builds the app) must not load scikit-learn, pandas, joblib, scipy or mlflow: the serving
+    process never unpickles, and cold start stays short. A command loads what it needs."""
+    script = textwrap.dedent(
+        """
+        import json, sys
+        import heartml.cli
+        heavy = ("sklearn", "pandas", "joblib", "scipy", "statsmodels", "mlflow", "cloudpickle")
+        print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout
