@@ -23,6 +23,7 @@ from heartml.monitoring.performance import (
     TieGroups,
     auc_from_groups,
     brier,
+    resample_counts,
     roc_auc,
 )
 
@@ -37,16 +38,10 @@ AUC_BOOTSTRAP_SEED = 0
 
 def paired_auc_se(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
     """Bootstrap standard error of AUC(first) - AUC(second) over the same resampled rows."""
-    n = len(y)
-    rng = np.random.default_rng(AUC_BOOTSTRAP_SEED)
     groups = [TieGroups.of(np.asarray(s, dtype=np.float64)) for s in (first, second)]
     differences = []
-    block = max(1, 2_000_000 // n)  # resamples per block: memory stays bounded
-    for start in range(0, BOOTSTRAP_RESAMPLES, block):
-        size = min(block, BOOTSTRAP_RESAMPLES - start)
-        # Row counts of `size` resamples drawn with replacement, shared by both maps.
-        drawn = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        counts = np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n).astype(float)
+    # The same resampled rows (counts) under both maps.
+    for counts in resample_counts(len(y), BOOTSTRAP_RESAMPLES, AUC_BOOTSTRAP_SEED):
         a, b = (auc_from_groups(g.sums(counts * y), g.sums(counts * (1 - y))) for g in groups)
         differences.append(a - b)
     difference = np.concatenate(differences)
