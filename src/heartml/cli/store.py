@@ -110,7 +110,8 @@ def feedback(
 ) -> None:
     """Record outcomes for stored predictions, all rows or none."""
     from heartml.store.engine import error_text, shown, upgrade
-    from heartml.store.outcomes import FeedbackError, read_outcomes_csv, record_outcomes
+    from heartml.store.outcome_csv import read_outcomes_csv
+    from heartml.store.outcomes import FeedbackError, record_outcomes
 
     engine = store_engine(state_of(ctx).settings)
     with clear_errors():

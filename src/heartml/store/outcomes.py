@@ -8,27 +8,26 @@ is applied whole or not at all:
 - an item that is not {request_id, row?, outcome, observed_at?} with outcome 0 or 1 ->
   OutcomesInvalid (every problem, each naming the item, the field and the value);
 - more than MAX_ITEMS items -> TooManyOutcomes;
-- the same prediction twice in one call with different outcomes -> OutcomesInvalid;
+- the same prediction twice in one call with different outcomes -> OutcomesContradict;
 - a prediction the store does not hold -> UnknownPredictions (naming them);
 - a prediction that already has the other outcome -> OutcomeConflict, unless overwrite;
 - the outcome it already has -> nothing changes (sending a call twice is harmless).
+
+A CSV file of outcomes (`heartml feedback --input`) is read by heartml.store.outcome_csv.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from heartml.documents.base import JsonObject
 from heartml.errors import FieldProblem, HeartmlError
 from heartml.store.records import utc
 from heartml.store.schema import OUTCOMES, REQUEST_ID_MAX, ROW_MAX, predictions
@@ -266,10 +265,11 @@ def parse_outcomes(data: Any, max_items: int | None = MAX_ITEMS) -> list[Outcome
         raise OutcomesInvalid(
             [_problem("body", [], "the body is an empty array: send at least one outcome", "empty")]
         )
-    return _checked((("" if single else f"[{i}]"), item) for i, item in enumerate(items))
+    return checked_outcomes((("" if single else f"[{i}]"), item) for i, item in enumerate(items))
 
 
-def _checked(items: Iterable[tuple[str, Any]]) -> list[Outcome]:
+def checked_outcomes(items: Iterable[tuple[str, Any]]) -> list[Outcome]:
+    """Each (where, item) parsed, or every problem raised at once (JSON or CSV alike)."""
     problems: list[FieldProblem] = []
     contradictions: list[str] = []
     seen: dict[tuple[str, int], tuple[str, Outcome]] = {}
@@ -295,47 +295,6 @@ def _checked(items: Iterable[tuple[str, Any]]) -> list[Outcome]:
         more = f" (and {len(contradictions) - _SHOWN} more)" if len(contradictions) > _SHOWN else ""
         raise OutcomesContradict("; ".join(contradictions[:_SHOWN]) + more)
     return outcomes
-
-
-def read_outcomes_csv(path: Path) -> list[Outcome]:
-    """A CSV file with a header naming request_id, outcome (and optionally row, observed_at)."""
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [name for name in ("request_id", "outcome") if name not in header]
-            if missing:
-                raise FeedbackError(
-                    f"{path}: the header has no {' and no '.join(missing)} column "
-                    f"(columns: {', '.join(header) or 'none'})"
-                )
-            rows = [(f"line {number}", _typed(row)) for number, row in enumerate(reader, start=2)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise FeedbackError(f"{path}: cannot be read as CSV: {exc}") from None
-    if not rows:
-        raise FeedbackError(f"{path}: no outcome rows")
-    return _checked(rows)
-
-
-def _typed(row: Mapping[str | None, str | list[str] | None]) -> JsonObject:
-    """CSV text as JSON would carry it: numbers as numbers, an empty field as absent."""
-    typed: JsonObject = {}
-    for name, text in row.items():
-        if name is None or isinstance(text, list):  # more fields than the header names
-            typed["(unnamed column)"] = [*text] if isinstance(text, list) else text
-            continue
-        value = (text or "").strip()
-        if value == "":
-            continue
-        if name in ("row", "outcome"):
-            try:
-                number = float(value)
-                typed[name] = int(number) if number.is_integer() else number
-            except ValueError:
-                typed[name] = value
-        else:
-            typed[name] = value
-    return typed
 
 
 # -- recording -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from store_helpers import snapshot
 
+from heartml.store.outcome_csv import read_outcomes_csv
 from heartml.store.outcomes import (
     MAX_ITEMS,
     FeedbackError,
@@ -19,7 +20,6 @@ from heartml.store.outcomes import (
     TooManyOutcomes,
     UnknownPredictions,
     parse_outcomes,
-    read_outcomes_csv,
     record_outcomes,
 )
 from heartml.store.query import Selection, read
