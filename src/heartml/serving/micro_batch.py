@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -188,22 +188,46 @@ class MicroBatching:
                 by_site.setdefault(None if entry is None else entry.site, []).append(index)
             parts = list(by_site.values())
         for part in parts:
-            entry = entries[part[0]]
-            calibrated = entry is not None and entry.calibration is not None
             whole = len(part) == len(group)
-            self.recorder.record(
-                time.time(),
-                "api",
-                model.name,
-                model.version,
-                model.threshold,
-                model.contract,
+            self.store_api_rows(
+                model,
                 [group[i][2] for i in part],
                 [0] * len(part),
                 row_list if whole else [row_list[i] for i in part],
                 probabilities if whole else [probabilities[i] for i in part],
                 predictions if whole else [predictions[i] for i in part],
-                site=None if entry is None else entry.site,
-                raw_probabilities=[raws[i] for i in part] if calibrated else None,
-                calibration_version=entry.version if entry is not None else None,
+                entries[part[0]],
+                raws if whole else [raws[i] for i in part],
             )
+
+    def store_api_rows(
+        self,
+        model: LoadedModel,
+        request_ids: Sequence[str],
+        rows: Sequence[int],
+        inputs: Any,
+        probabilities: Any,
+        predictions: Any,
+        entry: SiteEntry | None,
+        raws: Any,
+    ) -> None:
+        """One append to the store's writer: API predictions of one site (entry), with the
+        model's own probabilities (raws) kept when that site's calibration changed them."""
+        assert self.recorder is not None
+        calibrated = entry is not None and entry.calibration is not None
+        self.recorder.record(
+            time.time(),
+            "api",
+            model.name,
+            model.version,
+            model.threshold,
+            model.contract,
+            request_ids,
+            rows,
+            inputs,
+            probabilities,
+            predictions,
+            site=None if entry is None else entry.site,
+            raw_probabilities=raws if calibrated else None,
+            calibration_version=None if entry is None else entry.version,
+        )

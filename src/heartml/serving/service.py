@@ -17,7 +17,6 @@ probability, the store also keeps the model's own.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -89,7 +88,6 @@ class Service(MicroBatching):
         the event loop (not thread-safe by design: the metrics, the drift window and the log
         queue see one writer). Returns the served probabilities and the decisions."""
         probabilities = raw if entry is None else entry.apply(raw)
-        calibrated = entry is not None and entry.calibration is not None
         predictions = (probabilities >= model.threshold).astype(np.int64)
         self.metrics.observe_predictions(predictions.tolist(), probabilities.tolist())
         self.drift.observe(rows)
@@ -105,22 +103,11 @@ class Service(MicroBatching):
             )
         if self.recorder is not None:
             count = len(probabilities)
-            self.recorder.record(
-                time.time(),
-                "api",
-                model.name,
-                model.version,
-                model.threshold,
-                model.contract,
-                [request_id] * count,
-                range(count),  # a /predict/batch record's position in `records`
-                rows,
-                probabilities,
-                predictions,
-                site=None if entry is None else entry.site,
-                raw_probabilities=raw if calibrated else None,
-                calibration_version=entry.version if entry is not None else None,
-            )
+            # row: a /predict/batch record's position in `records`
+            self.store_api_rows(
+                model, [request_id] * count, range(count), rows, probabilities, predictions,
+                entry, raw,
+            )  # fmt: skip
         shadow = self.shadow
         if shadow is not None and shadow.challenger is not None:
             shadow.submit(model, rows, raw)  # model against model: the champion's own
