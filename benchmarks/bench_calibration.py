@@ -32,12 +32,10 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_serving
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # site_calibrations
 
 from bench_serving import BIN, ROOT, SEED_ROW, Load, free_port, lua_post, machine_line, running, wrk
-
-from heartml.calibration.document import OutcomeWindow, SiteCalibration
-from heartml.calibration.files import set_active, site_dir, write_calibration
 
 GOAL = 0.97
 MODES = ("no site", "site B (none)", "site A (calibrated)")
@@ -45,27 +43,30 @@ BODIES = {"no site": SEED_ROW, "site B (none)": {**SEED_ROW, "site": "B"}}
 BODIES["site A (calibrated)"] = {**SEED_ROW, "site": "A"}
 
 
-def write_site_calibration(calibrations: Path, model_name: str, version: str) -> None:
-    calibration = SiteCalibration(
-        site="A",
-        model_name=model_name,
-        model_version=version,
-        version=1,
-        method="logistic",
+def site_calibrated_package(workdir: Path) -> Path:
+    """An LR package (tests/serving_packages.py) under workdir/pk, and a logistic calibration
+    for site A under workdir/calibrations (tests/site_calibrations.py: the real layout)."""
+    from site_calibrations import make_calibration
+
+    made = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "serving_packages.py"), str(workdir / "pk")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    package = Path(made.stdout.split()[0]).resolve()
+    config = json.loads((package / "MANIFEST.json").read_text())
+    make_calibration(
+        workdir / "calibrations",
+        "A",
+        1,
         intercept=-0.7,
         slope=0.8,
-        window=OutcomeWindow(
-            first_prediction_at="2026-11-01T00:00:00+00:00",
-            last_prediction_at="2026-11-30T00:00:00+00:00",
-            outcomes=200,
-            positives=80,
-        ),
-        folds=5,
-        cv=[],
-        created_at="2026-12-01T00:00:00+00:00",
+        model_name=config["model_name"],
+        model_version=str(config["version"]),
     )
-    write_calibration(calibrations, calibration)
-    set_active(site_dir(calibrations, model_name, version, "A"), 1)
+    return package
 
 
 def answer(url: str, body: dict[str, object]) -> dict[str, object]:
@@ -91,16 +92,7 @@ def in_process(requests: int, repeats: int) -> None:
 
     with tempfile.TemporaryDirectory(prefix="heartml-bench-calibration-") as tmp:
         workdir = Path(tmp)
-        made = subprocess.run(
-            [sys.executable, str(ROOT / "tests" / "serving_packages.py"), str(workdir / "pk")],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        package = Path(made.stdout.split()[0]).resolve()
-        config = json.loads((package / "MANIFEST.json").read_text())
-        write_site_calibration(workdir / "calibrations", config["model_name"], config["version"])
+        package = site_calibrated_package(workdir)
         settings = Settings(
             root=workdir,
             model_package=package,
@@ -157,16 +149,7 @@ def main() -> None:
     runs: dict[str, list[Load]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory(prefix="heartml-bench-calibration-") as tmp:
         workdir = Path(tmp)
-        made = subprocess.run(
-            [sys.executable, str(ROOT / "tests" / "serving_packages.py"), str(workdir / "pk")],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        package = Path(made.stdout.split()[0])
-        config = json.loads((package / "MANIFEST.json").read_text())
-        write_site_calibration(workdir / "calibrations", config["model_name"], config["version"])
+        package = site_calibrated_package(workdir)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTML_", "MLFLOW_"))}
         env.update(
             HEARTML_ROOT=str(workdir),
