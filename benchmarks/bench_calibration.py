@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_serving
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # site_calibrations
 
-from bench_serving import BIN, ROOT, SEED_ROW, Load, free_port, lua_post, machine_line, running, wrk
+from bench_serving import (
+    BIN,
+    ROOT,
+    SEED_ROW,
+    Load,
+    best_rate,
+    free_port,
+    lua_post,
+    machine_line,
+    median_rate,
+    running,
+    wrk,
+)
 
 GOAL = 0.97
 MODES = ("no site", "site B (none)", "site A (calibrated)")
@@ -178,10 +189,10 @@ def main() -> None:
                     )
 
     def median(mode: str) -> float:
-        return statistics.median(load.requests_per_s for load in runs[mode])
+        return median_rate(runs[mode])
 
     def best(mode: str) -> float:
-        return max(load.requests_per_s for load in runs[mode])
+        return best_rate(runs[mode])
 
     print(f"\n/predict at c={args.connections}, {args.duration:g} s x {args.repeats} runs each:")
     for mode in MODES:

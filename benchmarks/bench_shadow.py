@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +30,11 @@ from bench_serving import (
     ROOT,
     SEED_ROW,
     Load,
+    best_rate,
     free_port,
     lua_post,
     machine_line,
+    median_rate,
     running,
     wrk,
 )
@@ -115,10 +116,10 @@ def main() -> None:
                     )
 
     def median(mode: str) -> float:
-        return statistics.median(load.requests_per_s for load in runs[mode])
+        return median_rate(runs[mode])
 
     def best(mode: str) -> float:
-        return max(load.requests_per_s for load in runs[mode])
+        return best_rate(runs[mode])
 
     ratio_median, ratio_best = median("on") / median("off"), best("on") / best("off")
     print(
