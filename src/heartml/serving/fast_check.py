@@ -61,6 +61,19 @@ def _site_of(data: Any) -> Any:
     return site if site is None or is_site(site) else _ABSENT
 
 
+def _parsed(body: bytes, contract: Contract) -> tuple[Any, str | None] | None:
+    """The body's JSON and its site (taken out), or None for the pydantic model to word:
+    no fast path for this contract, not JSON, or a site that breaks the rule."""
+    if not contract.fast_path:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    site = _site_of(data)
+    return None if site is _ABSENT else (data, site)
+
+
 def checked_record(
     body: bytes, contract: Contract
 ) -> tuple[list[float], list[str], str | None] | None:
@@ -74,15 +87,10 @@ def checked_record(
     by heartml.sites' rule) and gives the same row as `contract.record_row`. On None the caller validates the body with the
     pydantic model, whose errors are the API's messages, so no error is ever worded twice.
     """
-    if not contract.fast_path:
+    parsed = _parsed(body, contract)
+    if parsed is None:
         return None
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    site = _site_of(data)
-    if site is _ABSENT:
-        return None
+    data, site = parsed
     unknown: list[str] = []
     row = _record_row(data, contract.row_rules, unknown)
     return None if row is None else (row, unknown, site)
@@ -106,14 +114,11 @@ def batch_rows(body: bytes, contract: Contract) -> tuple[list[list[float]], str 
     """`patient_row` for a `{"records": [...], "site": ...}` body: every record's row and the
     site (None: none given), or None as soon as one record (or the shape) is not what
     `contract.batch` accepts."""
-    if not contract.fast_path:
+    parsed = _parsed(body, contract)
+    if parsed is None:
         return None
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    site = _site_of(data)
-    if site is _ABSENT or type(data) is not dict or len(data) != 1:
+    data, site = parsed
+    if type(data) is not dict or len(data) != 1:
         return None
     records = data.get("records")
     if type(records) is not list or not records:
